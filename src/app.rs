@@ -1,0 +1,228 @@
+//! One run, start to end: plan → topology → server → sampler → storm → record → teardown.
+//!
+//! Data is written before anything is drawn or judged, and the topology is dropped (which frees
+//! both namespaces) on every path out of [`run`], errors included.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::client::{AttemptSpec, Storm};
+use crate::counters::{CounterFiles, ListenDiag, Probes, Sampler, Snapshot};
+use crate::error::Failure;
+use crate::export::{self, CounterPair};
+use crate::plan::{AcceptPolicy, RunPlan};
+use crate::record::summary::{self, Listen, Summary};
+use crate::report;
+use crate::server::Server;
+use crate::topo::{link, sysctl, Topology};
+
+/// How the result is shown; what is measured does not depend on it.
+#[derive(Debug, Clone, Default)]
+pub struct Display {
+    /// No progress line and no table.
+    pub quiet: bool,
+    /// Print summary.json to stdout instead of the table.
+    pub json: bool,
+}
+
+/// What `backlog-lab run` returns to `main`.
+pub struct RunResult {
+    pub dir: PathBuf,
+    pub summary: Summary,
+}
+
+impl RunResult {
+    /// 0 when every expectation held, 1 when one failed, 130 when interrupted.
+    pub fn exit_code(&self) -> u8 {
+        if self.summary.interrupted {
+            130
+        } else if self.summary.expectations.iter().all(|e| e.pass) {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Facts about where a run happened, saved as `environment.json`.
+#[derive(Debug, Serialize)]
+struct Environment {
+    tool: String,
+    kernel_release: String,
+    started_at: String,
+    scenario: String,
+    server_address: String,
+    client_address: String,
+    namespace_inodes: BTreeMap<&'static str, u64>,
+    rlimit_nofile: u64,
+    sysctl: BTreeMap<String, BTreeMap<String, String>>,
+    /// The host namespace's own values of the same keys, read (never written) for comparison.
+    host_sysctl: BTreeMap<String, String>,
+}
+
+/// Runs `plan`, writes its result folder, prints the summary, and returns it.
+pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Result<RunResult> {
+    let nofile = raise_nofile_limit();
+    let dir = export::create_dir(out, &plan.name)?;
+    std::fs::write(dir.join("scenario.toml"), &plan.scenario_text)?;
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+
+    let topo = Topology::build(&plan.server.sysctl, &plan.client.sysctl)?;
+    let sysctls = BTreeMap::from([
+        ("server".to_string(), topo.server_sysctl.clone()),
+        ("client".to_string(), topo.client_sysctl.clone()),
+    ]);
+    let env = Environment {
+        tool: format!("backlog-lab {}", env!("CARGO_PKG_VERSION")),
+        kernel_release: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        started_at,
+        scenario: plan.origin.clone(),
+        server_address: format!("{}:{}", link::SERVER_ADDR, plan.server.port),
+        client_address: link::CLIENT_ADDR.to_string(),
+        namespace_inodes: BTreeMap::from([("server", topo.server.inode()), ("client", topo.client.inode())]),
+        rlimit_nofile: nofile,
+        sysctl: sysctls.clone(),
+        host_sysctl: sysctl::REPORTED
+            .iter()
+            .filter_map(|k| {
+                let p = format!("/proc/sys/{}", k.replace('.', "/"));
+                std::fs::read_to_string(p).ok().map(|v| (k.to_string(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
+            })
+            .collect(),
+    };
+    export::write_json(&dir, "environment.json", &env)?;
+
+    let in_flight = estimate_in_flight(plan);
+    let mut early_warnings = Vec::new();
+    if in_flight + 64 > nofile {
+        early_warnings.push(format!(
+            "up to {in_flight} connections may be in flight but only {nofile} file descriptors are \
+             allowed (ulimit -n); attempts beyond that fail with EMFILE. Raise the limit (root can) or \
+             shorten the timeouts"
+        ));
+    }
+
+    let target = SocketAddrV4::new(link::SERVER_ADDR, plan.server.port);
+    let t0 = Instant::now() + Duration::from_millis(100);
+    let server = Server::start(&topo.server, target, &plan.server, t0)?;
+    let mut probes = Probes {
+        server: CounterFiles::open(&topo.server)?,
+        client: CounterFiles::open(&topo.client)?,
+        diag: ListenDiag::open(&topo.server, plan.server.port)?,
+    };
+    let initial_queue = probes.diag.sample().map_err(|e| Failure::environment(format!("sock_diag: {e}")))?;
+    let before = probes.sample(t0)?;
+    let sampler = Sampler::start(probes, t0, plan.sample_interval);
+
+    let spec = AttemptSpec {
+        target,
+        connect_timeout: plan.client.connect_timeout,
+        response_timeout: plan.client.response_timeout,
+        t0,
+    };
+    let storm = Storm::start(&topo.client, &plan.client, spec)?;
+    let bar = report::progress_bar(storm.progress.clone(), display.quiet || display.json || !std::io::stderr().is_terminal());
+    while !storm.is_finished() {
+        bar.tick();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bar.finish();
+    let storm = storm.join()?;
+    let (mut probes, samples) = sampler.stop();
+    let after = probes.sample(t0)?;
+    let server_stats = server.stop();
+    drop(probes);
+    drop(topo);
+
+    let records = &storm.records;
+    export::write_connections(&dir, records)?;
+    let pairs = [
+        CounterPair { namespace: "server", before: &before.server, after: &after.server },
+        CounterPair { namespace: "client", before: &before.client, after: &after.client },
+    ];
+    export::write_counters(&dir, &pairs)?;
+    export::write_timeseries(&dir, &samples, &pairs[0], &pairs[1])?;
+
+    let moved = |b: &Snapshot, a: &Snapshot| -> BTreeMap<String, i64> {
+        Snapshot::delta(b, a).into_iter().filter(|(_, d)| *d != 0).collect()
+    };
+    let (connect, connect_from_start, response) = summary::latencies(records);
+    let max_seen = samples.iter().map(|s| s.queue.accept_queue).chain([after.queue.accept_queue]).max().unwrap_or(0);
+    let syn_recv_max = samples.iter().map(|s| s.queue.syn_recv).max().unwrap_or(0);
+    let mut s = Summary {
+        scenario: plan.name.clone(),
+        connections: records.len() as u64,
+        planned: storm.planned,
+        interrupted: storm.interrupted,
+        abandoned: storm.abandoned,
+        duration_s: records.iter().map(|r| r.finished_us).max().unwrap_or(0) as f64 / 1e6,
+        outcomes: summary::outcome_counts(records),
+        connect_latency_ms: connect,
+        connect_latency_from_start_ms: connect_from_start,
+        response_latency_ms: response,
+        schedule: summary::schedule(records),
+        retransmits: summary::retransmits(records),
+        counters: BTreeMap::from([
+            ("server".to_string(), moved(&before.server, &after.server)),
+            ("client".to_string(), moved(&before.client, &after.client)),
+        ]),
+        sysctl: sysctls,
+        listen: Listen {
+            backlog_requested: plan.server.backlog,
+            accept_queue_limit: initial_queue.accept_queue_limit,
+            accept_queue_capacity: initial_queue.accept_queue_limit.map(|l| l + 1),
+            accept_queue_max_seen: max_seen,
+            syn_recv_max_seen: syn_recv_max,
+        },
+        server: server_stats,
+        warnings: Vec::new(),
+        expectations: Vec::new(),
+    };
+    let overflow_expected = !matches!(plan.server.accept, AcceptPolicy::Fast);
+    s.warnings = early_warnings;
+    s.warnings.extend(summary::warnings(&s, records, overflow_expected));
+    let value = serde_json::to_value(&s)?;
+    s.expectations = plan.expect.iter().map(|e| e.check(&value)).collect();
+    export::write_summary(&dir, &s)?;
+
+    if display.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else if !display.quiet {
+        report::print(plan, &s, &dir);
+    }
+    Ok(RunResult { dir, summary: s })
+}
+
+/// The most connections that can be open at once: arrivals during one attempt's lifetime.
+fn estimate_in_flight(plan: &RunPlan) -> u64 {
+    let life = (plan.client.connect_timeout + plan.client.response_timeout).as_secs_f64();
+    let by_rate = match plan.client.arrival {
+        crate::plan::Arrival::Constant { rate } | crate::plan::Arrival::Poisson { rate } => (rate * life) as u64,
+        crate::plan::Arrival::Burst { size, interval } => {
+            size * interval.map_or(1, |i| (life / i.as_secs_f64()).ceil() as u64 + 1)
+        }
+    };
+    by_rate.min(plan.client.connections)
+}
+
+/// Raises the soft open-files limit to the hard one (and the hard one too, where allowed), since
+/// every connection in flight is a descriptor. Returns the soft limit in force.
+fn raise_nofile_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 1024 };
+    let want = 1 << 20;
+    if hard < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        return want;
+    }
+    if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}

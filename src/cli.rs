@@ -1,0 +1,81 @@
+//! Command-line interface (clap derive). Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Reproduce Linux TCP listen-queue failures on demand.
+///
+/// backlog-lab builds two network namespaces (a server and a client host) joined by a veth
+/// pair, sets their kernel knobs (somaxconn, tcp_abort_on_overflow, syncookies, ...), runs a
+/// deliberately slow-accepting server against an open-loop storm of short connections, and
+/// records what every connection and the kernel saw. It never changes the host's own settings,
+/// and everything it builds disappears when it exits, however it exits.
+///
+/// Exit codes: 0 expectations held, 1 an expectation failed, 2 bad input, 3 the environment
+/// cannot host the lab (privileges, kernel features), 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "backlog-lab", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario and check its expectations (needs root, or unprivileged user namespaces).
+    ///
+    /// Examples:
+    ///   backlog-lab run                                   # the bundled Envoy somaxconn=128 incident
+    ///   backlog-lab run scenarios/netty-backlog-50.toml
+    ///   backlog-lab run netty-backlog-50 --set server.backlog=1024
+    ///   backlog-lab run --set server.sysctl.net.core.somaxconn=4096 --set client.rate=5000
+    Run(RunArgs),
+    /// Parse and validate a scenario without running it (no privileges needed); print the plan.
+    Check(ScenarioArgs),
+    /// List the bundled scenarios.
+    List,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScenarioArgs {
+    /// Scenario file, or the name of a bundled scenario (see `backlog-lab list`).
+    /// Default: the bundled envoy-somaxconn-128.
+    pub scenario: Option<PathBuf>,
+
+    /// Override a scenario setting: KEY is its TOML path, e.g. server.backlog=511,
+    /// server.accept=never, client.rate=5000, client.duration=3s,
+    /// server.sysctl.net.core.somaxconn=128, client.sysctl.net.ipv4.tcp_syn_retries=2,
+    /// expect.outcomes.ok=">= 100". Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+
+    /// Result folder (default: results/<scenario>/<timestamp>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// No progress line and no summary table (results are still written).
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Print summary.json on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,138 @@
+//! One short connection: non-blocking connect with a timeout, send the request, read the whole
+//! response with a timeout, read TCP_INFO, close. Classifies the end into one [`Outcome`].
+
+use std::net::SocketAddrV4;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout_at;
+
+use crate::record::{ConnRecord, Outcome};
+
+/// What every attempt of a storm shares.
+#[derive(Debug, Clone)]
+pub struct AttemptSpec {
+    pub target: SocketAddrV4,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub t0: Instant,
+}
+
+/// The request every attempt sends (HTTP/1.1, so the same server also serves `wrk` or `curl`).
+pub const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: backlog-lab\r\nConnection: close\r\n\r\n";
+
+fn us(t0: Instant, t: Instant) -> u64 {
+    t.saturating_duration_since(t0).as_micros() as u64
+}
+
+/// Runs attempt `id`, scheduled at `scheduled`.
+pub async fn run(id: u64, scheduled: Instant, spec: &AttemptSpec) -> ConnRecord {
+    let started = Instant::now();
+    let mut rec = ConnRecord {
+        id,
+        scheduled_us: us(spec.t0, scheduled),
+        started_us: us(spec.t0, started),
+        connected_us: None,
+        first_byte_us: None,
+        finished_us: 0,
+        outcome: Outcome::Other,
+        errno: None,
+        retransmits: 0,
+        local_port: None,
+        bytes: 0,
+    };
+    let (outcome, err) = exchange(&mut rec, started, spec).await;
+    rec.outcome = outcome;
+    rec.errno = err.and_then(|e| e.raw_os_error());
+    rec.finished_us = us(spec.t0, Instant::now());
+    rec
+}
+
+async fn exchange(rec: &mut ConnRecord, started: Instant, spec: &AttemptSpec) -> (Outcome, Option<std::io::Error>) {
+    let socket = match Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP)) {
+        Ok(s) => s,
+        Err(e) => return (Outcome::Other, Some(e)),
+    };
+    let _ = socket.set_tcp_nodelay(true);
+    match socket.connect(&spec.target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return (Outcome::of_connect_error(&e), Some(e)),
+    }
+    let stream = match TcpStream::from_std(socket.into()) {
+        Ok(s) => s,
+        Err(e) => return (Outcome::Other, Some(e)),
+    };
+    let connect = async {
+        stream.writable().await?;
+        match stream.take_error()? {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    };
+    let deadline = (started + spec.connect_timeout).into();
+    match timeout_at(deadline, connect).await {
+        Err(_) => {
+            rec.retransmits = total_retrans(&stream);
+            return (Outcome::ConnectTimeout, None);
+        }
+        Ok(Err(e)) => {
+            rec.retransmits = total_retrans(&stream);
+            return (Outcome::of_connect_error(&e), Some(e));
+        }
+        Ok(Ok(())) => {}
+    }
+    let connected = Instant::now();
+    rec.connected_us = Some(us(spec.t0, connected));
+    rec.local_port = stream.local_addr().ok().map(|a| a.port());
+
+    let mut stream = stream;
+    let mut first_byte = None;
+    let mut bytes = 0u64;
+    let talk = async {
+        stream.write_all(REQUEST).await?;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            first_byte.get_or_insert_with(Instant::now);
+            bytes += n as u64;
+        }
+    };
+    let result = timeout_at((connected + spec.response_timeout).into(), talk).await;
+    rec.first_byte_us = first_byte.map(|t| us(spec.t0, t));
+    rec.bytes = bytes;
+    rec.retransmits = total_retrans(&stream);
+    match result {
+        Err(_) => (Outcome::ResponseTimeout, None),
+        Ok(Err(e)) => (Outcome::of_exchange_error(&e), Some(e)),
+        Ok(Ok(())) if bytes == 0 => (Outcome::ClosedWithoutResponse, None),
+        Ok(Ok(())) => (Outcome::Ok, None),
+    }
+}
+
+/// `tcp_info.tcpi_total_retrans`: every retransmission of this socket, SYNs included.
+fn total_retrans(stream: &TcpStream) -> u32 {
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: a valid fd and a buffer of the advertised length.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut info as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        info.tcpi_total_retrans
+    } else {
+        0
+    }
+}

@@ -1,0 +1,161 @@
+//! The storm: an open-loop generator of short connections, bounded in count and time.
+//!
+//! Attempts start at the absolute times of an arrival schedule ([`arrivals`]) whatever happens
+//! to earlier attempts, each on its own task, so a stalled server piles up connections the way
+//! real clients do. The storm runs on its own OS thread inside the client namespace with a
+//! single-threaded Tokio runtime (sockets belong to the namespace of the thread that creates
+//! them).
+//!
+//! Ctrl-C stops scheduling; the attempts in flight finish within their own timeouts and are
+//! recorded. A second Ctrl-C abandons them.
+
+pub mod arrivals;
+pub mod attempt;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+pub use attempt::AttemptSpec;
+
+use crate::error::Failure;
+use crate::plan::ClientPlan;
+use crate::record::{ConnRecord, Outcome};
+use crate::topo::Netns;
+
+/// Live counts the terminal progress line reads while the storm runs.
+#[derive(Debug)]
+pub struct Progress {
+    /// Attempts in the schedule.
+    pub planned: u64,
+    pub started: AtomicU64,
+    pub finished: AtomicU64,
+    pub outcomes: [AtomicU64; 8],
+    /// Set by the first Ctrl-C.
+    pub interrupted: AtomicBool,
+}
+
+impl Progress {
+    fn new(planned: u64) -> Progress {
+        Progress {
+            planned,
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            outcomes: Default::default(),
+            interrupted: AtomicBool::new(false),
+        }
+    }
+    pub fn outcome(&self, o: Outcome) -> u64 {
+        self.outcomes[o.index()].load(Ordering::Relaxed)
+    }
+}
+
+/// What the storm produced.
+#[derive(Debug)]
+pub struct StormResult {
+    /// One record per attempt that started, in id order.
+    pub records: Vec<ConnRecord>,
+    /// Attempts in the schedule (more than `records` if interrupted).
+    pub planned: u64,
+    pub interrupted: bool,
+    /// Attempts in flight that a second Ctrl-C abandoned (not in `records`).
+    pub abandoned: u64,
+}
+
+/// A storm running on its thread.
+pub struct Storm {
+    pub progress: Arc<Progress>,
+    thread: JoinHandle<Result<StormResult, Failure>>,
+}
+
+impl Storm {
+    /// Computes the schedule and starts the storm; the first attempt is due at `spec.t0`.
+    pub fn start(ns: &Netns, plan: &ClientPlan, spec: AttemptSpec) -> Result<Storm, Failure> {
+        let offsets = arrivals::schedule(&plan.arrival, plan.connections, plan.duration, plan.seed);
+        let progress = Arc::new(Progress::new(offsets.len() as u64));
+        let ns = ns.try_clone()?;
+        let p = progress.clone();
+        let thread = std::thread::Builder::new()
+            .name("bl-storm".into())
+            .spawn(move || {
+                ns.enter()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Failure::environment(format!("cannot build the storm runtime: {e}")))?;
+                Ok(rt.block_on(storm(offsets, spec, p)))
+            })
+            .map_err(|e| Failure::environment(format!("cannot start the storm thread: {e}")))?;
+        Ok(Storm { progress, thread })
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    pub fn join(self) -> Result<StormResult, Failure> {
+        self.thread.join().expect("storm thread panicked")
+    }
+}
+
+async fn storm(offsets: Vec<std::time::Duration>, spec: AttemptSpec, progress: Arc<Progress>) -> StormResult {
+    let spec = Arc::new(spec);
+    let abandon = Arc::new(Notify::new());
+    {
+        let (progress, abandon) = (progress.clone(), abandon.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                progress.interrupted.store(true, Ordering::Relaxed);
+                eprintln!("\ninterrupted: no new connections; waiting for those in flight (Ctrl-C again to abandon them)");
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    abandon.notify_one();
+                }
+            }
+        });
+    }
+    let mut tasks = JoinSet::new();
+    for (id, off) in offsets.iter().enumerate() {
+        let at = spec.t0 + *off;
+        if Instant::now() < at {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        if progress.interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+        progress.started.fetch_add(1, Ordering::Relaxed);
+        let (spec, progress) = (spec.clone(), progress.clone());
+        tasks.spawn(async move {
+            let rec = attempt::run(id as u64, at, &spec).await;
+            progress.outcomes[rec.outcome.index()].fetch_add(1, Ordering::Relaxed);
+            progress.finished.fetch_add(1, Ordering::Relaxed);
+            rec
+        });
+    }
+    let mut records = Vec::with_capacity(tasks.len());
+    let mut abandoned = 0;
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => match next {
+                Some(Ok(rec)) => records.push(rec),
+                Some(Err(e)) => panic!("connection task failed: {e}"),
+                None => break,
+            },
+            _ = abandon.notified() => {
+                abandoned = tasks.len() as u64;
+                tasks.abort_all();
+                break;
+            }
+        }
+    }
+    records.sort_by_key(|r| r.id);
+    StormResult {
+        records,
+        planned: offsets.len() as u64,
+        interrupted: progress.interrupted.load(Ordering::Relaxed),
+        abandoned,
+    }
+}

@@ -1,0 +1,121 @@
+//! Writes a run's result folder. Data first (CSV and JSON), so that nothing measured is lost if
+//! anything after it fails. Layout, documented in `results/README.md`:
+//!
+//! - `scenario.toml`: the scenario as run, `--set` values included
+//! - `environment.json`: kernel, tool version, namespaces, effective sysctls, host values
+//! - `connections.csv`: one row per connection
+//! - `counters.csv`: namespace, counter, before, after, delta (every counter)
+//! - `timeseries.csv`: the sampled listen queue and the counters that moved, as deltas from the start
+//! - `summary.json`: the summary and the verdict on each expectation
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::counters::{Sample, Snapshot};
+use crate::error::Failure;
+use crate::record::summary::Summary;
+use crate::record::ConnRecord;
+
+/// Creates the result folder before any traffic, so a bad path fails early.
+pub fn create_dir(out: Option<&Path>, scenario: &str) -> Result<PathBuf, Failure> {
+    let dir = match out {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string()
+                .replace(':', "-")
+                .trim_end_matches('Z')
+                .to_string();
+            let mut d = PathBuf::from("results").join(scenario).join(&stamp);
+            let mut n = 1;
+            while d.exists() {
+                n += 1;
+                d = PathBuf::from("results").join(scenario).join(format!("{stamp}-{n}"));
+            }
+            d
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        Failure::bad_input(format!("cannot create the result folder {}: {e} (choose another with --out DIR)", dir.display()))
+    })?;
+    Ok(dir)
+}
+
+/// Everything one namespace's counters did: before and after the storm.
+pub struct CounterPair<'a> {
+    pub namespace: &'a str,
+    pub before: &'a Snapshot,
+    pub after: &'a Snapshot,
+}
+
+pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn write_connections(dir: &Path, records: &[ConnRecord]) -> anyhow::Result<()> {
+    let path = dir.join("connections.csv");
+    let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    for r in records {
+        w.serialize(r)?;
+    }
+    if records.is_empty() {
+        w.write_record([
+            "id", "scheduled_us", "started_us", "connected_us", "first_byte_us", "finished_us",
+            "outcome", "errno", "retransmits", "local_port", "bytes",
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+pub fn write_counters(dir: &Path, pairs: &[CounterPair]) -> anyhow::Result<()> {
+    let path = dir.join("counters.csv");
+    let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    w.write_record(["namespace", "counter", "before", "after", "delta"])?;
+    for p in pairs {
+        for (k, after) in &p.after.0 {
+            let before = p.before.get(k).unwrap_or(0);
+            w.write_record([p.namespace, k, &before.to_string(), &after.to_string(), &(after - before).to_string()])?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// `timeseries.csv`: one row per sample. Columns: `t_us`, `accept_queue`, `accept_queue_limit`,
+/// `syn_recv`, then `server:COUNTER` and `client:COUNTER` for each counter that moved during the
+/// run, as the change since the reading taken before the storm.
+pub fn write_timeseries(dir: &Path, samples: &[Sample], server: &CounterPair, client: &CounterPair) -> anyhow::Result<()> {
+    let moved = |p: &CounterPair| -> Vec<String> {
+        Snapshot::delta(p.before, p.after).into_iter().filter(|(_, d)| *d != 0).map(|(k, _)| k).collect()
+    };
+    let (skeys, ckeys) = (moved(server), moved(client));
+    let path = dir.join("timeseries.csv");
+    let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut header = vec!["t_us".to_string(), "accept_queue".into(), "accept_queue_limit".into(), "syn_recv".into()];
+    header.extend(skeys.iter().map(|k| format!("server:{k}")));
+    header.extend(ckeys.iter().map(|k| format!("client:{k}")));
+    w.write_record(&header)?;
+    for s in samples {
+        let mut row = vec![
+            s.t_us.to_string(),
+            s.queue.accept_queue.to_string(),
+            s.queue.accept_queue_limit.map(|l| l.to_string()).unwrap_or_default(),
+            s.queue.syn_recv.to_string(),
+        ];
+        let d = |snap: &Snapshot, base: &Snapshot, k: &str| (snap.get(k).unwrap_or(0) - base.get(k).unwrap_or(0)).to_string();
+        row.extend(skeys.iter().map(|k| d(&s.server, server.before, k)));
+        row.extend(ckeys.iter().map(|k| d(&s.client, client.before, k)));
+        w.write_record(&row)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+pub fn write_summary(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
+    write_json(dir, "summary.json", summary)
+}

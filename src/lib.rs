@@ -1,0 +1,64 @@
+//! backlog-lab: reproduce Linux TCP listen-queue failures (SYN-queue and accept-queue overflows)
+//! on demand, inside network namespaces the lab builds and tears down itself.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap); nothing below [`plan`] sees it.
+//! - [`scenario`]: TOML scenario files, `--set` overrides, and `[expect]` assertions.
+//! - [`plan`]: the validated [`plan::RunPlan`] every run is driven by.
+//! - [`topo`]: the two hosts: network namespaces held by fd, the veth link, per-namespace sysctls.
+//! - [`server`]: the deliberately slow server (listen backlog, accept policies).
+//! - [`client`]: the open-loop storm of short connections and its arrival schedules.
+//! - [`counters`]: `/proc/net/netstat` + `/proc/net/snmp` per namespace, and sock_diag queue reads.
+//! - [`record`]: per-connection records, outcomes, and the summary.
+//! - [`export`]: the result folder (CSV and JSON).
+//! - [`report`]: the progress line and the summary table.
+//! - [`app`]: one run from plan to results.
+
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod counters;
+pub mod error;
+pub mod export;
+pub mod plan;
+pub mod record;
+pub mod report;
+pub mod scenario;
+pub mod server;
+pub mod topo;
+
+
+use cli::{Cli, Command, ScenarioArgs};
+use plan::RunPlan;
+
+/// Loads and validates the scenario named on the command line (a file or a bundled name).
+fn load_plan(args: &ScenarioArgs) -> anyhow::Result<RunPlan> {
+    let loaded = scenario::load(args.scenario.as_deref(), &args.sets)?;
+    Ok(RunPlan::from_scenario(&loaded)?)
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run(args) => {
+            let plan = load_plan(&args.scenario)?;
+            topo::netns::become_root_in_user_namespace_if_needed()?;
+            let display = app::Display { quiet: args.quiet, json: args.json };
+            let result = app::run(&plan, args.out.as_deref(), &display)?;
+            Ok(result.exit_code())
+        }
+        Command::Check(args) => {
+            let plan = load_plan(&args)?;
+            println!("{}: valid", plan.origin);
+            println!("{plan:#?}");
+            Ok(0)
+        }
+        Command::List => {
+            for (name, text) in scenario::BUNDLED {
+                let first = text.lines().find(|l| l.starts_with('#')).unwrap_or("").trim_start_matches('#').trim();
+                println!("{name:<24} {first}");
+            }
+            Ok(0)
+        }
+    }
+}

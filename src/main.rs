@@ -1,0 +1,22 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // Parse before anything starts a thread: `run` may need to enter a user namespace, which
+    // the kernel allows only while the process is single-threaded.
+    let cli = backlog_lab::cli::Cli::parse();
+    match backlog_lab::run_cli(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let broken_pipe = err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(backlog_lab::error::exit_code(&err))
+        }
+    }
+}

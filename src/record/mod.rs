@@ -1,0 +1,39 @@
+//! What a run recorded: one row per connection, the counter and queue series, and the setting it
+//! ran in. Everything here is plain data; summaries and exports are computed from it.
+
+pub mod outcome;
+pub mod summary;
+
+use serde::Serialize;
+
+pub use outcome::Outcome;
+
+/// One connection attempt. Times are microseconds since the storm's time zero.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnRecord {
+    pub id: u64,
+    /// When the schedule said this attempt should start.
+    pub scheduled_us: u64,
+    /// When `connect()` was really called (later than scheduled if the client lagged).
+    pub started_us: u64,
+    /// When the handshake completed, as far as the client knows.
+    pub connected_us: Option<u64>,
+    /// When the first response byte arrived.
+    pub first_byte_us: Option<u64>,
+    pub finished_us: u64,
+    pub outcome: Outcome,
+    /// errno of the failure, where there was one.
+    pub errno: Option<i32>,
+    /// `tcpi_total_retrans` just before close: SYN retransmissions for a connect that stalled.
+    pub retransmits: u32,
+    pub local_port: Option<u16>,
+    /// Response bytes received.
+    pub bytes: u64,
+}
+
+impl ConnRecord {
+    /// Connect latency from the *scheduled* start, which charges client lag to the latency.
+    pub fn connect_latency_us(&self) -> Option<u64> {
+        self.connected_us.map(|c| c.saturating_sub(self.scheduled_us))
+    }
+}

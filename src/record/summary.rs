@@ -1,0 +1,204 @@
+//! `summary.json`: the numbers a run is judged by, computed from the records alone.
+//! The scenario's `[expect]` paths address this structure (see [`crate::scenario::expect`]).
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{ConnRecord, Outcome};
+use crate::scenario::expect::Verdict;
+
+/// Latency percentiles in milliseconds; all null when nothing was measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Percentiles {
+    /// From microsecond samples.
+    pub fn of(samples: impl Iterator<Item = u64>) -> Percentiles {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        for s in samples {
+            h.saturating_record(s.max(1));
+        }
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |us: u64| Some(us as f64 / 1000.0);
+        Percentiles {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// How well the storm kept to its schedule.
+#[derive(Debug, Clone, Serialize)]
+pub struct Schedule {
+    /// Attempts per second the schedule asked for (over its own span).
+    pub planned_rate: Option<f64>,
+    /// Attempts per second actually started (first to last start).
+    pub achieved_rate: Option<f64>,
+    /// Start lag behind the schedule.
+    pub lag_ms: Percentiles,
+}
+
+/// The accept queue as the kernel reported it (sock_diag, i.e. `ss -lnt`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Listen {
+    /// The value passed to `listen()`.
+    pub backlog_requested: i32,
+    /// `ss -lnt` Send-Q: min((unsigned)backlog, somaxconn).
+    pub accept_queue_limit: Option<u32>,
+    /// How many connections the accept queue really holds: limit + 1.
+    pub accept_queue_capacity: Option<u32>,
+    /// Largest accept-queue length seen by the sampler (`ss -lnt` Recv-Q).
+    pub accept_queue_max_seen: u32,
+    /// Largest number of SYN-RECV request sockets seen for the port.
+    pub syn_recv_max_seen: u32,
+}
+
+/// Retransmissions seen by the client sockets (TCP_INFO).
+#[derive(Debug, Clone, Serialize)]
+pub struct Retransmits {
+    pub connections_with_retransmits: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    /// Attempts made (one record each).
+    pub connections: u64,
+    /// Attempts in the schedule.
+    pub planned: u64,
+    pub interrupted: bool,
+    pub abandoned: u64,
+    /// From time zero to the end of the last attempt.
+    pub duration_s: f64,
+    /// Every outcome name, with its count.
+    pub outcomes: Map<String, Value>,
+    /// Connect latency measured from the scheduled start (no coordinated omission).
+    pub connect_latency_ms: Percentiles,
+    /// Connect latency measured from the actual `connect()` call.
+    pub connect_latency_from_start_ms: Percentiles,
+    /// Time to first response byte, from the scheduled start, for `ok` connections.
+    pub response_latency_ms: Percentiles,
+    pub schedule: Schedule,
+    pub retransmits: Retransmits,
+    /// Counter deltas (`TcpExt.ListenOverflows` style) that moved, per namespace.
+    pub counters: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Effective sysctl values per namespace.
+    pub sysctl: BTreeMap<String, BTreeMap<String, String>>,
+    pub listen: Listen,
+    pub server: crate::server::ServerStats,
+    pub warnings: Vec<String>,
+    pub expectations: Vec<Verdict>,
+}
+
+/// Counts of each outcome, every name present.
+pub fn outcome_counts(records: &[ConnRecord]) -> Map<String, Value> {
+    let mut counts = [0u64; 8];
+    for r in records {
+        counts[r.outcome.index()] += 1;
+    }
+    Outcome::ALL.iter().map(|o| (o.name().to_string(), Value::from(counts[o.index()]))).collect()
+}
+
+pub fn schedule(records: &[ConnRecord]) -> Schedule {
+    let span = |f: fn(&ConnRecord) -> u64| {
+        let (lo, hi) = records.iter().map(f).fold((u64::MAX, 0), |(l, h), v| (l.min(v), h.max(v)));
+        (records.len() > 1 && hi > lo).then(|| (records.len() - 1) as f64 / ((hi - lo) as f64 / 1e6))
+    };
+    Schedule {
+        planned_rate: span(|r| r.scheduled_us),
+        achieved_rate: span(|r| r.started_us),
+        lag_ms: Percentiles::of(records.iter().map(|r| r.started_us.saturating_sub(r.scheduled_us))),
+    }
+}
+
+pub fn latencies(records: &[ConnRecord]) -> (Percentiles, Percentiles, Percentiles) {
+    (
+        Percentiles::of(records.iter().filter_map(ConnRecord::connect_latency_us)),
+        Percentiles::of(records.iter().filter_map(|r| r.connected_us.map(|c| c.saturating_sub(r.started_us)))),
+        Percentiles::of(
+            records
+                .iter()
+                .filter(|r| r.outcome == Outcome::Ok)
+                .filter_map(|r| r.first_byte_us.map(|f| f.saturating_sub(r.scheduled_us))),
+        ),
+    )
+}
+
+pub fn retransmits(records: &[ConnRecord]) -> Retransmits {
+    Retransmits {
+        connections_with_retransmits: records.iter().filter(|r| r.retransmits > 0).count() as u64,
+        total: records.iter().map(|r| r.retransmits as u64).sum(),
+    }
+}
+
+/// Warnings about runs that may not show what the user thinks: each says why and what to try.
+pub fn warnings(s: &Summary, records: &[ConnRecord], overflow_expected: bool) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(p99) = s.schedule.lag_ms.p99 {
+        if p99 > 10.0 {
+            w.push(format!(
+                "the storm fell behind its schedule (start lag p99 {p99:.1} ms): the client was \
+                 CPU-bound, so it offered less load than planned; lower client.rate or run on an idle machine"
+            ));
+        }
+    }
+    let errno_count = |e: i32| records.iter().filter(|r| r.errno == Some(e)).count();
+    let ports = errno_count(libc::EADDRNOTAVAIL);
+    if ports > 0 {
+        w.push(format!(
+            "{ports} connections failed with EADDRNOTAVAIL: the client ran out of local ports; widen \
+             client.sysctl.\"net.ipv4.ip_local_port_range\" or lower client.rate"
+        ));
+    }
+    let fds = errno_count(libc::EMFILE) + errno_count(libc::ENFILE);
+    if fds > 0 {
+        w.push(format!(
+            "{fds} connections failed for lack of file descriptors (EMFILE): too many connections in \
+             flight; shorten client.connect_timeout/response_timeout or lower client.rate"
+        ));
+    }
+    let overflows = s.counters.get("server").and_then(|c| c.get("TcpExt.ListenOverflows")).copied().unwrap_or(0);
+    if overflow_expected && overflows == 0 {
+        w.push(
+            "TcpExt.ListenOverflows did not move: the accept queue never overflowed, so this run does \
+             not reproduce a listen-queue incident; raise client.rate or lower server.backlog"
+                .into(),
+        );
+    }
+    if s.interrupted {
+        w.push(format!(
+            "interrupted: {} of {} planned connections were attempted",
+            s.connections, s.planned
+        ));
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_in_milliseconds() {
+        let p = Percentiles::of([1000u64, 2000, 3000, 1_000_000].into_iter());
+        assert_eq!(p.count, 4);
+        assert_eq!(p.p50, Some(2.0));
+        assert!((p.max.unwrap() - 1000.0).abs() < 1.0);
+        assert!(Percentiles::of(std::iter::empty()).p50.is_none());
+    }
+}

@@ -1,0 +1,285 @@
+//! Scenario files: TOML that describes one run and the outcome it expects.
+//!
+//! Loading has two stages. First the text (the file, with every `--set KEY=VALUE` merged in) is
+//! deserialized into [`ScenarioFile`], which mirrors the TOML one to one and rejects unknown keys
+//! and wrong types with the key's name and line. Then [`crate::plan::RunPlan::from_scenario`]
+//! checks values and interactions and resolves defaults. Nothing below the plan sees TOML.
+//!
+//! The schema, with defaults, is documented in `scenarios/README.md`.
+
+pub mod expect;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::Failure;
+
+/// The bundled scenario `backlog-lab run` uses when given no file.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/envoy-somaxconn-128.toml");
+pub const DEFAULT_SCENARIO_PATH: &str = "scenarios/envoy-somaxconn-128.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Name of the scenario; results go to `results/<name>/<timestamp>/`.
+    pub name: Option<String>,
+    /// One paragraph: what this reproduces.
+    pub description: Option<String>,
+    /// Which incident this reproduces (e.g. `seeds/000`).
+    pub incident: Option<String>,
+    /// How often counters and the listen queue are sampled, e.g. `100ms`.
+    pub sample_interval: Option<String>,
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub client: ClientFile,
+    /// Assertions over `summary.json` values: `"path" = "OP EXPR"`.
+    #[serde(default)]
+    pub expect: toml::Table,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub backlog: Option<i32>,
+    pub accept: Option<AcceptKind>,
+    pub accept_rate: Option<f64>,
+    pub pauses: Option<Vec<String>>,
+    pub workers: Option<u32>,
+    pub service_time: Option<String>,
+    pub port: Option<u16>,
+    pub response_bytes: Option<u32>,
+    #[serde(default)]
+    pub sysctl: BTreeMap<String, SysctlValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceptKind {
+    Fast,
+    Never,
+    Rate,
+    Pause,
+    Workers,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    pub arrival: Option<ArrivalKind>,
+    pub rate: Option<f64>,
+    pub connections: Option<u64>,
+    pub duration: Option<String>,
+    pub burst_size: Option<u64>,
+    pub burst_interval: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub response_timeout: Option<String>,
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub sysctl: BTreeMap<String, SysctlValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalKind {
+    Constant,
+    Poisson,
+    Burst,
+}
+
+/// A sysctl value as written in TOML: a number or a string such as `"1024 65535"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SysctlValue {
+    Int(i64),
+    Text(String),
+}
+
+impl std::fmt::Display for SysctlValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SysctlValue::Int(i) => write!(f, "{i}"),
+            SysctlValue::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A scenario as loaded: the resolved TOML text (file plus overrides) and its parsed form.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Where it came from, for messages (`scenarios/x.toml` or `<bundled envoy-somaxconn-128>`).
+    pub origin: String,
+    /// The TOML that was actually run, `--set` values included. Saved as `scenario.toml`.
+    pub text: String,
+    pub file: ScenarioFile,
+    /// File stem, the default scenario name.
+    pub stem: String,
+}
+
+/// Loads a scenario file (or the bundled default) and applies `--set KEY=VALUE` overrides.
+pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Loaded, Failure> {
+    let bundled = path
+        .filter(|p| !p.exists())
+        .and_then(|p| p.to_str())
+        .and_then(|name| BUNDLED.iter().find(|(n, _)| *n == name.trim_end_matches(".toml")));
+    let (origin, original, stem) = match (path, bundled) {
+        (_, Some((name, text))) => (format!("<bundled {name}>"), text.to_string(), name.to_string()),
+        (Some(p), None) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Failure::bad_input(format!(
+                    "cannot read scenario {}: {e}. Bundled scenarios are in scenarios/ \
+                     (`backlog-lab list` shows them)",
+                    p.display()
+                ))
+            })?;
+            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            (p.display().to_string(), text, stem)
+        }
+        (None, None) => (
+            format!("<bundled {DEFAULT_SCENARIO_PATH}>"),
+            DEFAULT_SCENARIO.to_string(),
+            "envoy-somaxconn-128".to_string(),
+        ),
+    };
+    let text = if sets.is_empty() { original } else { apply_sets(&origin, &original, sets)? };
+    let file: ScenarioFile = toml::from_str(&text).map_err(|e| describe(&origin, &text, &e))?;
+    Ok(Loaded { origin, text, file, stem })
+}
+
+/// Merges `--set` overrides into the TOML document and prints it back.
+fn apply_sets(origin: &str, text: &str, sets: &[String]) -> Result<String, Failure> {
+    let mut doc: toml::Table = toml::from_str(text).map_err(|e| describe(origin, text, &e))?;
+    for set in sets {
+        let (key, raw) = set.split_once('=').ok_or_else(|| {
+            Failure::bad_input(format!("--set `{set}`: expected KEY=VALUE, e.g. --set server.backlog=511"))
+        })?;
+        let path = split_key(key.trim());
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(Failure::bad_input(format!("--set `{set}`: empty key segment")));
+        }
+        let mut table = &mut doc;
+        for seg in &path[..path.len() - 1] {
+            let entry = table
+                .entry(seg.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry.as_table_mut().ok_or_else(|| {
+                Failure::bad_input(format!("--set `{key}`: `{seg}` is a value, not a table"))
+            })?;
+        }
+        table.insert(path[path.len() - 1].to_string(), parse_value(raw.trim()));
+    }
+    Ok(toml::to_string(&doc).expect("a TOML table always serializes"))
+}
+
+/// `server.sysctl.net.core.somaxconn` → `["server", "sysctl", "net.core.somaxconn"]`; likewise the
+/// key of an `expect.<summary path>` keeps its dots.
+fn split_key(key: &str) -> Vec<&str> {
+    for prefix in ["server.sysctl.", "client.sysctl."] {
+        if let Some(rest) = key.strip_prefix(prefix) {
+            return vec![&prefix[..6], "sysctl", rest];
+        }
+    }
+    if let Some(rest) = key.strip_prefix("expect.") {
+        return vec!["expect", rest];
+    }
+    key.split('.').collect()
+}
+
+/// A `--set` value: a TOML literal if it is one (`-1`, `0.5`, `true`, `"x"`), else a string (`3s`).
+fn parse_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// One line: `ORIGIN:LINE: key `server.backlog`: invalid type: ...`.
+fn describe(origin: &str, text: &str, e: &toml::de::Error) -> Failure {
+    let msg = e.message().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return Failure::bad_input(format!("{origin}: {msg}"));
+    };
+    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let key = key_at(text, span.start);
+    let key = key.map(|k| format!(" key `{k}`:")).unwrap_or_default();
+    Failure::bad_input(format!("{origin}:{line_no}:{key} {msg}"))
+}
+
+/// The dotted key whose value sits at byte `pos`: the `[table]` header above it plus the key
+/// before `=` on its line.
+fn key_at(text: &str, pos: usize) -> Option<String> {
+    let upto = &text[..pos.min(text.len())];
+    let line_start = upto.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
+    let line = &text[line_start..line_end];
+    let header = upto[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        .map(|h| h.trim().trim_matches('[').trim_matches(']').to_string());
+    let (k, _) = line.split_once('=')?;
+    let k = k.trim().trim_matches('"');
+    if k.starts_with('[') || k.is_empty() {
+        return header;
+    }
+    Some(match header {
+        Some(h) => format!("{h}.{k}"),
+        None => k.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sets_merge_into_tables_and_keep_sysctl_names_whole() {
+        let text = "[server]\nbacklog = 4\n";
+        let sets = [
+            "server.backlog=-1".to_string(),
+            "server.sysctl.net.core.somaxconn=128".to_string(),
+            "client.duration=3s".to_string(),
+            "client.sysctl.net.ipv4.ip_local_port_range=1024 65535".to_string(),
+        ];
+        let out = apply_sets("t", text, &sets).unwrap();
+        let f: ScenarioFile = toml::from_str(&out).unwrap();
+        assert_eq!(f.server.backlog, Some(-1));
+        assert_eq!(f.server.sysctl["net.core.somaxconn"].to_string(), "128");
+        assert_eq!(f.client.duration.as_deref(), Some("3s"));
+        assert_eq!(f.client.sysctl["net.ipv4.ip_local_port_range"].to_string(), "1024 65535");
+    }
+
+    #[test]
+    fn unknown_key_error_names_the_key_and_line() {
+        let err = toml::from_str::<ScenarioFile>("[server]\nbakclog = 4\n").unwrap_err();
+        let f = describe("x.toml", "[server]\nbakclog = 4\n", &err);
+        assert!(f.message.contains("x.toml:2"), "{}", f.message);
+        assert!(f.message.contains("bakclog"), "{}", f.message);
+        assert!(!f.message.contains('\n'));
+    }
+
+    #[test]
+    fn wrong_type_error_names_the_dotted_key() {
+        let text = "name = \"t\"\n[server]\nbacklog = \"lots\"\n";
+        let err = toml::from_str::<ScenarioFile>(text).unwrap_err();
+        let f = describe("x.toml", text, &err);
+        assert!(f.message.contains("server.backlog"), "{}", f.message);
+        assert!(f.message.contains(":3:"), "{}", f.message);
+    }
+
+    #[test]
+    fn bad_set_syntax_is_rejected() {
+        assert!(apply_sets("t", "", &["server.backlog".into()]).is_err());
+        assert!(apply_sets("t", "", &["server..x=1".into()]).is_err());
+    }
+}
+
+/// The scenarios shipped in `scenarios/`, compiled in so `backlog-lab run NAME` works anywhere.
+pub const BUNDLED: &[(&str, &str)] = &[
+    ("envoy-somaxconn-128", DEFAULT_SCENARIO),
+    ("netty-backlog-50", include_str!("../../scenarios/netty-backlog-50.toml")),
+    ("netty-backlog-1024", include_str!("../../scenarios/netty-backlog-1024.toml")),
+    ("node-backlog-511", include_str!("../../scenarios/node-backlog-511.toml")),
+];

@@ -1,0 +1,199 @@
+//! The deliberately slow server: a listener with a chosen backlog and an accept policy that
+//! decides how fast connections leave the accept queue. Each accepted connection reads an
+//! HTTP/1.1 request (up to the blank line), answers `200 OK` with a fixed body, and closes, so
+//! `wrk` and `curl` can talk to it as well as the lab's own storm.
+//!
+//! The server runs on its own OS thread inside the server namespace, with a single-threaded
+//! Tokio runtime: one accept loop, like the event loop of Node, Nginx or Envoy.
+
+pub mod listener;
+
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::error::Failure;
+use crate::plan::{AcceptPolicy, ServerPlan};
+use crate::topo::Netns;
+
+/// How long a served connection may take to send its request before the server gives up on it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the server did, for the summary.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ServerStats {
+    /// Connections taken off the accept queue.
+    pub accepted: u64,
+    /// Connections that got a full response.
+    pub served: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    accepted: AtomicU64,
+    served: AtomicU64,
+}
+
+/// A running server; [`Server::stop`] ends it and returns its statistics.
+pub struct Server {
+    stop: oneshot::Sender<()>,
+    thread: JoinHandle<ServerStats>,
+}
+
+impl Server {
+    /// Starts the server in `ns`, listening on `addr`, and returns once `listen()` has happened.
+    /// Accept-policy times (pause windows) count from `t0`.
+    pub fn start(ns: &Netns, addr: SocketAddrV4, plan: &ServerPlan, t0: Instant) -> Result<Server, Failure> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = oneshot::channel();
+        let ns = ns.try_clone()?;
+        let backlog = plan.backlog;
+        let policy = plan.accept.clone();
+        let response = Arc::<[u8]>::from(response(plan.response_bytes));
+        let thread = std::thread::Builder::new()
+            .name("bl-server".into())
+            .spawn(move || {
+                let setup = (|| -> Result<(tokio::runtime::Runtime, std::net::TcpListener), String> {
+                    ns.enter().map_err(|e| e.message)?;
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    let l = listener::bind(addr, backlog)
+                        .map_err(|e| format!("cannot listen on {addr} with backlog {backlog}: {e}"))?;
+                    Ok((rt, l))
+                })();
+                let (rt, std_listener) = match setup {
+                    Ok(v) => {
+                        let _ = ready_tx.send(Ok(()));
+                        v
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return ServerStats::default();
+                    }
+                };
+                let counts = Arc::new(Counts::default());
+                rt.block_on(async {
+                    let listener = TcpListener::from_std(std_listener).expect("register listener");
+                    tokio::select! {
+                        _ = stop_rx => {}
+                        _ = accept_loop(&listener, policy, t0, response, counts.clone()) => {}
+                    }
+                });
+                ServerStats {
+                    accepted: counts.accepted.load(Ordering::Relaxed),
+                    served: counts.served.load(Ordering::Relaxed),
+                }
+            })
+            .map_err(|e| Failure::environment(format!("cannot start the server thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Server { stop, thread }),
+            Ok(Err(e)) => Err(Failure::environment(e)),
+            Err(_) => Err(Failure::environment("the server thread died during setup")),
+        }
+    }
+
+    pub fn stop(self) -> ServerStats {
+        let _ = self.stop.send(());
+        self.thread.join().expect("server thread panicked")
+    }
+}
+
+fn response(body: u32) -> Vec<u8> {
+    let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {body}\r\nConnection: close\r\n\r\n").into_bytes();
+    r.resize(r.len() + body as usize, b'x');
+    r
+}
+
+async fn accept_loop(
+    listener: &TcpListener,
+    policy: AcceptPolicy,
+    t0: Instant,
+    response: Arc<[u8]>,
+    counts: Arc<Counts>,
+) {
+    let serve = |stream: TcpStream, permit: Option<tokio::sync::OwnedSemaphorePermit>, service: Duration| {
+        counts.accepted.fetch_add(1, Ordering::Relaxed);
+        let response = response.clone();
+        let counts = counts.clone();
+        tokio::spawn(async move {
+            if handle(stream, &response, service).await.is_ok() {
+                counts.served.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(permit);
+        });
+    };
+    match policy {
+        AcceptPolicy::Never => std::future::pending().await,
+        AcceptPolicy::Fast => loop {
+            if let Ok((s, _)) = listener.accept().await {
+                serve(s, None, Duration::ZERO);
+            }
+        },
+        AcceptPolicy::Rate { per_sec } => {
+            let gap = Duration::from_secs_f64(1.0 / per_sec);
+            let mut next = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep_until(next).await;
+                if let Ok((s, _)) = listener.accept().await {
+                    serve(s, None, Duration::ZERO);
+                }
+                next = (next + gap).max(tokio::time::Instant::now() - gap);
+            }
+        }
+        AcceptPolicy::Pause { windows } => {
+            let at = |d: Duration| tokio::time::Instant::from_std(t0 + d);
+            for (start, end) in windows.iter().copied().chain(std::iter::once((Duration::MAX / 4, Duration::MAX / 4))) {
+                // Accept freely until the window opens, then stop until it closes.
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = tokio::time::sleep_until(at(start)) => break,
+                        r = listener.accept() => if let Ok((s, _)) = r { serve(s, None, Duration::ZERO) },
+                    }
+                }
+                tokio::time::sleep_until(at(end)).await;
+            }
+        }
+        AcceptPolicy::Workers { count, service } => {
+            let pool = Arc::new(Semaphore::new(count as usize));
+            loop {
+                let permit = pool.clone().acquire_owned().await.expect("semaphore open");
+                if let Ok((s, _)) = listener.accept().await {
+                    serve(s, Some(permit), service);
+                }
+            }
+        }
+    }
+}
+
+/// Reads the request up to the blank line (or EOF), optionally works for `service`, answers, closes.
+async fn handle(mut stream: TcpStream, response: &[u8], service: Duration) -> std::io::Result<()> {
+    let mut buf = [0u8; 2048];
+    let mut seen = Vec::with_capacity(256);
+    let read = async {
+        loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(4).any(|w| w == b"\r\n\r\n") || seen.len() > 64 * 1024 {
+                return Ok(());
+            }
+        }
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, read).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
+    if !service.is_zero() {
+        tokio::time::sleep(service).await;
+    }
+    stream.write_all(response).await?;
+    stream.shutdown().await
+}

@@ -1,0 +1,127 @@
+//! Network namespaces held by file descriptor, never by name.
+//!
+//! A namespace is created by a short-lived thread that calls `unshare(CLONE_NEWNET)` and opens
+//! `/proc/thread-self/ns/net`; the lab keeps only that descriptor. Nothing is bind-mounted under
+//! `/run/netns`, so when the lab exits, however it exits (even `SIGKILL`), the kernel frees the
+//! namespace and everything in it (the veth pair, sockets, sysctl values) with the last descriptor.
+//! `ip netns list` never shows a lab namespace. Equivalent shell: `unshare --net` with no mount.
+//!
+//! Namespace membership is per thread, so work inside a namespace runs on a thread that called
+//! `setns` ([`Netns::run`] for one-off work, [`Netns::enter`] for a dedicated thread). The
+//! process's main thread never leaves the host namespace.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+
+use nix::sched::{setns, unshare, CloneFlags};
+
+use crate::error::Failure;
+
+/// A network namespace owned by this process.
+#[derive(Debug)]
+pub struct Netns {
+    fd: OwnedFd,
+    label: &'static str,
+    inode: u64,
+}
+
+impl Netns {
+    /// Creates a new, empty network namespace (only `lo`, down).
+    pub fn create(label: &'static str) -> Result<Netns, Failure> {
+        let opened = std::thread::spawn(|| -> nix::Result<File> {
+            unshare(CloneFlags::CLONE_NEWNET)?;
+            File::open("/proc/thread-self/ns/net").map_err(|e| {
+                nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+            })
+        })
+        .join()
+        .expect("namespace thread panicked");
+        let file = opened.map_err(|e| {
+            Failure::environment(format!(
+                "cannot create the {label} network namespace: {e}. backlog-lab needs CAP_SYS_ADMIN \
+                 and CAP_NET_ADMIN: run it as root (sudo -E backlog-lab ...), or as an ordinary user \
+                 on a kernel that allows unprivileged user namespaces"
+            ))
+        })?;
+        let inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
+        if inode == host_inode() {
+            return Err(Failure::environment(
+                "unshare(CLONE_NEWNET) returned the host namespace; refusing to continue",
+            ));
+        }
+        Ok(Netns { fd: file.into(), label, inode })
+    }
+
+    /// A short name for messages: `server` or `client`.
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+
+    /// The namespace's inode number, as in `ls -l /proc/PID/ns/net` (`net:[INODE]`).
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// A second handle on the same namespace, for a thread that must own one.
+    pub fn try_clone(&self) -> Result<Netns, Failure> {
+        let fd = self.fd.try_clone().map_err(|e| Failure::environment(format!("dup namespace fd: {e}")))?;
+        Ok(Netns { fd, label: self.label, inode: self.inode })
+    }
+
+    /// Moves the calling thread into this namespace. Only for threads the lab owns outright
+    /// (the server and storm threads); the main thread must never call it.
+    pub fn enter(&self) -> Result<(), Failure> {
+        setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+            Failure::environment(format!("cannot enter the {} namespace: {e}", self.label))
+        })
+    }
+
+    /// Runs `f` on a fresh thread inside this namespace and returns its result.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, Failure> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.enter()?;
+                Ok(f())
+            })
+            .join()
+            .expect("thread inside namespace panicked")
+        })
+    }
+}
+
+/// Inode of the namespace the process started in (the main thread never moves).
+pub fn host_inode() -> u64 {
+    std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()).unwrap_or(0)
+}
+
+/// Makes an unprivileged caller able to build namespaces: if the process is not root, it moves
+/// into a new user namespace where it is root (uid and gid mapped to its own), which grants
+/// CAP_NET_ADMIN over network namespaces created from then on, and over nothing on the host.
+/// Must run while the process is single-threaded, i.e. first thing in `main`.
+pub fn become_root_in_user_namespace_if_needed() -> Result<(), Failure> {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return Ok(());
+    }
+    let gid = nix::unistd::getegid();
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| {
+        Failure::environment(format!(
+            "not root, and unprivileged user namespaces are unavailable ({e}). Run as root \
+             (sudo -E backlog-lab ...), or enable them (sysctl kernel.unprivileged_userns_clone=1 \
+             or user.max_user_namespaces > 0)"
+        ))
+    })?;
+    let write = |path: &str, text: String| {
+        std::fs::write(path, text)
+            .map_err(|e| Failure::environment(format!("cannot write {path} for the user namespace: {e}")))
+    };
+    write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    Ok(())
+}
