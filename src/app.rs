@@ -59,6 +59,7 @@ struct Environment {
     server_address: String,
     client_address: String,
     namespace_inodes: BTreeMap<&'static str, u64>,
+    /// `ulimit -n` during the run: the most connections that can be in flight at once.
     rlimit_nofile: u64,
     sysctl: BTreeMap<String, BTreeMap<String, String>>,
     /// The host namespace's own values of the same keys, read (never written) for comparison.
@@ -68,11 +69,12 @@ struct Environment {
 /// Runs `plan`, writes its result folder, prints the summary, and returns it.
 pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Result<RunResult> {
     let nofile = raise_nofile_limit();
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    // The namespaces exist only as descriptors, so a sysctl the kernel refuses here (bad input)
+    // leaves nothing behind; the result folder is created only once the lab stands.
+    let topo = Topology::build(&plan.server.sysctl, &plan.client.sysctl)?;
     let dir = export::create_dir(out, &plan.name)?;
     std::fs::write(dir.join("scenario.toml"), &plan.scenario_text)?;
-    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-
-    let topo = Topology::build(&plan.server.sysctl, &plan.client.sysctl)?;
     let sysctls = BTreeMap::from([
         ("server".to_string(), topo.server_sysctl.clone()),
         ("client".to_string(), topo.client_sysctl.clone()),
@@ -86,28 +88,26 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         scenario: plan.origin.clone(),
         server_address: format!("{}:{}", link::SERVER_ADDR, plan.server.port),
         client_address: link::CLIENT_ADDR.to_string(),
-        namespace_inodes: BTreeMap::from([("server", topo.server.inode()), ("client", topo.client.inode())]),
+        namespace_inodes: BTreeMap::from([
+            ("server", topo.server.inode()),
+            ("client", topo.client.inode()),
+        ]),
         rlimit_nofile: nofile,
         sysctl: sysctls.clone(),
         host_sysctl: sysctl::REPORTED
             .iter()
             .filter_map(|k| {
                 let p = format!("/proc/sys/{}", k.replace('.', "/"));
-                std::fs::read_to_string(p).ok().map(|v| (k.to_string(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
+                std::fs::read_to_string(p).ok().map(|v| {
+                    (
+                        k.to_string(),
+                        v.split_whitespace().collect::<Vec<_>>().join(" "),
+                    )
+                })
             })
             .collect(),
     };
     export::write_json(&dir, "environment.json", &env)?;
-
-    let in_flight = estimate_in_flight(plan);
-    let mut early_warnings = Vec::new();
-    if in_flight + 64 > nofile {
-        early_warnings.push(format!(
-            "up to {in_flight} connections may be in flight but only {nofile} file descriptors are \
-             allowed (ulimit -n); attempts beyond that fail with EMFILE. Raise the limit (root can) or \
-             shorten the timeouts"
-        ));
-    }
 
     let target = SocketAddrV4::new(link::SERVER_ADDR, plan.server.port);
     let t0 = Instant::now() + Duration::from_millis(100);
@@ -117,7 +117,10 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         client: CounterFiles::open(&topo.client)?,
         diag: ListenDiag::open(&topo.server, plan.server.port)?,
     };
-    let initial_queue = probes.diag.sample().map_err(|e| Failure::environment(format!("sock_diag: {e}")))?;
+    let initial_queue = probes
+        .diag
+        .sample()
+        .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?;
     let before = probes.sample(t0)?;
     let sampler = Sampler::start(probes, t0, plan.sample_interval);
 
@@ -128,7 +131,10 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         t0,
     };
     let storm = Storm::start(&topo.client, &plan.client, spec)?;
-    let bar = report::progress_bar(storm.progress.clone(), display.quiet || display.json || !std::io::stderr().is_terminal());
+    let bar = report::progress_bar(
+        storm.progress.clone(),
+        display.quiet || display.json || !std::io::stderr().is_terminal(),
+    );
     while !storm.is_finished() {
         bar.tick();
         std::thread::sleep(Duration::from_millis(100));
@@ -144,17 +150,33 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     let records = &storm.records;
     export::write_connections(&dir, records)?;
     let pairs = [
-        CounterPair { namespace: "server", before: &before.server, after: &after.server },
-        CounterPair { namespace: "client", before: &before.client, after: &after.client },
+        CounterPair {
+            namespace: "server",
+            before: &before.server,
+            after: &after.server,
+        },
+        CounterPair {
+            namespace: "client",
+            before: &before.client,
+            after: &after.client,
+        },
     ];
     export::write_counters(&dir, &pairs)?;
     export::write_timeseries(&dir, &samples, &pairs[0], &pairs[1])?;
 
     let moved = |b: &Snapshot, a: &Snapshot| -> BTreeMap<String, i64> {
-        Snapshot::delta(b, a).into_iter().filter(|(_, d)| *d != 0).collect()
+        Snapshot::delta(b, a)
+            .into_iter()
+            .filter(|(_, d)| *d != 0)
+            .collect()
     };
     let (connect, connect_from_start, response) = summary::latencies(records);
-    let max_seen = samples.iter().map(|s| s.queue.accept_queue).chain([after.queue.accept_queue]).max().unwrap_or(0);
+    let max_seen = samples
+        .iter()
+        .map(|s| s.queue.accept_queue)
+        .chain([after.queue.accept_queue])
+        .max()
+        .unwrap_or(0);
     let syn_recv_max = samples.iter().map(|s| s.queue.syn_recv).max().unwrap_or(0);
     let mut s = Summary {
         scenario: plan.name.clone(),
@@ -186,8 +208,9 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         expectations: Vec::new(),
     };
     let overflow_expected = !matches!(plan.server.accept, AcceptPolicy::Fast);
-    s.warnings = early_warnings;
-    s.warnings.extend(summary::warnings(&s, records, overflow_expected));
+    let bursty = matches!(plan.client.arrival, crate::plan::Arrival::Burst { .. });
+    s.warnings
+        .extend(summary::warnings(&s, records, overflow_expected, bursty));
     let value = serde_json::to_value(&s)?;
     s.expectations = plan.expect.iter().map(|e| e.check(&value)).collect();
     export::write_summary(&dir, &s)?;
@@ -200,23 +223,13 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     Ok(RunResult { dir, summary: s })
 }
 
-/// The most connections that can be open at once: arrivals during one attempt's lifetime.
-fn estimate_in_flight(plan: &RunPlan) -> u64 {
-    let life = (plan.client.connect_timeout + plan.client.response_timeout).as_secs_f64();
-    let by_rate = match plan.client.arrival {
-        crate::plan::Arrival::Constant { rate } | crate::plan::Arrival::Poisson { rate } => (rate * life) as u64,
-        crate::plan::Arrival::Burst { size, interval } => {
-            size * interval.map_or(1, |i| (life / i.as_secs_f64()).ceil() as u64 + 1)
-        }
-    };
-    by_rate.min(plan.client.connections)
-}
-
 /// Raises the soft open-files limit to the hard one (and the hard one too, where allowed), since
 /// every connection in flight is a descriptor. Returns the soft limit in force.
 fn raise_nofile_limit() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 1024 };
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
     let want = 1 << 20;
     if hard < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
         return want;

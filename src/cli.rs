@@ -46,7 +46,8 @@ pub struct ScenarioArgs {
     /// Override a scenario setting: KEY is its TOML path, e.g. server.backlog=511,
     /// server.accept=never, client.rate=5000, client.duration=3s,
     /// server.sysctl.net.core.somaxconn=128, client.sysctl.net.ipv4.tcp_syn_retries=2,
-    /// expect.outcomes.ok=">= 100". Repeatable.
+    /// expect.outcomes.ok=">= 100". An empty VALUE (server.accept_rate=) removes the key.
+    /// Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
 }

@@ -22,10 +22,16 @@ pub struct Failure {
 
 impl Failure {
     pub fn bad_input(message: impl Into<String>) -> Failure {
-        Failure { kind: Kind::BadInput, message: message.into() }
+        Failure {
+            kind: Kind::BadInput,
+            message: message.into(),
+        }
     }
     pub fn environment(message: impl Into<String>) -> Failure {
-        Failure { kind: Kind::Environment, message: message.into() }
+        Failure {
+            kind: Kind::Environment,
+            message: message.into(),
+        }
     }
     /// Exit code of the process for this failure.
     pub fn exit_code(&self) -> u8 {

@@ -32,13 +32,18 @@ pub fn create_dir(out: Option<&Path>, scenario: &str) -> Result<PathBuf, Failure
             let mut n = 1;
             while d.exists() {
                 n += 1;
-                d = PathBuf::from("results").join(scenario).join(format!("{stamp}-{n}"));
+                d = PathBuf::from("results")
+                    .join(scenario)
+                    .join(format!("{stamp}-{n}"));
             }
             d
         }
     };
     std::fs::create_dir_all(&dir).map_err(|e| {
-        Failure::bad_input(format!("cannot create the result folder {}: {e} (choose another with --out DIR)", dir.display()))
+        Failure::bad_input(format!(
+            "cannot create the result folder {}: {e} (choose another with --out DIR)",
+            dir.display()
+        ))
     })?;
     Ok(dir)
 }
@@ -58,14 +63,24 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> anyhow::Res
 
 pub fn write_connections(dir: &Path, records: &[ConnRecord]) -> anyhow::Result<()> {
     let path = dir.join("connections.csv");
-    let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut w = csv::Writer::from_path(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     for r in records {
         w.serialize(r)?;
     }
     if records.is_empty() {
         w.write_record([
-            "id", "scheduled_us", "started_us", "connected_us", "first_byte_us", "finished_us",
-            "outcome", "errno", "retransmits", "local_port", "bytes",
+            "id",
+            "scheduled_us",
+            "started_us",
+            "connected_us",
+            "first_byte_us",
+            "finished_us",
+            "outcome",
+            "errno",
+            "retransmits",
+            "local_port",
+            "bytes",
         ])?;
     }
     w.flush()?;
@@ -74,12 +89,19 @@ pub fn write_connections(dir: &Path, records: &[ConnRecord]) -> anyhow::Result<(
 
 pub fn write_counters(dir: &Path, pairs: &[CounterPair]) -> anyhow::Result<()> {
     let path = dir.join("counters.csv");
-    let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut w = csv::Writer::from_path(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     w.write_record(["namespace", "counter", "before", "after", "delta"])?;
     for p in pairs {
         for (k, after) in &p.after.0 {
             let before = p.before.get(k).unwrap_or(0);
-            w.write_record([p.namespace, k, &before.to_string(), &after.to_string(), &(after - before).to_string()])?;
+            w.write_record([
+                p.namespace,
+                k,
+                &before.to_string(),
+                &after.to_string(),
+                &(after - before).to_string(),
+            ])?;
         }
     }
     w.flush()?;
@@ -89,14 +111,29 @@ pub fn write_counters(dir: &Path, pairs: &[CounterPair]) -> anyhow::Result<()> {
 /// `timeseries.csv`: one row per sample. Columns: `t_us`, `accept_queue`, `accept_queue_limit`,
 /// `syn_recv`, then `server:COUNTER` and `client:COUNTER` for each counter that moved during the
 /// run, as the change since the reading taken before the storm.
-pub fn write_timeseries(dir: &Path, samples: &[Sample], server: &CounterPair, client: &CounterPair) -> anyhow::Result<()> {
+pub fn write_timeseries(
+    dir: &Path,
+    samples: &[Sample],
+    server: &CounterPair,
+    client: &CounterPair,
+) -> anyhow::Result<()> {
     let moved = |p: &CounterPair| -> Vec<String> {
-        Snapshot::delta(p.before, p.after).into_iter().filter(|(_, d)| *d != 0).map(|(k, _)| k).collect()
+        Snapshot::delta(p.before, p.after)
+            .into_iter()
+            .filter(|(_, d)| *d != 0)
+            .map(|(k, _)| k)
+            .collect()
     };
     let (skeys, ckeys) = (moved(server), moved(client));
     let path = dir.join("timeseries.csv");
-    let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot write {}", path.display()))?;
-    let mut header = vec!["t_us".to_string(), "accept_queue".into(), "accept_queue_limit".into(), "syn_recv".into()];
+    let mut w = csv::Writer::from_path(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut header = vec![
+        "t_us".to_string(),
+        "accept_queue".into(),
+        "accept_queue_limit".into(),
+        "syn_recv".into(),
+    ];
     header.extend(skeys.iter().map(|k| format!("server:{k}")));
     header.extend(ckeys.iter().map(|k| format!("client:{k}")));
     w.write_record(&header)?;
@@ -104,10 +141,15 @@ pub fn write_timeseries(dir: &Path, samples: &[Sample], server: &CounterPair, cl
         let mut row = vec![
             s.t_us.to_string(),
             s.queue.accept_queue.to_string(),
-            s.queue.accept_queue_limit.map(|l| l.to_string()).unwrap_or_default(),
+            s.queue
+                .accept_queue_limit
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
             s.queue.syn_recv.to_string(),
         ];
-        let d = |snap: &Snapshot, base: &Snapshot, k: &str| (snap.get(k).unwrap_or(0) - base.get(k).unwrap_or(0)).to_string();
+        let d = |snap: &Snapshot, base: &Snapshot, k: &str| {
+            (snap.get(k).unwrap_or(0) - base.get(k).unwrap_or(0)).to_string()
+        };
         row.extend(skeys.iter().map(|k| d(&s.server, server.before, k)));
         row.extend(ckeys.iter().map(|k| d(&s.client, client.before, k)));
         w.write_record(&row)?;

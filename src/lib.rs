@@ -27,7 +27,6 @@ pub mod scenario;
 pub mod server;
 pub mod topo;
 
-
 use cli::{Cli, Command, ScenarioArgs};
 use plan::RunPlan;
 
@@ -43,7 +42,10 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => {
             let plan = load_plan(&args.scenario)?;
             topo::netns::become_root_in_user_namespace_if_needed()?;
-            let display = app::Display { quiet: args.quiet, json: args.json };
+            let display = app::Display {
+                quiet: args.quiet,
+                json: args.json,
+            };
             let result = app::run(&plan, args.out.as_deref(), &display)?;
             Ok(result.exit_code())
         }
@@ -55,7 +57,12 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::List => {
             for (name, text) in scenario::BUNDLED {
-                let first = text.lines().find(|l| l.starts_with('#')).unwrap_or("").trim_start_matches('#').trim();
+                let first = text
+                    .lines()
+                    .find(|l| l.starts_with('#'))
+                    .unwrap_or("")
+                    .trim_start_matches('#')
+                    .trim();
                 println!("{name:<24} {first}");
             }
             Ok(0)

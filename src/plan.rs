@@ -35,7 +35,10 @@ pub enum Arrival {
     /// Exponential gaps with mean 1/`rate` (seeded, so reruns are identical).
     Poisson { rate: f64 },
     /// `size` attempts at once, repeated every `interval` if given.
-    Burst { size: u64, interval: Option<Duration> },
+    Burst {
+        size: u64,
+        interval: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -77,8 +80,10 @@ pub struct RunPlan {
 
 /// Client-namespace sysctls applied unless the scenario sets them: a wide port range and TIME_WAIT
 /// reuse, so that storms of 100k short connections are not limited by local ports.
-pub const CLIENT_SYSCTL_DEFAULTS: &[(&str, &str)] =
-    &[("net.ipv4.ip_local_port_range", "1024 65535"), ("net.ipv4.tcp_tw_reuse", "1")];
+pub const CLIENT_SYSCTL_DEFAULTS: &[(&str, &str)] = &[
+    ("net.ipv4.ip_local_port_range", "1024 65535"),
+    ("net.ipv4.tcp_tw_reuse", "1"),
+];
 
 const MAX_CONNECTIONS: u64 = 2_000_000;
 const MAX_DURATION: Duration = Duration::from_secs(600);
@@ -91,7 +96,9 @@ fn duration(key: &str, v: &Option<String>, default: Duration) -> Result<Duration
     match v {
         None => Ok(default),
         Some(s) => humantime::parse_duration(s.trim()).map_err(|e| {
-            bad(format!("{key} = \"{s}\": {e}; expected a duration such as 3s, 250ms or 1m"))
+            bad(format!(
+                "{key} = \"{s}\": {e}; expected a duration such as 3s, 250ms or 1m"
+            ))
         }),
     }
 }
@@ -99,26 +106,46 @@ fn duration(key: &str, v: &Option<String>, default: Duration) -> Result<Duration
 fn positive(key: &str, v: Option<f64>) -> Result<f64, Failure> {
     match v {
         Some(r) if r.is_finite() && r > 0.0 && r <= 1e7 => Ok(r),
-        Some(r) => Err(bad(format!("{key} = {r}: must be a number above 0 (per second, at most 1e7)"))),
+        Some(r) => Err(bad(format!(
+            "{key} = {r}: must be a number above 0 (per second, at most 1e7)"
+        ))),
         None => Err(bad(format!("{key} is required here"))),
     }
 }
 
 fn unused<T>(key: &str, v: &Option<T>, why: &str) -> Result<(), Failure> {
     match v {
-        Some(_) => Err(bad(format!("{key} is only used {why}; remove it or change the mode"))),
+        Some(_) => Err(bad(format!(
+            "{key} is only used {why}; remove it or change the mode"
+        ))),
         None => Ok(()),
     }
 }
 
 fn parse_window(s: &str) -> Result<(Duration, Duration), Failure> {
-    let err = || bad(format!("server.pauses: `{s}`: expected START-END, e.g. \"0.5s-0.8s\""));
+    let err = || {
+        bad(format!(
+            "server.pauses: `{s}`: expected START-END, e.g. \"0.5s-0.8s\""
+        ))
+    };
     let (a, b) = s.split_once('-').ok_or_else(err)?;
-    let a = humantime::parse_duration(a.trim()).or_else(|_| a.trim().parse::<f64>().map(Duration::from_secs_f64).map_err(|_| ()));
-    let b = humantime::parse_duration(b.trim()).or_else(|_| b.trim().parse::<f64>().map(Duration::from_secs_f64).map_err(|_| ()));
+    let a = humantime::parse_duration(a.trim()).or_else(|_| {
+        a.trim()
+            .parse::<f64>()
+            .map(Duration::from_secs_f64)
+            .map_err(|_| ())
+    });
+    let b = humantime::parse_duration(b.trim()).or_else(|_| {
+        b.trim()
+            .parse::<f64>()
+            .map(Duration::from_secs_f64)
+            .map_err(|_| ())
+    });
     match (a, b) {
         (Ok(a), Ok(b)) if b > a => Ok((a, b)),
-        (Ok(_), Ok(_)) => Err(bad(format!("server.pauses: `{s}`: the end must come after the start"))),
+        (Ok(_), Ok(_)) => Err(bad(format!(
+            "server.pauses: `{s}`: the end must come after the start"
+        ))),
         _ => Err(err()),
     }
 }
@@ -128,8 +155,10 @@ fn sysctls(
     values: &BTreeMap<String, crate::scenario::SysctlValue>,
     defaults: &[(&str, &str)],
 ) -> Result<BTreeMap<String, String>, Failure> {
-    let mut out: BTreeMap<String, String> =
-        defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut out: BTreeMap<String, String> = defaults
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     for (k, v) in values {
         sysctl::validate_key(k).map_err(|e| bad(format!("{side}.sysctl: {}", e.message)))?;
         out.insert(k.clone(), v.to_string());
@@ -146,7 +175,9 @@ impl RunPlan {
         let accept_kind = s.accept.unwrap_or(AcceptKind::Fast);
         let accept = match accept_kind {
             AcceptKind::Fast | AcceptKind::Never => AcceptPolicy::Fast,
-            AcceptKind::Rate => AcceptPolicy::Rate { per_sec: positive("server.accept_rate", s.accept_rate)? },
+            AcceptKind::Rate => AcceptPolicy::Rate {
+                per_sec: positive("server.accept_rate", s.accept_rate)?,
+            },
             AcceptKind::Pause => {
                 let windows = s
                     .pauses
@@ -161,61 +192,121 @@ impl RunPlan {
             AcceptKind::Workers => AcceptPolicy::Workers {
                 count: match s.workers {
                     Some(n) if n >= 1 => n,
-                    _ => return Err(bad("server.workers must be at least 1 with accept = \"workers\"".into())),
+                    _ => {
+                        return Err(bad(
+                            "server.workers must be at least 1 with accept = \"workers\"".into(),
+                        ))
+                    }
                 },
                 service: duration("server.service_time", &s.service_time, Duration::ZERO)?,
             },
         };
-        let accept = if accept_kind == AcceptKind::Never { AcceptPolicy::Never } else { accept };
+        let accept = if accept_kind == AcceptKind::Never {
+            AcceptPolicy::Never
+        } else {
+            accept
+        };
         if accept_kind != AcceptKind::Rate {
-            unused("server.accept_rate", &s.accept_rate, "with accept = \"rate\"")?;
+            unused(
+                "server.accept_rate",
+                &s.accept_rate,
+                "with accept = \"rate\"",
+            )?;
         }
         if accept_kind != AcceptKind::Pause {
             unused("server.pauses", &s.pauses, "with accept = \"pause\"")?;
         }
         if accept_kind != AcceptKind::Workers {
             unused("server.workers", &s.workers, "with accept = \"workers\"")?;
-            unused("server.service_time", &s.service_time, "with accept = \"workers\"")?;
+            unused(
+                "server.service_time",
+                &s.service_time,
+                "with accept = \"workers\"",
+            )?;
         }
 
         let arrival = match c.arrival.unwrap_or(ArrivalKind::Constant) {
-            ArrivalKind::Constant => Arrival::Constant { rate: positive("client.rate", c.rate.or(Some(1000.0)))? },
-            ArrivalKind::Poisson => Arrival::Poisson { rate: positive("client.rate", c.rate.or(Some(1000.0)))? },
+            ArrivalKind::Constant => Arrival::Constant {
+                rate: positive("client.rate", c.rate.or(Some(1000.0)))?,
+            },
+            ArrivalKind::Poisson => Arrival::Poisson {
+                rate: positive("client.rate", c.rate.or(Some(1000.0)))?,
+            },
             ArrivalKind::Burst => {
-                unused("client.rate", &c.rate, "with arrival = \"constant\" or \"poisson\"")?;
+                unused(
+                    "client.rate",
+                    &c.rate,
+                    "with arrival = \"constant\" or \"poisson\"",
+                )?;
                 let size = match c.burst_size {
                     Some(n) if n >= 1 => n,
-                    _ => return Err(bad("client.burst_size must be at least 1 with arrival = \"burst\"".into())),
+                    _ => {
+                        return Err(bad(
+                            "client.burst_size must be at least 1 with arrival = \"burst\"".into(),
+                        ))
+                    }
                 };
                 let interval = match &c.burst_interval {
                     None => None,
-                    Some(_) => Some(duration("client.burst_interval", &c.burst_interval, Duration::ZERO)?)
-                        .filter(|d| !d.is_zero()),
+                    Some(_) => Some(duration(
+                        "client.burst_interval",
+                        &c.burst_interval,
+                        Duration::ZERO,
+                    )?)
+                    .filter(|d| !d.is_zero()),
                 };
                 Arrival::Burst { size, interval }
             }
         };
         if !matches!(arrival, Arrival::Burst { .. }) {
-            unused("client.burst_size", &c.burst_size, "with arrival = \"burst\"")?;
-            unused("client.burst_interval", &c.burst_interval, "with arrival = \"burst\"")?;
+            unused(
+                "client.burst_size",
+                &c.burst_size,
+                "with arrival = \"burst\"",
+            )?;
+            unused(
+                "client.burst_interval",
+                &c.burst_interval,
+                "with arrival = \"burst\"",
+            )?;
         }
 
         let connections = c.connections.unwrap_or(1000);
         if connections == 0 || connections > MAX_CONNECTIONS {
-            return Err(bad(format!("client.connections = {connections}: must be between 1 and {MAX_CONNECTIONS}")));
+            return Err(bad(format!(
+                "client.connections = {connections}: must be between 1 and {MAX_CONNECTIONS}"
+            )));
         }
         let dur = duration("client.duration", &c.duration, Duration::from_secs(10))?;
         if dur > MAX_DURATION {
-            return Err(bad(format!("client.duration: at most {}s, so every storm stops by itself", MAX_DURATION.as_secs())));
+            return Err(bad(format!(
+                "client.duration: at most {}s, so every storm stops by itself",
+                MAX_DURATION.as_secs()
+            )));
         }
-        let connect_timeout = duration("client.connect_timeout", &c.connect_timeout, Duration::from_secs(3))?;
-        let response_timeout = duration("client.response_timeout", &c.response_timeout, Duration::from_secs(3))?;
-        for (k, d) in [("client.connect_timeout", connect_timeout), ("client.response_timeout", response_timeout)] {
+        let connect_timeout = duration(
+            "client.connect_timeout",
+            &c.connect_timeout,
+            Duration::from_secs(3),
+        )?;
+        let response_timeout = duration(
+            "client.response_timeout",
+            &c.response_timeout,
+            Duration::from_secs(3),
+        )?;
+        for (k, d) in [
+            ("client.connect_timeout", connect_timeout),
+            ("client.response_timeout", response_timeout),
+        ] {
             if d.is_zero() || d > Duration::from_secs(300) {
                 return Err(bad(format!("{k}: must be above 0 and at most 300s")));
             }
         }
-        let sample_interval = duration("sample_interval", &f.sample_interval, Duration::from_millis(100))?;
+        let sample_interval = duration(
+            "sample_interval",
+            &f.sample_interval,
+            Duration::from_millis(100),
+        )?;
         if sample_interval < Duration::from_millis(1) {
             return Err(bad("sample_interval: at least 1ms".into()));
         }
@@ -227,7 +318,9 @@ impl RunPlan {
         let mut expect = Vec::new();
         for (path, cond) in &f.expect {
             let cond = cond.as_str().ok_or_else(|| {
-                bad(format!("expect.\"{path}\": the condition must be a string such as \"> 0\""))
+                bad(format!(
+                    "expect.\"{path}\": the condition must be a string such as \"> 0\""
+                ))
             })?;
             expect.push(Expectation::parse(path, cond)?);
         }
@@ -261,6 +354,9 @@ impl RunPlan {
 
     /// The longest a run can take: the arrival window plus one attempt's timeouts, plus slack.
     pub fn deadline(&self) -> Duration {
-        self.client.duration + self.client.connect_timeout + self.client.response_timeout + Duration::from_secs(2)
+        self.client.duration
+            + self.client.connect_timeout
+            + self.client.response_timeout
+            + Duration::from_secs(2)
     }
 }

@@ -1,1 +1,11 @@
-mod dummy {}
+//! The integration tests: one binary, modules by theme. Everything that needs namespaces runs for
+//! real and requires root (see `util::require_root`); traffic tests take `util::lab()` so that
+//! only one storm runs at a time.
+
+mod util;
+
+mod cli;
+mod host;
+mod overflow;
+mod scenarios;
+mod storm;

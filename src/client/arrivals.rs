@@ -60,17 +60,37 @@ mod tests {
 
     #[test]
     fn constant_is_evenly_spaced_and_bounded_by_both_limits() {
-        let s = schedule(&Arrival::Constant { rate: 100.0 }, 1000, Duration::from_millis(95), 1);
+        let s = schedule(
+            &Arrival::Constant { rate: 100.0 },
+            1000,
+            Duration::from_millis(95),
+            1,
+        );
         assert_eq!(s.len(), 10);
         assert_eq!(s[3], Duration::from_millis(30));
-        let s = schedule(&Arrival::Constant { rate: 100.0 }, 4, Duration::from_secs(10), 1);
+        let s = schedule(
+            &Arrival::Constant { rate: 100.0 },
+            4,
+            Duration::from_secs(10),
+            1,
+        );
         assert_eq!(s.len(), 4);
     }
 
     #[test]
     fn poisson_is_seeded_sorted_and_near_its_rate() {
-        let a = schedule(&Arrival::Poisson { rate: 1000.0 }, 1_000_000, Duration::from_secs(10), 7);
-        let b = schedule(&Arrival::Poisson { rate: 1000.0 }, 1_000_000, Duration::from_secs(10), 7);
+        let a = schedule(
+            &Arrival::Poisson { rate: 1000.0 },
+            1_000_000,
+            Duration::from_secs(10),
+            7,
+        );
+        let b = schedule(
+            &Arrival::Poisson { rate: 1000.0 },
+            1_000_000,
+            Duration::from_secs(10),
+            7,
+        );
         assert_eq!(a, b);
         assert!(a.windows(2).all(|w| w[0] <= w[1]));
         // 10,000 expected; a Poisson count has sd 100, so 5 sd either side.
@@ -79,11 +99,17 @@ mod tests {
 
     #[test]
     fn bursts_repeat_within_the_window() {
-        let arr = Arrival::Burst { size: 3, interval: Some(Duration::from_secs(1)) };
+        let arr = Arrival::Burst {
+            size: 3,
+            interval: Some(Duration::from_secs(1)),
+        };
         let s = schedule(&arr, 100, Duration::from_millis(2500), 1);
         assert_eq!(s.len(), 9);
         assert_eq!(s[3], Duration::from_secs(1));
-        let once = Arrival::Burst { size: 5, interval: None };
+        let once = Arrival::Burst {
+            size: 5,
+            interval: None,
+        };
         assert_eq!(schedule(&once, 3, Duration::from_secs(1), 1).len(), 3);
     }
 }

@@ -51,8 +51,16 @@ pub async fn run(id: u64, scheduled: Instant, spec: &AttemptSpec) -> ConnRecord 
     rec
 }
 
-async fn exchange(rec: &mut ConnRecord, started: Instant, spec: &AttemptSpec) -> (Outcome, Option<std::io::Error>) {
-    let socket = match Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP)) {
+async fn exchange(
+    rec: &mut ConnRecord,
+    started: Instant,
+    spec: &AttemptSpec,
+) -> (Outcome, Option<std::io::Error>) {
+    let socket = match Socket::new(
+        Domain::IPV4,
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    ) {
         Ok(s) => s,
         Err(e) => return (Outcome::Other, Some(e)),
     };

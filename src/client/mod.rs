@@ -86,7 +86,9 @@ impl Storm {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| Failure::environment(format!("cannot build the storm runtime: {e}")))?;
+                    .map_err(|e| {
+                        Failure::environment(format!("cannot build the storm runtime: {e}"))
+                    })?;
                 Ok(rt.block_on(storm(offsets, spec, p)))
             })
             .map_err(|e| Failure::environment(format!("cannot start the storm thread: {e}")))?;
@@ -102,7 +104,11 @@ impl Storm {
     }
 }
 
-async fn storm(offsets: Vec<std::time::Duration>, spec: AttemptSpec, progress: Arc<Progress>) -> StormResult {
+async fn storm(
+    offsets: Vec<std::time::Duration>,
+    spec: AttemptSpec,
+    progress: Arc<Progress>,
+) -> StormResult {
     let spec = Arc::new(spec);
     let abandon = Arc::new(Notify::new());
     {

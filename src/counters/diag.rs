@@ -6,7 +6,9 @@
 //! is visible only as the number of request sockets in SYN-RECV for the port.
 //! The netlink socket is opened inside the server namespace, so it only ever sees lab sockets.
 
-use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
 use netlink_packet_sock_diag::constants::{AF_INET, IPPROTO_TCP};
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_packet_sock_diag::SockDiagMessage;
@@ -43,7 +45,11 @@ impl ListenDiag {
                 Ok(s)
             })?
             .map_err(|e| Failure::environment(format!("cannot open a sock_diag socket: {e}")))?;
-        Ok(ListenDiag { socket, port, buf: vec![0; 64 * 1024] })
+        Ok(ListenDiag {
+            socket,
+            port,
+            buf: vec![0; 64 * 1024],
+        })
     }
 
     /// Reads the accept queue and the SYN-RECV count of the port now.
@@ -64,7 +70,11 @@ impl ListenDiag {
         Ok(out)
     }
 
-    fn dump(&mut self, states: StateFlags, mut each: impl FnMut(u16, u32, u32)) -> std::io::Result<()> {
+    fn dump(
+        &mut self,
+        states: StateFlags,
+        mut each: impl FnMut(u16, u32, u32),
+    ) -> std::io::Result<()> {
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
         let mut socket_id = SocketId::new_v4();

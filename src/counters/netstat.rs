@@ -36,7 +36,11 @@ impl Snapshot {
             let names: Vec<&str> = names.split_whitespace().collect();
             let nums: Vec<&str> = nums.split_whitespace().collect();
             if names.len() != nums.len() {
-                return Err(format!("{section}: {} names but {} values", names.len(), nums.len()));
+                return Err(format!(
+                    "{section}: {} names but {} values",
+                    names.len(),
+                    nums.len()
+                ));
             }
             for (name, num) in names.iter().zip(nums) {
                 // Tcp.MaxConn is -1; everything else is an unsigned counter or a gauge.

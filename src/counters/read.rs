@@ -30,16 +30,25 @@ impl CounterFiles {
             ])
         })?;
         let files = files.map_err(|e| {
-            Failure::environment(format!("cannot open /proc/net/netstat in the {label} namespace: {e}"))
+            Failure::environment(format!(
+                "cannot open /proc/net/netstat in the {label} namespace: {e}"
+            ))
         })?;
-        Ok(CounterFiles { label, files, buf: String::with_capacity(16 * 1024) })
+        Ok(CounterFiles {
+            label,
+            files,
+            buf: String::with_capacity(16 * 1024),
+        })
     }
 
     /// Opens the host namespace's counter files (for tests and sanity checks only).
     pub fn open_host() -> std::io::Result<CounterFiles> {
         Ok(CounterFiles {
             label: "host",
-            files: [File::open("/proc/self/net/netstat")?, File::open("/proc/self/net/snmp")?],
+            files: [
+                File::open("/proc/self/net/netstat")?,
+                File::open("/proc/self/net/snmp")?,
+            ],
             buf: String::new(),
         })
     }
@@ -50,7 +59,9 @@ impl CounterFiles {
         for f in &mut self.files {
             f.seek(SeekFrom::Start(0))
                 .and_then(|_| f.read_to_string(&mut self.buf))
-                .map_err(|e| Failure::environment(format!("reading {} counters: {e}", self.label)))?;
+                .map_err(|e| {
+                    Failure::environment(format!("reading {} counters: {e}", self.label))
+                })?;
         }
         Snapshot::parse(&self.buf)
             .map_err(|e| Failure::environment(format!("parsing {} counters: {e}", self.label)))

@@ -34,6 +34,7 @@ pub struct ConnRecord {
 impl ConnRecord {
     /// Connect latency from the *scheduled* start, which charges client lag to the latency.
     pub fn connect_latency_us(&self) -> Option<u64> {
-        self.connected_us.map(|c| c.saturating_sub(self.scheduled_us))
+        self.connected_us
+            .map(|c| c.saturating_sub(self.scheduled_us))
     }
 }

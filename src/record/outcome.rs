@@ -54,7 +54,10 @@ impl Outcome {
     }
 
     pub fn index(self) -> usize {
-        Outcome::ALL.iter().position(|o| *o == self).expect("outcome in ALL")
+        Outcome::ALL
+            .iter()
+            .position(|o| *o == self)
+            .expect("outcome in ALL")
     }
 
     /// Classifies an error from `connect()`.
@@ -87,18 +90,42 @@ mod tests {
 
     #[test]
     fn connect_errors() {
-        assert_eq!(Outcome::of_connect_error(&err(libc::ETIMEDOUT)), Outcome::ConnectTimeout);
-        assert_eq!(Outcome::of_connect_error(&err(libc::ECONNREFUSED)), Outcome::ConnectRefused);
-        assert_eq!(Outcome::of_connect_error(&err(libc::ECONNRESET)), Outcome::ConnectReset);
-        assert_eq!(Outcome::of_connect_error(&err(libc::EADDRNOTAVAIL)), Outcome::Other);
+        assert_eq!(
+            Outcome::of_connect_error(&err(libc::ETIMEDOUT)),
+            Outcome::ConnectTimeout
+        );
+        assert_eq!(
+            Outcome::of_connect_error(&err(libc::ECONNREFUSED)),
+            Outcome::ConnectRefused
+        );
+        assert_eq!(
+            Outcome::of_connect_error(&err(libc::ECONNRESET)),
+            Outcome::ConnectReset
+        );
+        assert_eq!(
+            Outcome::of_connect_error(&err(libc::EADDRNOTAVAIL)),
+            Outcome::Other
+        );
     }
 
     #[test]
     fn exchange_errors() {
-        assert_eq!(Outcome::of_exchange_error(&err(libc::ECONNRESET)), Outcome::ResetAfterConnect);
-        assert_eq!(Outcome::of_exchange_error(&err(libc::EPIPE)), Outcome::ResetAfterConnect);
-        assert_eq!(Outcome::of_exchange_error(&err(libc::ETIMEDOUT)), Outcome::ResponseTimeout);
-        assert_eq!(Outcome::of_exchange_error(&err(libc::EHOSTUNREACH)), Outcome::Other);
+        assert_eq!(
+            Outcome::of_exchange_error(&err(libc::ECONNRESET)),
+            Outcome::ResetAfterConnect
+        );
+        assert_eq!(
+            Outcome::of_exchange_error(&err(libc::EPIPE)),
+            Outcome::ResetAfterConnect
+        );
+        assert_eq!(
+            Outcome::of_exchange_error(&err(libc::ETIMEDOUT)),
+            Outcome::ResponseTimeout
+        );
+        assert_eq!(
+            Outcome::of_exchange_error(&err(libc::EHOSTUNREACH)),
+            Outcome::Other
+        );
     }
 
     #[test]
@@ -107,8 +134,14 @@ mod tests {
         assert_eq!(
             names,
             [
-                "ok", "connect_timeout", "connect_refused", "connect_reset",
-                "reset_after_connect", "response_timeout", "closed_without_response", "other"
+                "ok",
+                "connect_timeout",
+                "connect_refused",
+                "connect_reset",
+                "reset_after_connect",
+                "response_timeout",
+                "closed_without_response",
+                "other"
             ]
         );
         for o in Outcome::ALL {

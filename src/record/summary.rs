@@ -50,6 +50,8 @@ pub struct Schedule {
     pub achieved_rate: Option<f64>,
     /// Start lag behind the schedule.
     pub lag_ms: Percentiles,
+    /// Most connections open at the same time (each is a file descriptor in the client).
+    pub max_in_flight: u64,
 }
 
 /// The accept queue as the kernel reported it (sock_diag, i.e. `ss -lnt`).
@@ -111,25 +113,60 @@ pub fn outcome_counts(records: &[ConnRecord]) -> Map<String, Value> {
     for r in records {
         counts[r.outcome.index()] += 1;
     }
-    Outcome::ALL.iter().map(|o| (o.name().to_string(), Value::from(counts[o.index()]))).collect()
+    Outcome::ALL
+        .iter()
+        .map(|o| (o.name().to_string(), Value::from(counts[o.index()])))
+        .collect()
 }
 
 pub fn schedule(records: &[ConnRecord]) -> Schedule {
     let span = |f: fn(&ConnRecord) -> u64| {
-        let (lo, hi) = records.iter().map(f).fold((u64::MAX, 0), |(l, h), v| (l.min(v), h.max(v)));
-        (records.len() > 1 && hi > lo).then(|| (records.len() - 1) as f64 / ((hi - lo) as f64 / 1e6))
+        let (lo, hi) = records
+            .iter()
+            .map(f)
+            .fold((u64::MAX, 0), |(l, h), v| (l.min(v), h.max(v)));
+        (records.len() > 1 && hi > lo)
+            .then(|| (records.len() - 1) as f64 / ((hi - lo) as f64 / 1e6))
     };
     Schedule {
         planned_rate: span(|r| r.scheduled_us),
         achieved_rate: span(|r| r.started_us),
-        lag_ms: Percentiles::of(records.iter().map(|r| r.started_us.saturating_sub(r.scheduled_us))),
+        lag_ms: Percentiles::of(
+            records
+                .iter()
+                .map(|r| r.started_us.saturating_sub(r.scheduled_us)),
+        ),
+        max_in_flight: max_in_flight(records),
     }
+}
+
+/// Sweeps start (+1) and finish (-1) events in time order; a finish sorts before a start at the
+/// same microsecond.
+fn max_in_flight(records: &[ConnRecord]) -> u64 {
+    let mut events: Vec<(u64, i64)> = records
+        .iter()
+        .flat_map(|r| [(r.started_us, 1), (r.finished_us, -1)])
+        .collect();
+    events.sort_unstable();
+    let mut open = 0i64;
+    events
+        .iter()
+        .map(|(_, d)| {
+            open += d;
+            open
+        })
+        .max()
+        .unwrap_or(0) as u64
 }
 
 pub fn latencies(records: &[ConnRecord]) -> (Percentiles, Percentiles, Percentiles) {
     (
         Percentiles::of(records.iter().filter_map(ConnRecord::connect_latency_us)),
-        Percentiles::of(records.iter().filter_map(|r| r.connected_us.map(|c| c.saturating_sub(r.started_us)))),
+        Percentiles::of(
+            records
+                .iter()
+                .filter_map(|r| r.connected_us.map(|c| c.saturating_sub(r.started_us))),
+        ),
         Percentiles::of(
             records
                 .iter()
@@ -147,9 +184,15 @@ pub fn retransmits(records: &[ConnRecord]) -> Retransmits {
 }
 
 /// Warnings about runs that may not show what the user thinks: each says why and what to try.
-pub fn warnings(s: &Summary, records: &[ConnRecord], overflow_expected: bool) -> Vec<String> {
+/// `bursty`: a burst is fired from one thread, so its lag is expected and not warned about.
+pub fn warnings(
+    s: &Summary,
+    records: &[ConnRecord],
+    overflow_expected: bool,
+    bursty: bool,
+) -> Vec<String> {
     let mut w = Vec::new();
-    if let Some(p99) = s.schedule.lag_ms.p99 {
+    if let Some(p99) = s.schedule.lag_ms.p99.filter(|_| !bursty) {
         if p99 > 10.0 {
             w.push(format!(
                 "the storm fell behind its schedule (start lag p99 {p99:.1} ms): the client was \
@@ -172,7 +215,12 @@ pub fn warnings(s: &Summary, records: &[ConnRecord], overflow_expected: bool) ->
              flight; shorten client.connect_timeout/response_timeout or lower client.rate"
         ));
     }
-    let overflows = s.counters.get("server").and_then(|c| c.get("TcpExt.ListenOverflows")).copied().unwrap_or(0);
+    let overflows = s
+        .counters
+        .get("server")
+        .and_then(|c| c.get("TcpExt.ListenOverflows"))
+        .copied()
+        .unwrap_or(0);
     if overflow_expected && overflows == 0 {
         w.push(
             "TcpExt.ListenOverflows did not move: the accept queue never overflowed, so this run does \

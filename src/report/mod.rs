@@ -44,7 +44,10 @@ pub fn progress_bar(progress: Arc<Progress>, hidden: bool) -> Bar {
     let pb = if hidden {
         ProgressBar::hidden()
     } else {
-        let pb = ProgressBar::with_draw_target(Some(progress.planned), ProgressDrawTarget::stderr_with_hz(10));
+        let pb = ProgressBar::with_draw_target(
+            Some(progress.planned),
+            ProgressDrawTarget::stderr_with_hz(10),
+        );
         pb.set_style(
             ProgressStyle::with_template("{elapsed:>4} [{bar:25}] {pos}/{len} done  {msg}")
                 .expect("valid template")
@@ -59,7 +62,10 @@ impl Bar {
     pub fn tick(&self) {
         let p = &self.progress;
         self.pb.set_position(p.finished.load(Ordering::Relaxed));
-        let mut msg = format!("in flight {}", p.started.load(Ordering::Relaxed) - p.finished.load(Ordering::Relaxed));
+        let mut msg = format!(
+            "in flight {}",
+            p.started.load(Ordering::Relaxed) - p.finished.load(Ordering::Relaxed)
+        );
         for o in Outcome::ALL {
             let n = p.outcome(o);
             if n > 0 {
@@ -75,7 +81,13 @@ impl Bar {
 }
 
 fn ms(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") })
+    v.map_or("-".into(), |v| {
+        if v >= 100.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    })
 }
 
 fn pct_row(label: &str, p: &Percentiles) -> String {
@@ -105,8 +117,14 @@ pub fn print(plan: &RunPlan, s: &Summary, dir: &Path) {
         l.accept_queue_max_seen,
         l.syn_recv_max_seen
     ));
-    let rate = s.schedule.achieved_rate.map_or("-".into(), |r| format!("{r:.0}/s"));
-    let planned = s.schedule.planned_rate.map_or("-".into(), |r| format!("{r:.0}/s"));
+    let rate = s
+        .schedule
+        .achieved_rate
+        .map_or("-".into(), |r| format!("{r:.0}/s"));
+    let planned = s
+        .schedule
+        .planned_rate
+        .map_or("-".into(), |r| format!("{r:.0}/s"));
     out.push_str(&format!(
         "  {} connections in {:.1} s; started at {rate} (schedule {planned}); server accepted {}, served {}\n",
         s.connections, s.duration_s, s.server.accepted, s.server.served
@@ -116,17 +134,30 @@ pub fn print(plan: &RunPlan, s: &Summary, dir: &Path) {
     for (name, n) in &s.outcomes {
         let n = n.as_u64().unwrap_or(0);
         if n > 0 || name == "ok" {
-            let share = if s.connections > 0 { 100.0 * n as f64 / s.connections as f64 } else { 0.0 };
+            let share = if s.connections > 0 {
+                100.0 * n as f64 / s.connections as f64
+            } else {
+                0.0
+            };
             out.push_str(&format!("  {name:<28} {n:>7} {share:>9.1}%\n"));
         }
     }
 
-    out.push_str(&format!("\n  {:<28} {:>9} {:>9} {:>9} {:>9}\n", "latency (ms)", "p50", "p90", "p99", "max"));
+    out.push_str(&format!(
+        "\n  {:<28} {:>9} {:>9} {:>9} {:>9}\n",
+        "latency (ms)", "p50", "p90", "p99", "max"
+    ));
     out.push_str(&pct_row("connect (from schedule)", &s.connect_latency_ms));
     out.push('\n');
-    out.push_str(&pct_row("connect (from connect())", &s.connect_latency_from_start_ms));
+    out.push_str(&pct_row(
+        "connect (from connect())",
+        &s.connect_latency_from_start_ms,
+    ));
     out.push('\n');
-    out.push_str(&pct_row("first byte, ok (schedule)", &s.response_latency_ms));
+    out.push_str(&pct_row(
+        "first byte, ok (schedule)",
+        &s.response_latency_ms,
+    ));
     out.push('\n');
     out.push_str(&format!(
         "  client retransmissions: {} on {} connections\n",
@@ -134,8 +165,14 @@ pub fn print(plan: &RunPlan, s: &Summary, dir: &Path) {
     ));
 
     for (ns, counters) in &s.counters {
-        let shown: Vec<_> = KEY_COUNTERS.iter().filter_map(|k| counters.get(*k).map(|v| (k, v))).collect();
-        out.push_str(&format!("\n  {ns} counters that moved ({} in all, see counters.csv)\n", counters.len()));
+        let shown: Vec<_> = KEY_COUNTERS
+            .iter()
+            .filter_map(|k| counters.get(*k).map(|v| (k, v)))
+            .collect();
+        out.push_str(&format!(
+            "\n  {ns} counters that moved ({} in all, see counters.csv)\n",
+            counters.len()
+        ));
         for (k, v) in shown {
             out.push_str(&format!("    {k:<30} {v:>9}\n"));
         }
@@ -148,11 +185,21 @@ pub fn print(plan: &RunPlan, s: &Summary, dir: &Path) {
         out.push_str("\n  expectations\n");
         for e in &s.expectations {
             let seen = e.value.map_or("missing".into(), |v| format!("{v}"));
-            let exp = e.expected.map_or(String::new(), |v| format!(" (right side {v})"));
-            out.push_str(&format!("    {}  {}   [seen {seen}{exp}]\n", if e.pass { "PASS" } else { "FAIL" }, e.text));
+            let exp = e
+                .expected
+                .map_or(String::new(), |v| format!(" (right side {v})"));
+            out.push_str(&format!(
+                "    {}  {}   [seen {seen}{exp}]\n",
+                if e.pass { "PASS" } else { "FAIL" },
+                e.text
+            ));
         }
     }
-    let verdict = if s.expectations.iter().all(|e| e.pass) { "all expectations hold" } else { "EXPECTATIONS FAILED" };
+    let verdict = if s.expectations.iter().all(|e| e.pass) {
+        "all expectations hold"
+    } else {
+        "EXPECTATIONS FAILED"
+    };
     out.push_str(&format!("\n  {verdict}; results in {}\n", dir.display()));
     print!("{out}");
 }

@@ -58,34 +58,55 @@ pub struct Verdict {
 
 /// Top-level summary keys an expectation may start with.
 const ROOTS: &[&str] = &[
-    "connections", "outcomes", "connect_latency_ms", "connect_latency_from_start_ms",
-    "response_latency_ms", "schedule", "counters", "sysctl", "listen", "duration_s",
+    "connections",
+    "outcomes",
+    "connect_latency_ms",
+    "connect_latency_from_start_ms",
+    "response_latency_ms",
+    "schedule",
+    "counters",
+    "sysctl",
+    "listen",
+    "duration_s",
 ];
 
 impl Expectation {
     /// Parses `path` and `condition` (`"> 100"`) from an `[expect]` entry.
     pub fn parse(path: &str, condition: &str) -> Result<Expectation, Failure> {
-        let bad = |why: &str| {
-            Failure::bad_input(format!("expect.\"{path}\" = \"{condition}\": {why}"))
-        };
+        let bad =
+            |why: &str| Failure::bad_input(format!("expect.\"{path}\" = \"{condition}\": {why}"));
         check_root(path).map_err(|w| bad(&w))?;
         let c = condition.trim();
-        let (op, rest) = [("==", Op::Eq), ("!=", Op::Ne), ("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)]
-            .iter()
-            .find_map(|(s, op)| c.strip_prefix(s).map(|r| (*op, r)))
-            .ok_or_else(|| bad("must start with one of == != < <= > >="))?;
+        let (op, rest) = [
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .iter()
+        .find_map(|(s, op)| c.strip_prefix(s).map(|r| (*op, r)))
+        .ok_or_else(|| bad("must start with one of == != < <= > >="))?;
         let rhs = parse_sum(rest).map_err(|w| bad(&w))?;
-        Ok(Expectation { text: format!("{path} {c}"), lhs: path.to_string(), op, rhs })
+        Ok(Expectation {
+            text: format!("{path} {c}"),
+            lhs: path.to_string(),
+            op,
+            rhs,
+        })
     }
 
     /// Evaluates against the summary JSON.
     pub fn check(&self, summary: &Value) -> Verdict {
         let value = lookup(summary, &self.lhs);
         let expected = self.rhs.iter().try_fold(0.0, |acc, t| {
-            Some(acc + match t {
-                Term::Num(n) => *n,
-                Term::Path(k, p) => k * lookup(summary, p)?,
-            })
+            Some(
+                acc + match t {
+                    Term::Num(n) => *n,
+                    Term::Path(k, p) => k * lookup(summary, p)?,
+                },
+            )
         });
         let pass = match (value, expected) {
             (Some(v), Some(e)) => match self.op {
@@ -98,7 +119,12 @@ impl Expectation {
             },
             _ => false,
         };
-        Verdict { text: self.text.clone(), value, expected, pass }
+        Verdict {
+            text: self.text.clone(),
+            value,
+            expected,
+            pass,
+        }
     }
 }
 
@@ -107,7 +133,10 @@ fn check_root(path: &str) -> Result<(), String> {
     if ROOTS.contains(&root) {
         Ok(())
     } else {
-        Err(format!("`{root}` is not a summary value; use one of: {}", ROOTS.join(", ")))
+        Err(format!(
+            "`{root}` is not a summary value; use one of: {}",
+            ROOTS.join(", ")
+        ))
     }
 }
 
@@ -135,7 +164,9 @@ fn parse_sum(s: &str) -> Result<Vec<Term>, String> {
     while i < terms.len() {
         let (sign, tok) = &terms[i];
         if i + 2 < terms.len() && terms[i + 1].1 == "*" {
-            let k: f64 = tok.parse().map_err(|_| format!("`{tok}` before `*` is not a number"))?;
+            let k: f64 = tok
+                .parse()
+                .map_err(|_| format!("`{tok}` before `*` is not a number"))?;
             let p = &terms[i + 2].1;
             check_root(p)?;
             out.push(Term::Path(sign * k, p.clone()));
@@ -160,7 +191,9 @@ fn lookup(v: &Value, path: &str) -> Option<f64> {
     let mut in_counters = false;
     loop {
         if rest.is_empty() {
-            return cur.as_f64().or_else(|| cur.as_str().and_then(|s| s.parse().ok()));
+            return cur
+                .as_f64()
+                .or_else(|| cur.as_str().and_then(|s| s.parse().ok()));
         }
         let obj = cur.as_object()?;
         let key = obj
@@ -196,16 +229,25 @@ mod tests {
     }
 
     fn check(path: &str, cond: &str) -> bool {
-        Expectation::parse(path, cond).unwrap().check(&summary()).pass
+        Expectation::parse(path, cond)
+            .unwrap()
+            .check(&summary())
+            .pass
     }
 
     #[test]
     fn compares_numbers_and_paths() {
         assert!(check("listen.accept_queue_limit", "== 128"));
         assert!(!check("listen.accept_queue_limit", "!= 128"));
-        assert!(check("counters.server.TcpExt.ListenDrops", ">= counters.server.TcpExt.ListenOverflows"));
+        assert!(check(
+            "counters.server.TcpExt.ListenDrops",
+            ">= counters.server.TcpExt.ListenOverflows"
+        ));
         assert!(check("outcomes.ok", ">= 0.5 * connections"));
-        assert!(check("outcomes.ok", "== connections - outcomes.connect_timeout"));
+        assert!(check(
+            "outcomes.ok",
+            "== connections - outcomes.connect_timeout"
+        ));
         assert!(check("sysctl.server.net.core.somaxconn", "== 128"));
         assert!(!check("outcomes.ok", "> 60"));
     }
@@ -218,7 +260,9 @@ mod tests {
 
     #[test]
     fn missing_values_fail_instead_of_passing() {
-        let v = Expectation::parse("listen.nothing", "== 0").unwrap().check(&summary());
+        let v = Expectation::parse("listen.nothing", "== 0")
+            .unwrap()
+            .check(&summary());
         assert!(!v.pass);
         assert_eq!(v.value, None);
     }

@@ -106,6 +106,23 @@ impl std::fmt::Display for SysctlValue {
     }
 }
 
+/// The scenarios shipped in `scenarios/`, compiled in so `backlog-lab run NAME` works anywhere.
+pub const BUNDLED: &[(&str, &str)] = &[
+    ("envoy-somaxconn-128", DEFAULT_SCENARIO),
+    (
+        "netty-backlog-50",
+        include_str!("../../scenarios/netty-backlog-50.toml"),
+    ),
+    (
+        "netty-backlog-1024",
+        include_str!("../../scenarios/netty-backlog-1024.toml"),
+    ),
+    (
+        "node-backlog-511",
+        include_str!("../../scenarios/node-backlog-511.toml"),
+    ),
+];
+
 /// A scenario as loaded: the resolved TOML text (file plus overrides) and its parsed form.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -123,9 +140,17 @@ pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Loaded, Failure> {
     let bundled = path
         .filter(|p| !p.exists())
         .and_then(|p| p.to_str())
-        .and_then(|name| BUNDLED.iter().find(|(n, _)| *n == name.trim_end_matches(".toml")));
+        .and_then(|name| {
+            BUNDLED
+                .iter()
+                .find(|(n, _)| *n == name.trim_end_matches(".toml"))
+        });
     let (origin, original, stem) = match (path, bundled) {
-        (_, Some((name, text))) => (format!("<bundled {name}>"), text.to_string(), name.to_string()),
+        (_, Some((name, text))) => (
+            format!("<bundled {name}>"),
+            text.to_string(),
+            name.to_string(),
+        ),
         (Some(p), None) => {
             let text = std::fs::read_to_string(p).map_err(|e| {
                 Failure::bad_input(format!(
@@ -134,7 +159,10 @@ pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Loaded, Failure> {
                     p.display()
                 ))
             })?;
-            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (p.display().to_string(), text, stem)
         }
         (None, None) => (
@@ -143,9 +171,18 @@ pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Loaded, Failure> {
             "envoy-somaxconn-128".to_string(),
         ),
     };
-    let text = if sets.is_empty() { original } else { apply_sets(&origin, &original, sets)? };
+    let text = if sets.is_empty() {
+        original
+    } else {
+        apply_sets(&origin, &original, sets)?
+    };
     let file: ScenarioFile = toml::from_str(&text).map_err(|e| describe(&origin, &text, &e))?;
-    Ok(Loaded { origin, text, file, stem })
+    Ok(Loaded {
+        origin,
+        text,
+        file,
+        stem,
+    })
 }
 
 /// Merges `--set` overrides into the TOML document and prints it back.
@@ -153,11 +190,15 @@ fn apply_sets(origin: &str, text: &str, sets: &[String]) -> Result<String, Failu
     let mut doc: toml::Table = toml::from_str(text).map_err(|e| describe(origin, text, &e))?;
     for set in sets {
         let (key, raw) = set.split_once('=').ok_or_else(|| {
-            Failure::bad_input(format!("--set `{set}`: expected KEY=VALUE, e.g. --set server.backlog=511"))
+            Failure::bad_input(format!(
+                "--set `{set}`: expected KEY=VALUE, e.g. --set server.backlog=511"
+            ))
         })?;
         let path = split_key(key.trim());
         if path.iter().any(|p| p.is_empty()) {
-            return Err(Failure::bad_input(format!("--set `{set}`: empty key segment")));
+            return Err(Failure::bad_input(format!(
+                "--set `{set}`: empty key segment"
+            )));
         }
         let mut table = &mut doc;
         for seg in &path[..path.len() - 1] {
@@ -168,7 +209,12 @@ fn apply_sets(origin: &str, text: &str, sets: &[String]) -> Result<String, Failu
                 Failure::bad_input(format!("--set `{key}`: `{seg}` is a value, not a table"))
             })?;
         }
-        table.insert(path[path.len() - 1].to_string(), parse_value(raw.trim()));
+        let last = path[path.len() - 1].to_string();
+        if raw.trim().is_empty() {
+            table.remove(&last); // `--set KEY=` unsets KEY
+        } else {
+            table.insert(last, parse_value(raw.trim()));
+        }
     }
     Ok(toml::to_string(&doc).expect("a TOML table always serializes"))
 }
@@ -212,7 +258,9 @@ fn describe(origin: &str, text: &str, e: &toml::de::Error) -> Failure {
 fn key_at(text: &str, pos: usize) -> Option<String> {
     let upto = &text[..pos.min(text.len())];
     let line_start = upto.rfind('\n').map_or(0, |i| i + 1);
-    let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
     let line = &text[line_start..line_end];
     let header = upto[..line_start]
         .lines()
@@ -246,9 +294,20 @@ mod tests {
         let out = apply_sets("t", text, &sets).unwrap();
         let f: ScenarioFile = toml::from_str(&out).unwrap();
         assert_eq!(f.server.backlog, Some(-1));
+        let unset = apply_sets("t", &out, &["server.backlog=".to_string()]).unwrap();
+        assert_eq!(
+            toml::from_str::<ScenarioFile>(&unset)
+                .unwrap()
+                .server
+                .backlog,
+            None
+        );
         assert_eq!(f.server.sysctl["net.core.somaxconn"].to_string(), "128");
         assert_eq!(f.client.duration.as_deref(), Some("3s"));
-        assert_eq!(f.client.sysctl["net.ipv4.ip_local_port_range"].to_string(), "1024 65535");
+        assert_eq!(
+            f.client.sysctl["net.ipv4.ip_local_port_range"].to_string(),
+            "1024 65535"
+        );
     }
 
     #[test]
@@ -275,11 +334,3 @@ mod tests {
         assert!(apply_sets("t", "", &["server..x=1".into()]).is_err());
     }
 }
-
-/// The scenarios shipped in `scenarios/`, compiled in so `backlog-lab run NAME` works anywhere.
-pub const BUNDLED: &[(&str, &str)] = &[
-    ("envoy-somaxconn-128", DEFAULT_SCENARIO),
-    ("netty-backlog-50", include_str!("../../scenarios/netty-backlog-50.toml")),
-    ("netty-backlog-1024", include_str!("../../scenarios/netty-backlog-1024.toml")),
-    ("node-backlog-511", include_str!("../../scenarios/node-backlog-511.toml")),
-];

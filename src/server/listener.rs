@@ -11,7 +11,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 /// Binds `addr` and calls `listen(backlog)`. Must run on a thread inside the server namespace.
 pub fn bind(addr: SocketAddrV4, backlog: i32) -> std::io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::IPV4,
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;

@@ -49,7 +49,12 @@ pub struct Server {
 impl Server {
     /// Starts the server in `ns`, listening on `addr`, and returns once `listen()` has happened.
     /// Accept-policy times (pause windows) count from `t0`.
-    pub fn start(ns: &Netns, addr: SocketAddrV4, plan: &ServerPlan, t0: Instant) -> Result<Server, Failure> {
+    pub fn start(
+        ns: &Netns,
+        addr: SocketAddrV4,
+        plan: &ServerPlan,
+        t0: Instant,
+    ) -> Result<Server, Failure> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = oneshot::channel();
         let ns = ns.try_clone()?;
@@ -59,16 +64,18 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("bl-server".into())
             .spawn(move || {
-                let setup = (|| -> Result<(tokio::runtime::Runtime, std::net::TcpListener), String> {
-                    ns.enter().map_err(|e| e.message)?;
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| e.to_string())?;
-                    let l = listener::bind(addr, backlog)
-                        .map_err(|e| format!("cannot listen on {addr} with backlog {backlog}: {e}"))?;
-                    Ok((rt, l))
-                })();
+                let setup =
+                    (|| -> Result<(tokio::runtime::Runtime, std::net::TcpListener), String> {
+                        ns.enter().map_err(|e| e.message)?;
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map_err(|e| e.to_string())?;
+                        let l = listener::bind(addr, backlog).map_err(|e| {
+                            format!("cannot listen on {addr} with backlog {backlog}: {e}")
+                        })?;
+                        Ok((rt, l))
+                    })();
                 let (rt, std_listener) = match setup {
                     Ok(v) => {
                         let _ = ready_tx.send(Ok(()));
@@ -107,7 +114,8 @@ impl Server {
 }
 
 fn response(body: u32) -> Vec<u8> {
-    let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {body}\r\nConnection: close\r\n\r\n").into_bytes();
+    let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {body}\r\nConnection: close\r\n\r\n")
+        .into_bytes();
     r.resize(r.len() + body as usize, b'x');
     r
 }
@@ -119,7 +127,9 @@ async fn accept_loop(
     response: Arc<[u8]>,
     counts: Arc<Counts>,
 ) {
-    let serve = |stream: TcpStream, permit: Option<tokio::sync::OwnedSemaphorePermit>, service: Duration| {
+    let serve = |stream: TcpStream,
+                 permit: Option<tokio::sync::OwnedSemaphorePermit>,
+                 service: Duration| {
         counts.accepted.fetch_add(1, Ordering::Relaxed);
         let response = response.clone();
         let counts = counts.clone();
@@ -150,7 +160,11 @@ async fn accept_loop(
         }
         AcceptPolicy::Pause { windows } => {
             let at = |d: Duration| tokio::time::Instant::from_std(t0 + d);
-            for (start, end) in windows.iter().copied().chain(std::iter::once((Duration::MAX / 4, Duration::MAX / 4))) {
+            for (start, end) in windows
+                .iter()
+                .copied()
+                .chain(std::iter::once((Duration::MAX / 4, Duration::MAX / 4)))
+            {
                 // Accept freely until the window opens, then stop until it closes.
                 loop {
                     tokio::select! {
@@ -190,7 +204,9 @@ async fn handle(mut stream: TcpStream, response: &[u8], service: Duration) -> st
             }
         }
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, read).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
+    tokio::time::timeout(REQUEST_TIMEOUT, read)
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)??;
     if !service.is_zero() {
         tokio::time::sleep(service).await;
     }

@@ -43,17 +43,27 @@ pub fn connect_veth(server: &Netns, client: &Netns) -> Result<(), Failure> {
         handle.link().add(veth).execute().await?;
         configure(&handle, SERVER_DEV, SERVER_ADDR).await
     })?;
-    in_namespace(client, |handle| async move { configure(&handle, CLIENT_DEV, CLIENT_ADDR).await })
+    in_namespace(client, |handle| async move {
+        configure(&handle, CLIENT_DEV, CLIENT_ADDR).await
+    })
 }
 
 /// `ip link set lo up; ip link set DEV up; ip addr add ADDR/24 dev DEV`.
 async fn configure(handle: &Handle, dev: &str, addr: Ipv4Addr) -> Result<(), rtnetlink::Error> {
     for name in ["lo", dev] {
         let index = index_of(handle, name).await?;
-        handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await?;
     }
     let index = index_of(handle, dev).await?;
-    handle.address().add(index, IpAddr::V4(addr), PREFIX_LEN).execute().await
+    handle
+        .address()
+        .add(index, IpAddr::V4(addr), PREFIX_LEN)
+        .execute()
+        .await
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
@@ -73,7 +83,9 @@ where
 {
     let label = ns.label();
     ns.run(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(async {
             let (conn, handle, _) = rtnetlink::new_connection()?;
             tokio::spawn(conn);

@@ -34,6 +34,11 @@ impl Topology {
         link::connect_veth(&server, &client)?;
         let server_eff = sysctl::read_effective(&server, server_sysctl.keys())?;
         let client_eff = sysctl::read_effective(&client, client_sysctl.keys())?;
-        Ok(Topology { server, client, server_sysctl: server_eff, client_sysctl: client_eff })
+        Ok(Topology {
+            server,
+            client,
+            server_sysctl: server_eff,
+            client_sysctl: client_eff,
+        })
     }
 }

@@ -31,9 +31,8 @@ impl Netns {
     pub fn create(label: &'static str) -> Result<Netns, Failure> {
         let opened = std::thread::spawn(|| -> nix::Result<File> {
             unshare(CloneFlags::CLONE_NEWNET)?;
-            File::open("/proc/thread-self/ns/net").map_err(|e| {
-                nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-            })
+            File::open("/proc/thread-self/ns/net")
+                .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
         })
         .join()
         .expect("namespace thread panicked");
@@ -50,7 +49,11 @@ impl Netns {
                 "unshare(CLONE_NEWNET) returned the host namespace; refusing to continue",
             ));
         }
-        Ok(Netns { fd: file.into(), label, inode })
+        Ok(Netns {
+            fd: file.into(),
+            label,
+            inode,
+        })
     }
 
     /// A short name for messages: `server` or `client`.
@@ -69,8 +72,15 @@ impl Netns {
 
     /// A second handle on the same namespace, for a thread that must own one.
     pub fn try_clone(&self) -> Result<Netns, Failure> {
-        let fd = self.fd.try_clone().map_err(|e| Failure::environment(format!("dup namespace fd: {e}")))?;
-        Ok(Netns { fd, label: self.label, inode: self.inode })
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| Failure::environment(format!("dup namespace fd: {e}")))?;
+        Ok(Netns {
+            fd,
+            label: self.label,
+            inode: self.inode,
+        })
     }
 
     /// Moves the calling thread into this namespace. Only for threads the lab owns outright
@@ -96,7 +106,9 @@ impl Netns {
 
 /// Inode of the namespace the process started in (the main thread never moves).
 pub fn host_inode() -> u64 {
-    std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()).unwrap_or(0)
+    std::fs::metadata("/proc/self/ns/net")
+        .map(|m| m.ino())
+        .unwrap_or(0)
 }
 
 /// Makes an unprivileged caller able to build namespaces: if the process is not root, it moves
@@ -117,8 +129,9 @@ pub fn become_root_in_user_namespace_if_needed() -> Result<(), Failure> {
         ))
     })?;
     let write = |path: &str, text: String| {
-        std::fs::write(path, text)
-            .map_err(|e| Failure::environment(format!("cannot write {path} for the user namespace: {e}")))
+        std::fs::write(path, text).map_err(|e| {
+            Failure::environment(format!("cannot write {path} for the user namespace: {e}"))
+        })
     };
     write("/proc/self/uid_map", format!("0 {uid} 1"))?;
     write("/proc/self/setgroups", "deny".into())?;

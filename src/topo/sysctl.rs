@@ -44,7 +44,9 @@ fn normalize(value: &str) -> String {
 pub fn validate_key(key: &str) -> Result<(), Failure> {
     let ok = key.starts_with("net.")
         && key.split('.').count() >= 3
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -59,7 +61,9 @@ pub fn validate_key(key: &str) -> Result<(), Failure> {
 pub fn apply(ns: &Netns, values: &BTreeMap<String, String>) -> Result<(), Failure> {
     ns.run(|| {
         if host_inode() == current_inode() {
-            return Err(Failure::environment("refusing to write sysctls in the host namespace"));
+            return Err(Failure::environment(
+                "refusing to write sysctls in the host namespace",
+            ));
         }
         for (key, value) in values {
             write_one(ns.label(), key, value)?;
@@ -70,7 +74,9 @@ pub fn apply(ns: &Netns, values: &BTreeMap<String, String>) -> Result<(), Failur
 
 fn current_inode() -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/thread-self/ns/net").map(|m| m.ino()).unwrap_or(0)
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| m.ino())
+        .unwrap_or(0)
 }
 
 fn write_one(ns: &str, key: &str, value: &str) -> Result<(), Failure> {
@@ -80,9 +86,9 @@ fn write_one(ns: &str, key: &str, value: &str) -> Result<(), Failure> {
         Ok(m) => m,
         Err(_) if host_has(key) => {
             return Err(Failure::bad_input(format!(
-                "sysctl `{key}` is not per network namespace (it exists only in the host namespace), \
+            "sysctl `{key}` is not per network namespace (it exists only in the host namespace), \
                  so backlog-lab will not set it: changing it would change the whole machine"
-            )))
+        )))
         }
         Err(_) => {
             return Err(Failure::bad_input(format!(
@@ -104,7 +110,9 @@ fn write_one(ns: &str, key: &str, value: &str) -> Result<(), Failure> {
         } else {
             " (is the value in the range the kernel accepts?)"
         };
-        Failure::bad_input(format!("cannot set {key}={value} in the {ns} namespace: {e}{hint}"))
+        Failure::bad_input(format!(
+            "cannot set {key}={value} in the {ns} namespace: {e}{hint}"
+        ))
     })?;
     let got = read_one(key).unwrap_or_default();
     if normalize(&got) != normalize(value) {
@@ -119,7 +127,9 @@ fn write_one(ns: &str, key: &str, value: &str) -> Result<(), Failure> {
 /// Whether a key exists in the host namespace. Looked up (never written) from a thread that
 /// joins the namespace of the process's main thread, which never leaves the host.
 fn host_has(key: &str) -> bool {
-    let Ok(host) = std::fs::File::open("/proc/self/ns/net") else { return false };
+    let Ok(host) = std::fs::File::open("/proc/self/ns/net") else {
+        return false;
+    };
     std::thread::scope(|s| {
         s.spawn(|| {
             nix::sched::setns(&host, nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
@@ -131,7 +141,9 @@ fn host_has(key: &str) -> bool {
 }
 
 fn read_one(key: &str) -> Option<String> {
-    std::fs::read_to_string(path_of(key)).ok().map(|s| normalize(&s))
+    std::fs::read_to_string(path_of(key))
+        .ok()
+        .map(|s| normalize(&s))
 }
 
 /// Reads the effective values of [`REPORTED`] plus `extra` keys inside `ns`.

@@ -1,0 +1,154 @@
+//! Bad input is refused before anything is created, with exit code 2 and a message that names
+//! the key; `--help` teaches. These tests need no privileges except where noted.
+
+use std::io::Write;
+
+use crate::util::{bin, out_dir, run, stderr};
+
+fn scenario_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+/// Runs `check` (no root needed) on a scenario text; returns (exit code, stderr).
+fn check(text: &str, sets: &[&str]) -> (i32, String) {
+    let f = scenario_file(text);
+    let mut c = bin();
+    c.arg("check").arg(f.path());
+    for s in sets {
+        c.args(["--set", s]);
+    }
+    let o = c.output().unwrap();
+    (o.status.code().unwrap(), stderr(&o))
+}
+
+#[track_caller]
+fn refused(text: &str, sets: &[&str], must_name: &[&str]) {
+    let (code, err) = check(text, sets);
+    assert_eq!(
+        code, 2,
+        "expected exit 2 for {text:?} {sets:?}, stderr: {err}"
+    );
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "error must be one line: {err}"
+    );
+    for m in must_name {
+        assert!(err.contains(m), "error should name `{m}`: {err}");
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_name_the_key() {
+    refused("[server]\nbakclog = 4\n", &[], &["bakclog", ":2"]);
+    refused("[server]\nbacklog = \"lots\"\n", &[], &["server.backlog"]);
+    refused("[client]\nrate = -5.0\n", &[], &["client.rate"]);
+    refused(
+        "[client]\nconnect_timeout = \"3 fortnights\"\n",
+        &[],
+        &["client.connect_timeout"],
+    );
+    refused(
+        "[server]\naccept = \"sometimes\"\n",
+        &[],
+        &["sometimes", "never"],
+    );
+    refused(
+        "[server]\naccept = \"rate\"\n",
+        &[],
+        &["server.accept_rate"],
+    );
+    refused(
+        "[server]\naccept_rate = 5.0\n",
+        &[],
+        &["server.accept_rate", "rate"],
+    );
+    refused(
+        "[expect]\n\"outcomes.ok\" = \"about 5\"\n",
+        &[],
+        &["outcomes.ok"],
+    );
+    refused("", &["server.bogus=1"], &["bogus"]);
+    refused("", &["client.rate=-1"], &["client.rate"]);
+    refused("", &["server.sysctl.kernel.pid_max=5"], &["kernel.pid_max"]);
+}
+
+#[test]
+fn missing_file_is_bad_input() {
+    let o = bin()
+        .args(["check", "scenarios/no-such-scenario.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no-such-scenario.toml"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bundled_scenarios_are_valid() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let o = bin().arg("check").arg(&path).output().unwrap();
+            assert!(o.status.success(), "{}: {}", path.display(), stderr(&o));
+        }
+    }
+    let o = bin().arg("list").output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("envoy-somaxconn-128"));
+}
+
+#[test]
+fn help_teaches() {
+    let o = bin().args(["run", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "--set",
+        "server.sysctl.net.core.somaxconn",
+        "--out",
+        "Examples",
+    ] {
+        assert!(text.contains(needle), "run --help lacks {needle}");
+    }
+    let o = bin().arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes"));
+}
+
+/// Sysctls are checked against the kernel inside the namespace: a key that does not exist, or
+/// one that is host-wide, is refused with exit 2 and no result folder. Needs root.
+#[test]
+fn kernel_refused_sysctls_are_bad_input_and_create_nothing() {
+    let _lab = crate::util::lab();
+    let (_tmp, out) = out_dir();
+    let o = run(
+        "envoy-somaxconn-128",
+        &out,
+        &["server.sysctl.net.ipv4.tcp_no_such_knob=1"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("net.ipv4.tcp_no_such_knob"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    let o = run(
+        "envoy-somaxconn-128",
+        &out,
+        &["server.sysctl.net.core.netdev_max_backlog=5000"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not per network namespace"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !out.exists(),
+        "a refused run must not create its result folder"
+    );
+}

@@ -1,0 +1,128 @@
+//! The host is left exactly as found: sysctls, links, named namespaces, even after SIGKILL.
+
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use crate::util::{self, host_state, out_dir, run};
+
+#[test]
+fn a_run_leaves_host_sysctls_and_links_unchanged() {
+    let _lab = util::lab();
+    let before = host_state();
+    let (_tmp, out) = out_dir();
+    let o = run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "client.connections=500",
+            "client.duration=500ms",
+            "server.sysctl.net.ipv4.tcp_max_syn_backlog=64",
+            "server.sysctl.net.ipv4.tcp_syncookies=0",
+            "server.sysctl.net.ipv4.tcp_synack_retries=2",
+            "client.sysctl.net.ipv4.tcp_syn_retries=2",
+        ],
+    );
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "{}",
+        util::stderr(&o)
+    );
+    let s = util::summary(&out);
+    // The namespaces really had the values (read back by the lab)...
+    assert_eq!(s["sysctl"]["server"]["net.core.somaxconn"], "128");
+    assert_eq!(s["sysctl"]["server"]["net.ipv4.tcp_syncookies"], "0");
+    assert_eq!(s["sysctl"]["client"]["net.ipv4.tcp_syn_retries"], "2");
+    assert_eq!(
+        s["sysctl"]["client"]["net.ipv4.ip_local_port_range"],
+        "1024 65535"
+    );
+    // ...and the host never did.
+    assert_eq!(host_state(), before);
+}
+
+/// Namespace inodes held by any thread or descriptor of `pid`.
+fn netns_inodes_of(pid: u32) -> Vec<u64> {
+    let mut inodes = Vec::new();
+    for dir in [format!("/proc/{pid}/task"), format!("/proc/{pid}/fd")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = if dir.ends_with("task") {
+                e.path().join("ns/net")
+            } else {
+                e.path()
+            };
+            if std::fs::read_link(&p).is_ok_and(|l| l.to_string_lossy().starts_with("net:")) {
+                if let Ok(m) = std::fs::metadata(&p) {
+                    inodes.push(m.ino());
+                }
+            }
+        }
+    }
+    inodes.sort();
+    inodes.dedup();
+    inodes
+}
+
+/// Whether any process on the machine still holds a namespace with this inode.
+fn anyone_holds(inode: u64) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        p.file_name()
+            .to_string_lossy()
+            .parse::<u32>()
+            .is_ok_and(|pid| netns_inodes_of(pid).contains(&inode))
+    })
+}
+
+/// SIGKILL in the middle of a storm: nothing can clean up, and nothing needs to. The namespaces
+/// die with the process's descriptors, taking the veth pair with them.
+#[test]
+fn sigkill_mid_run_leaves_nothing_behind() {
+    let _lab = util::lab();
+    let before = host_state();
+    let host_ns = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    let (_tmp, out) = out_dir();
+    let mut child = util::bin()
+        .args(["run", "envoy-somaxconn-128", "--quiet", "--out"])
+        .arg(&out)
+        .args([
+            "--set",
+            "client.duration=20s",
+            "--set",
+            "client.connections=40000",
+        ])
+        .spawn()
+        .unwrap();
+    // Wait until the storm is under way: the run's namespaces exist once environment.json does.
+    let t = Instant::now();
+    while !out.join("environment.json").exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let lab_ns: Vec<u64> = netns_inodes_of(child.id())
+        .into_iter()
+        .filter(|i| *i != host_ns)
+        .collect();
+    assert_eq!(lab_ns.len(), 2, "the running lab holds its two namespaces");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert_eq!(
+        host_state(),
+        before,
+        "host sysctls, links and named namespaces"
+    );
+    let t = Instant::now();
+    while lab_ns.iter().any(|i| anyone_holds(*i)) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "a lab namespace outlived the lab"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

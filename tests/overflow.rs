@@ -1,0 +1,173 @@
+//! The accept queue, as the kernel really sizes and fills it. See ../shared/docs/kernel-notes.md.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use backlog_lab::counters::{CounterFiles, ListenDiag};
+use backlog_lab::server::listener;
+use backlog_lab::topo::{sysctl, Netns};
+
+use crate::util::{self, connections, counter, out_dir, outcome, run, summary};
+
+/// A server that never accepts, listen(backlog=4): exactly 5 handshakes complete (the queue holds
+/// backlog + 1), every later SYN is dropped on arrival, and those clients time out after
+/// retransmitting their SYNs. Arrivals are 20 ms apart so each handshake ends before the next
+/// SYN (zero RTT), which keeps syncookies out of the picture.
+#[test]
+fn never_accepting_backlog_4_completes_exactly_5_handshakes() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "server.backlog=4",
+            "server.accept=never",
+            "server.accept_rate=",
+            "client.rate=50",
+            "client.connections=20",
+            "client.duration=1s",
+            "client.connect_timeout=2500ms",
+            "client.response_timeout=500ms",
+        ],
+    );
+    // The scenario's own expectations are about a different storm; only the run matters here.
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "{}",
+        util::stderr(&o)
+    );
+    let s = summary(&out);
+    let rows = connections(&out);
+    assert_eq!(rows.len(), 20);
+
+    let connected = rows
+        .iter()
+        .filter(|r| !r["connected_us"].is_empty())
+        .count();
+    assert_eq!(connected, 5, "handshakes the client saw complete");
+    assert_eq!(
+        counter(&s, "server", "Tcp.PassiveOpens"),
+        5,
+        "children the server created"
+    );
+    assert_eq!(s["listen"]["accept_queue_limit"], 4);
+    assert_eq!(s["listen"]["accept_queue_max_seen"], 5);
+    assert_eq!(
+        outcome(&s, "response_timeout"),
+        5,
+        "queued, never accepted, never answered"
+    );
+    assert_eq!(outcome(&s, "connect_timeout"), 15);
+    for r in rows.iter().filter(|r| r["outcome"] == "connect_timeout") {
+        let retrans: u32 = r["retransmits"].parse().unwrap();
+        // 2.5 s of SYN retransmissions at +1 s and +2 s (linear timeouts on 6.x).
+        assert_eq!(retrans, 2, "SYN retransmissions of connection {}", r["id"]);
+    }
+    // Each of the 15 dropped clients sent 3 SYNs, each dropped on arrival at a full queue.
+    assert_eq!(counter(&s, "server", "TcpExt.ListenOverflows"), 45);
+    assert_eq!(counter(&s, "server", "TcpExt.ListenDrops"), 45);
+    assert_eq!(counter(&s, "client", "TcpExt.TCPSynRetrans"), 30);
+    assert_eq!(counter(&s, "server", "TcpExt.SyncookiesSent"), 0);
+}
+
+/// What `ss -lnt` shows as Send-Q for a listener in `ns` on `port`, run inside the namespace.
+fn ss_send_q(ns: &Netns, port: u16) -> u32 {
+    let fd = ns.raw_fd();
+    let mut cmd = Command::new("ss");
+    cmd.args(["-Hlnt", &format!("sport = :{port}")]);
+    // SAFETY: setns is async-signal-safe; the fd stays open in the parent for the call.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let o = cmd.output().expect("ss from iproute2");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"LISTEN"), "ss output: {text}");
+    fields[2].parse().expect("Send-Q")
+}
+
+/// `listen()` clamps the backlog to the namespace's somaxconn, and -1 means somaxconn; the lab's
+/// sock_diag reading agrees with `ss`.
+#[test]
+fn somaxconn_clamps_the_backlog_and_minus_one_means_somaxconn() {
+    util::require_root();
+    let ns = Netns::create("server").unwrap();
+    sysctl::apply(
+        &ns,
+        &[("net.core.somaxconn".to_string(), "128".to_string())].into(),
+    )
+    .unwrap();
+    for (i, (backlog, limit)) in [(1000, 128), (-1, 128), (64, 64), (0, 0), (128, 128)]
+        .into_iter()
+        .enumerate()
+    {
+        let port = 9000 + i as u16;
+        let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        let l = ns.run(|| {
+            // lo is down in a fresh namespace; 127.0.0.1 can still be bound.
+            listener::bind(addr, backlog)
+        });
+        let l = l.unwrap().unwrap();
+        let mut diag = ListenDiag::open(&ns, port).unwrap();
+        let q = diag.sample().unwrap();
+        assert_eq!(
+            q.accept_queue_limit,
+            Some(limit),
+            "listen({backlog}) under somaxconn 128"
+        );
+        assert_eq!(
+            ss_send_q(&ns, port),
+            limit,
+            "ss Send-Q for listen({backlog})"
+        );
+        assert!(l.as_raw_fd() > 0);
+    }
+}
+
+/// The counters a run reports are its namespaces' own: an overflowing storm moves them by
+/// thousands while the host's ListenOverflows does not move at all.
+#[test]
+fn counters_are_the_namespaces_own() {
+    let _lab = util::lab();
+    let mut host = CounterFiles::open_host().unwrap();
+    let before = host.read().unwrap();
+    let (_tmp, out) = out_dir();
+    let o = run(
+        "envoy-somaxconn-128",
+        &out,
+        &["client.connections=3000", "client.duration=1200ms"],
+    );
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "{}",
+        util::stderr(&o)
+    );
+    let after = host.read().unwrap();
+    let s = summary(&out);
+    let lab_overflows = counter(&s, "server", "TcpExt.ListenOverflows");
+    let lab_opens = counter(&s, "client", "Tcp.ActiveOpens");
+    assert!(
+        lab_overflows > 500,
+        "the storm overflowed the lab's queue: {lab_overflows}"
+    );
+    assert_eq!(lab_opens, 3000);
+    let host_delta = |k: &str| after.get(k).unwrap() - before.get(k).unwrap();
+    assert_eq!(
+        host_delta("TcpExt.ListenOverflows"),
+        0,
+        "the host's listen queues never overflowed"
+    );
+    assert!(
+        host_delta("Tcp.ActiveOpens") < 100,
+        "the host did not open the storm's connections"
+    );
+}

@@ -1,0 +1,119 @@
+//! Test harness: privilege check, one-storm-at-a-time lock, the CLI runner, host-state snapshots.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
+
+/// Panics unless the tests can build namespaces. There is deliberately no way to skip: CI runs as
+/// root, and a namespace test that passes by not running would hide a broken lab.
+pub fn require_root() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!(
+            "backlog-lab's integration tests build network namespaces and need root: \
+             run them as root (sudo -E cargo test)"
+        );
+    }
+}
+
+static STORM: Mutex<()> = Mutex::new(());
+
+/// Serializes everything that sends traffic, so that two storms never share the 2 cores and a
+/// timing assertion means the same thing on every run. Also checks privileges.
+pub fn lab() -> MutexGuard<'static, ()> {
+    require_root();
+    STORM.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_backlog-lab"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// A fresh result folder name under a temporary directory that lives as long as the guard.
+pub fn out_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("run");
+    (tmp, out)
+}
+
+/// Runs `backlog-lab run SCENARIO --out DIR --quiet --set ...` and returns its output.
+pub fn run(scenario: &str, out: &Path, sets: &[&str]) -> Output {
+    let mut c = bin();
+    c.args(["run", scenario, "--quiet", "--out"]).arg(out);
+    for s in sets {
+        c.args(["--set", s]);
+    }
+    c.output().expect("run backlog-lab")
+}
+
+pub fn summary(out: &Path) -> Value {
+    let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&text).expect("summary.json is JSON")
+}
+
+pub fn connections(out: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(out.join("connections.csv")).expect("connections.csv");
+    r.deserialize().map(|row| row.expect("csv row")).collect()
+}
+
+/// A counter delta from the summary (absent means it did not move: 0).
+pub fn counter(s: &Value, ns: &str, name: &str) -> i64 {
+    s["counters"][ns][name].as_i64().unwrap_or(0)
+}
+
+pub fn outcome(s: &Value, name: &str) -> u64 {
+    s["outcomes"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("outcome {name} missing from summary"))
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// What the lab must leave exactly as it found it in the host namespace.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HostState {
+    pub sysctls: BTreeMap<String, String>,
+    pub links: Vec<String>,
+    pub named_netns: Vec<String>,
+}
+
+pub fn host_state() -> HostState {
+    let sysctls = backlog_lab::topo::sysctl::REPORTED
+        .iter()
+        .map(|k| {
+            let p = format!("/proc/sys/{}", k.replace('.', "/"));
+            (
+                k.to_string(),
+                std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let mut links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .expect("/sys/class/net")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    links.sort();
+    let mut named_netns: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    named_netns.sort();
+    HostState {
+        sysctls,
+        links,
+        named_netns,
+    }
+}
