@@ -4,7 +4,7 @@
 //! both namespaces) on every path out of [`run`], errors included.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -94,24 +94,12 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         ]),
         rlimit_nofile: nofile,
         sysctl: sysctls.clone(),
-        host_sysctl: sysctl::REPORTED
-            .iter()
-            .filter_map(|k| {
-                let p = format!("/proc/sys/{}", k.replace('.', "/"));
-                std::fs::read_to_string(p).ok().map(|v| {
-                    (
-                        k.to_string(),
-                        v.split_whitespace().collect::<Vec<_>>().join(" "),
-                    )
-                })
-            })
-            .collect(),
+        host_sysctl: sysctl::read_host(),
     };
     export::write_json(&dir, "environment.json", &env)?;
 
     let target = SocketAddrV4::new(link::SERVER_ADDR, plan.server.port);
-    let t0 = Instant::now() + Duration::from_millis(100);
-    let server = Server::start(&topo.server, target, &plan.server, t0)?;
+    let mut server = Server::start(&topo.server, target, &plan.server)?;
     let mut probes = Probes {
         server: CounterFiles::open(&topo.server)?,
         client: CounterFiles::open(&topo.client)?,
@@ -121,9 +109,12 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         .diag
         .sample()
         .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?;
-    let before = probes.sample(t0)?;
-    let sampler = Sampler::start(probes, t0, plan.sample_interval);
 
+    // Time zero comes after every setup step, so the first arrivals are not a catch-up burst.
+    let t0 = Instant::now() + Duration::from_millis(20);
+    let before = probes.sample(t0)?;
+    server.begin(t0);
+    let sampler = Sampler::start(probes, t0, plan.sample_interval);
     let spec = AttemptSpec {
         target,
         connect_timeout: plan.client.connect_timeout,
@@ -141,14 +132,21 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     }
     bar.finish();
     let storm = storm.join()?;
+    // The connections first: whatever fails after this, they are on disk.
+    let records = &storm.records;
+    export::write_connections(&dir, records)?;
     let (mut probes, samples) = sampler.stop();
-    let after = probes.sample(t0)?;
+    let after = match probes.sample(t0) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("warning: final counter reading failed ({e}); using the last sample");
+            samples.last().cloned().unwrap_or_else(|| before.clone())
+        }
+    };
     let server_stats = server.stop();
     drop(probes);
     drop(topo);
 
-    let records = &storm.records;
-    export::write_connections(&dir, records)?;
     let pairs = [
         CounterPair {
             namespace: "server",
@@ -164,12 +162,6 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     export::write_counters(&dir, &pairs)?;
     export::write_timeseries(&dir, &samples, &pairs[0], &pairs[1])?;
 
-    let moved = |b: &Snapshot, a: &Snapshot| -> BTreeMap<String, i64> {
-        Snapshot::delta(b, a)
-            .into_iter()
-            .filter(|(_, d)| *d != 0)
-            .collect()
-    };
     let (connect, connect_from_start, response) = summary::latencies(records);
     let max_seen = samples
         .iter()
@@ -192,8 +184,14 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         schedule: summary::schedule(records),
         retransmits: summary::retransmits(records),
         counters: BTreeMap::from([
-            ("server".to_string(), moved(&before.server, &after.server)),
-            ("client".to_string(), moved(&before.client, &after.client)),
+            (
+                "server".to_string(),
+                Snapshot::moved(&before.server, &after.server),
+            ),
+            (
+                "client".to_string(),
+                Snapshot::moved(&before.client, &after.client),
+            ),
         ]),
         sysctl: sysctls,
         listen: Listen {
@@ -212,13 +210,19 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     s.warnings
         .extend(summary::warnings(&s, records, overflow_expected, bursty));
     let value = serde_json::to_value(&s)?;
-    s.expectations = plan.expect.iter().map(|e| e.check(&value)).collect();
+    let known = |name: &str| before.server.get(name).is_some();
+    s.expectations = plan
+        .expect
+        .iter()
+        .map(|e| e.check(&value, &known))
+        .collect();
     export::write_summary(&dir, &s)?;
 
+    let mut stdout = std::io::stdout().lock();
     if display.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&s)?)?;
     } else if !display.quiet {
-        report::print(plan, &s, &dir);
+        report::print(&mut stdout, plan, &s, &dir)?;
     }
     Ok(RunResult { dir, summary: s })
 }

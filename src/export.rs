@@ -118,11 +118,7 @@ pub fn write_timeseries(
     client: &CounterPair,
 ) -> anyhow::Result<()> {
     let moved = |p: &CounterPair| -> Vec<String> {
-        Snapshot::delta(p.before, p.after)
-            .into_iter()
-            .filter(|(_, d)| *d != 0)
-            .map(|(k, _)| k)
-            .collect()
+        Snapshot::moved(p.before, p.after).into_keys().collect()
     };
     let (skeys, ckeys) = (moved(server), moved(client));
     let path = dir.join("timeseries.csv");

@@ -27,6 +27,8 @@ pub mod scenario;
 pub mod server;
 pub mod topo;
 
+use std::io::Write;
+
 use cli::{Cli, Command, ScenarioArgs};
 use plan::RunPlan;
 
@@ -38,6 +40,7 @@ fn load_plan(args: &ScenarioArgs) -> anyhow::Result<RunPlan> {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
+    let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Run(args) => {
             let plan = load_plan(&args.scenario)?;
@@ -51,19 +54,14 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Check(args) => {
             let plan = load_plan(&args)?;
-            println!("{}: valid", plan.origin);
-            println!("{plan:#?}");
+            writeln!(out, "{}: valid\n{plan:#?}", plan.origin)?;
             Ok(0)
         }
         Command::List => {
             for (name, text) in scenario::BUNDLED {
-                let first = text
-                    .lines()
-                    .find(|l| l.starts_with('#'))
-                    .unwrap_or("")
-                    .trim_start_matches('#')
-                    .trim();
-                println!("{name:<24} {first}");
+                let file: scenario::ScenarioFile =
+                    toml::from_str(text).expect("bundled scenarios parse");
+                writeln!(out, "{name:<22} {}", file.incident.unwrap_or_default())?;
             }
             Ok(0)
         }

@@ -17,10 +17,11 @@ pub enum AcceptPolicy {
     Fast,
     /// Never call `accept()`: the accept queue fills and stays full.
     Never,
-    /// At most `per_sec` accepts per second, evenly spaced.
+    /// At most `per_sec` accepts per second (a token bucket holding 5 ms of credit).
     Rate { per_sec: f64 },
     /// Accept fast, except inside these windows (from the storm's time zero): a GC pause or a
-    /// blocked event loop. After each window the queue drains.
+    /// blocked event loop. After each window the queue drains. A window opens up to 2 ms early
+    /// (Tokio timers tick in milliseconds), never late.
     Pause { windows: Vec<(Duration, Duration)> },
     /// A pool of `count` workers, each holding a connection for `service` before answering; the
     /// accept loop takes a connection only when a worker is free.
@@ -87,6 +88,7 @@ pub const CLIENT_SYSCTL_DEFAULTS: &[(&str, &str)] = &[
 
 const MAX_CONNECTIONS: u64 = 2_000_000;
 const MAX_DURATION: Duration = Duration::from_secs(600);
+const MAX_RESPONSE_BYTES: u32 = 1 << 20;
 
 fn bad(msg: String) -> Failure {
     Failure::bad_input(msg)
@@ -103,11 +105,12 @@ fn duration(key: &str, v: &Option<String>, default: Duration) -> Result<Duration
     }
 }
 
+/// A rate per second, between one per 1000 s and 10 million.
 fn positive(key: &str, v: Option<f64>) -> Result<f64, Failure> {
     match v {
-        Some(r) if r.is_finite() && r > 0.0 && r <= 1e7 => Ok(r),
+        Some(r) if (0.001..=1e7).contains(&r) => Ok(r),
         Some(r) => Err(bad(format!(
-            "{key} = {r}: must be a number above 0 (per second, at most 1e7)"
+            "{key} = {r}: must be a rate per second from 0.001 to 1e7"
         ))),
         None => Err(bad(format!("{key} is required here"))),
     }
@@ -122,28 +125,28 @@ fn unused<T>(key: &str, v: &Option<T>, why: &str) -> Result<(), Failure> {
     }
 }
 
+/// `"0.5s-0.8s"` (or plain seconds, `"0.5-0.8"`) -> a window within the longest possible run.
 fn parse_window(s: &str) -> Result<(Duration, Duration), Failure> {
     let err = || {
         bad(format!(
-            "server.pauses: `{s}`: expected START-END, e.g. \"0.5s-0.8s\""
+            "server.pauses: `{s}`: expected START-END within 0-600s, e.g. \"0.5s-0.8s\""
         ))
     };
+    let point = |t: &str| {
+        let t = t.trim();
+        humantime::parse_duration(t)
+            .ok()
+            .or_else(|| {
+                t.parse::<f64>()
+                    .ok()
+                    .and_then(|f| Duration::try_from_secs_f64(f).ok())
+            })
+            .filter(|d| *d <= MAX_DURATION)
+    };
     let (a, b) = s.split_once('-').ok_or_else(err)?;
-    let a = humantime::parse_duration(a.trim()).or_else(|_| {
-        a.trim()
-            .parse::<f64>()
-            .map(Duration::from_secs_f64)
-            .map_err(|_| ())
-    });
-    let b = humantime::parse_duration(b.trim()).or_else(|_| {
-        b.trim()
-            .parse::<f64>()
-            .map(Duration::from_secs_f64)
-            .map_err(|_| ())
-    });
-    match (a, b) {
-        (Ok(a), Ok(b)) if b > a => Ok((a, b)),
-        (Ok(_), Ok(_)) => Err(bad(format!(
+    match (point(a), point(b)) {
+        (Some(a), Some(b)) if b > a => Ok((a, b)),
+        (Some(_), Some(_)) => Err(bad(format!(
             "server.pauses: `{s}`: the end must come after the start"
         ))),
         _ => Err(err()),
@@ -174,7 +177,8 @@ impl RunPlan {
 
         let accept_kind = s.accept.unwrap_or(AcceptKind::Fast);
         let accept = match accept_kind {
-            AcceptKind::Fast | AcceptKind::Never => AcceptPolicy::Fast,
+            AcceptKind::Fast => AcceptPolicy::Fast,
+            AcceptKind::Never => AcceptPolicy::Never,
             AcceptKind::Rate => AcceptPolicy::Rate {
                 per_sec: positive("server.accept_rate", s.accept_rate)?,
             },
@@ -200,11 +204,6 @@ impl RunPlan {
                 },
                 service: duration("server.service_time", &s.service_time, Duration::ZERO)?,
             },
-        };
-        let accept = if accept_kind == AcceptKind::Never {
-            AcceptPolicy::Never
-        } else {
-            accept
         };
         if accept_kind != AcceptKind::Rate {
             unused(
@@ -307,8 +306,14 @@ impl RunPlan {
             &f.sample_interval,
             Duration::from_millis(100),
         )?;
-        if sample_interval < Duration::from_millis(1) {
-            return Err(bad("sample_interval: at least 1ms".into()));
+        if !(Duration::from_millis(1)..=Duration::from_secs(10)).contains(&sample_interval) {
+            return Err(bad("sample_interval: from 1ms to 10s".into()));
+        }
+        let response_bytes = s.response_bytes.unwrap_or(128);
+        if response_bytes > MAX_RESPONSE_BYTES {
+            return Err(bad(format!(
+                "server.response_bytes: at most {MAX_RESPONSE_BYTES}"
+            )));
         }
         let port = s.port.unwrap_or(8080);
         if port == 0 {
@@ -336,7 +341,7 @@ impl RunPlan {
                 backlog: s.backlog.unwrap_or(128),
                 accept,
                 port,
-                response_bytes: s.response_bytes.unwrap_or(128),
+                response_bytes,
                 sysctl: sysctls("server", &s.sysctl, &[])?,
             },
             client: ClientPlan {
@@ -350,13 +355,5 @@ impl RunPlan {
             },
             expect,
         })
-    }
-
-    /// The longest a run can take: the arrival window plus one attempt's timeouts, plus slack.
-    pub fn deadline(&self) -> Duration {
-        self.client.duration
-            + self.client.connect_timeout
-            + self.client.response_timeout
-            + Duration::from_secs(2)
     }
 }

@@ -152,3 +152,91 @@ fn kernel_refused_sysctls_are_bad_input_and_create_nothing() {
         "a refused run must not create its result folder"
     );
 }
+
+/// A failed expectation is exit code 1, and the verdict is in summary.json with the value seen.
+#[test]
+fn a_failed_expectation_exits_1() {
+    let _lab = crate::util::lab();
+    let (_tmp, out) = out_dir();
+    let o = run(
+        "node-backlog-511",
+        &out,
+        &[
+            "client.burst_size=50",
+            "client.connections=50",
+            "expect=",
+            "expect.outcomes.ok=< 0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = crate::util::summary(&out);
+    let failed: Vec<_> = s["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["pass"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["text"], "outcomes.ok < 0");
+    assert_eq!(failed[0]["value"], 50.0);
+    // The event loop was blocked for the first 0.5 s: all 50 waited in the accept queue.
+    assert_eq!(s["listen"]["accept_queue_max_seen"], 50);
+}
+
+/// Ctrl-C stops the schedule, lets the connections in flight finish, writes everything, and
+/// exits 130: nothing measured is lost.
+#[test]
+fn ctrl_c_keeps_every_started_connection_and_exits_130() {
+    let _lab = crate::util::lab();
+    let (_tmp, out) = out_dir();
+    let child = bin()
+        .args(["run", "envoy-somaxconn-128", "--quiet", "--out"])
+        .arg(&out)
+        .args([
+            "--set",
+            "client.duration=20s",
+            "--set",
+            "client.connections=40000",
+        ])
+        .args([
+            "--set",
+            "client.connect_timeout=1500ms",
+            "--set",
+            "client.response_timeout=1s",
+        ])
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !out.join("environment.json").exists() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGINT,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let s = crate::util::summary(&out);
+    assert_eq!(s["interrupted"], true);
+    let n = s["connections"].as_u64().unwrap();
+    assert!(n > 1000 && n < 40_000, "attempted {n}");
+    assert_eq!(
+        crate::util::connections(&out).len() as u64,
+        n,
+        "one row per attempted connection"
+    );
+    let total: u64 = s["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, n);
+    assert_eq!(s["abandoned"], 0);
+}

@@ -171,3 +171,47 @@ fn counters_are_the_namespaces_own() {
         "the host did not open the storm's connections"
     );
 }
+
+/// `accept = "rate"` accepts at the configured rate: from the time series, accepted(t) =
+/// PassiveOpens(t) - accept_queue(t), and its slope over the busy middle of the run is the rate.
+#[test]
+fn rate_policy_accepts_at_its_rate() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "server.backlog=4096",
+            "server.sysctl.net.core.somaxconn=4096",
+            "server.accept_rate=2500",
+            "client.rate=5000",
+            "client.connections=10000",
+            "client.duration=2s",
+            "client.response_timeout=1s",
+            "expect=",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let mut r = csv::Reader::from_path(out.join("timeseries.csv")).unwrap();
+    let rows: Vec<std::collections::BTreeMap<String, String>> =
+        r.deserialize().map(|x| x.unwrap()).collect();
+    let accepted_at = |t_us: u64| -> (f64, f64) {
+        let row = rows
+            .iter()
+            .min_by_key(|r| r["t_us"].parse::<u64>().unwrap().abs_diff(t_us))
+            .unwrap();
+        let n = |k: &str| row[k].parse::<f64>().unwrap();
+        (
+            n("t_us") / 1e6,
+            n("server:Tcp.PassiveOpens") - n("accept_queue"),
+        )
+    };
+    let (t1, a1) = accepted_at(500_000);
+    let (t2, a2) = accepted_at(1_500_000);
+    let rate = (a2 - a1) / (t2 - t1);
+    assert!(
+        (2250.0..=2750.0).contains(&rate),
+        "accepted {rate:.0}/s for a configured 2500/s"
+    );
+}

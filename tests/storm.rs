@@ -54,6 +54,8 @@ fn storm_of_100k_connections_at_10k_per_second_accounts_for_every_connection() {
         "a fast server answers everyone: {}",
         s["outcomes"]
     );
+    // The server's own counters saw every connection (so the zero below is a real reading).
+    assert_eq!(s["counters"]["server"]["Tcp.PassiveOpens"], 100_000);
     assert_eq!(util::counter(&s, "server", "TcpExt.ListenOverflows"), 0);
     eprintln!(
         "100k storm: achieved {} /s for a schedule of {} /s, start lag p99 {} ms",

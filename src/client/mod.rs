@@ -111,11 +111,13 @@ async fn storm(
 ) -> StormResult {
     let spec = Arc::new(spec);
     let abandon = Arc::new(Notify::new());
+    let interrupt = Arc::new(Notify::new());
     {
-        let (progress, abandon) = (progress.clone(), abandon.clone());
+        let (progress, abandon, interrupt) = (progress.clone(), abandon.clone(), interrupt.clone());
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 progress.interrupted.store(true, Ordering::Relaxed);
+                interrupt.notify_one();
                 eprintln!("\ninterrupted: no new connections; waiting for those in flight (Ctrl-C again to abandon them)");
                 if tokio::signal::ctrl_c().await.is_ok() {
                     abandon.notify_one();
@@ -127,7 +129,10 @@ async fn storm(
     for (id, off) in offsets.iter().enumerate() {
         let at = spec.t0 + *off;
         if Instant::now() < at {
-            tokio::time::sleep_until(at.into()).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(at.into()) => {}
+                _ = interrupt.notified() => {}
+            }
         }
         if progress.interrupted.load(Ordering::Relaxed) {
             break;

@@ -67,7 +67,8 @@ impl Sampler {
                     next += interval;
                     let now = Instant::now();
                     if next > now {
-                        std::thread::sleep(next - now);
+                        // Parked, not slept, so that stop() wakes it at once.
+                        std::thread::park_timeout(next - now);
                     } else {
                         next = now;
                     }
@@ -81,6 +82,7 @@ impl Sampler {
     /// Stops sampling and hands back the probes (for the final reading) and the series.
     pub fn stop(self) -> (Probes, Vec<Sample>) {
         self.stop.store(true, Ordering::Relaxed);
+        self.thread.thread().unpark();
         self.thread.join().expect("sampler thread panicked")
     }
 }

@@ -57,6 +57,14 @@ impl Snapshot {
         self.0.get(name).copied()
     }
 
+    /// The counters that changed between two snapshots, with their deltas.
+    pub fn moved(before: &Snapshot, after: &Snapshot) -> BTreeMap<String, i64> {
+        Snapshot::delta(before, after)
+            .into_iter()
+            .filter(|(_, d)| *d != 0)
+            .collect()
+    }
+
     /// `after - before` for every counter present in both.
     pub fn delta(before: &Snapshot, after: &Snapshot) -> BTreeMap<String, i64> {
         after

@@ -42,7 +42,7 @@ impl Percentiles {
 }
 
 /// How well the storm kept to its schedule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Schedule {
     /// Attempts per second the schedule asked for (over its own span).
     pub planned_rate: Option<f64>,
@@ -55,7 +55,7 @@ pub struct Schedule {
 }
 
 /// The accept queue as the kernel reported it (sock_diag, i.e. `ss -lnt`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Listen {
     /// The value passed to `listen()`.
     pub backlog_requested: i32,
@@ -70,13 +70,13 @@ pub struct Listen {
 }
 
 /// Retransmissions seen by the client sockets (TCP_INFO).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Retransmits {
     pub connections_with_retransmits: u64,
     pub total: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub scenario: String,
     /// Attempts made (one record each).
@@ -105,6 +105,16 @@ pub struct Summary {
     pub server: crate::server::ServerStats,
     pub warnings: Vec<String>,
     pub expectations: Vec<Verdict>,
+}
+
+/// The structure of a summary with every fixed key present: what `[expect]` paths are checked
+/// against when a scenario is loaded.
+pub fn shape() -> Value {
+    let s = Summary {
+        outcomes: outcome_counts(&[]),
+        ..Summary::default()
+    };
+    serde_json::to_value(s).expect("a summary serializes")
 }
 
 /// Counts of each outcome, every name present.

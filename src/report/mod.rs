@@ -1,6 +1,7 @@
 //! What the terminal shows: a progress line while the storm runs, then the summary table and
 //! the verdict. Everything printed here is also in `summary.json`.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -62,9 +63,10 @@ impl Bar {
     pub fn tick(&self) {
         let p = &self.progress;
         self.pb.set_position(p.finished.load(Ordering::Relaxed));
+        let finished = p.finished.load(Ordering::Relaxed);
         let mut msg = format!(
             "in flight {}",
-            p.started.load(Ordering::Relaxed) - p.finished.load(Ordering::Relaxed)
+            p.started.load(Ordering::Relaxed).saturating_sub(finished)
         );
         for o in Outcome::ALL {
             let n = p.outcome(o);
@@ -102,10 +104,13 @@ fn pct_row(label: &str, p: &Percentiles) -> String {
 }
 
 /// Prints the summary table and the verdict.
-pub fn print(plan: &RunPlan, s: &Summary, dir: &Path) {
+pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std::io::Result<()> {
     let mut out = String::new();
     let l = &s.listen;
     out.push_str(&format!("\n{}  ({})\n", plan.name, plan.origin));
+    if !plan.description.is_empty() {
+        out.push_str(&format!("  {}\n", plan.description));
+    }
     if !plan.incident.is_empty() {
         out.push_str(&format!("  reproduces: {}\n", plan.incident));
     }
@@ -201,5 +206,5 @@ pub fn print(plan: &RunPlan, s: &Summary, dir: &Path) {
         "EXPECTATIONS FAILED"
     };
     out.push_str(&format!("\n  {verdict}; results in {}\n", dir.display()));
-    print!("{out}");
+    w.write_all(out.as_bytes())
 }

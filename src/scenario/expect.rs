@@ -56,18 +56,12 @@ pub struct Verdict {
     pub pass: bool,
 }
 
-/// Top-level summary keys an expectation may start with.
-const ROOTS: &[&str] = &[
-    "connections",
-    "outcomes",
-    "connect_latency_ms",
-    "connect_latency_from_start_ms",
-    "response_latency_ms",
-    "schedule",
-    "counters",
-    "sysctl",
-    "listen",
-    "duration_s",
+/// Paths whose last part is a name the kernel defines: counters and sysctls.
+const OPEN: &[&str] = &[
+    "counters.server.",
+    "counters.client.",
+    "sysctl.server.",
+    "sysctl.client.",
 ];
 
 impl Expectation {
@@ -75,7 +69,7 @@ impl Expectation {
     pub fn parse(path: &str, condition: &str) -> Result<Expectation, Failure> {
         let bad =
             |why: &str| Failure::bad_input(format!("expect.\"{path}\" = \"{condition}\": {why}"));
-        check_root(path).map_err(|w| bad(&w))?;
+        check_path(path).map_err(|w| bad(&w))?;
         let c = condition.trim();
         let (op, rest) = [
             ("==", Op::Eq),
@@ -97,14 +91,15 @@ impl Expectation {
         })
     }
 
-    /// Evaluates against the summary JSON.
-    pub fn check(&self, summary: &Value) -> Verdict {
-        let value = lookup(summary, &self.lhs);
+    /// Evaluates against the summary JSON; `known` says whether a counter name exists on this
+    /// kernel (so that one that did not move reads 0).
+    pub fn check(&self, summary: &Value, known: &dyn Fn(&str) -> bool) -> Verdict {
+        let value = lookup(summary, &self.lhs, known);
         let expected = self.rhs.iter().try_fold(0.0, |acc, t| {
             Some(
                 acc + match t {
                     Term::Num(n) => *n,
-                    Term::Path(k, p) => k * lookup(summary, p)?,
+                    Term::Path(k, p) => k * lookup(summary, p, known)?,
                 },
             )
         });
@@ -128,16 +123,27 @@ impl Expectation {
     }
 }
 
-fn check_root(path: &str) -> Result<(), String> {
-    let root = path.split('.').next().unwrap_or("");
-    if ROOTS.contains(&root) {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{root}` is not a summary value; use one of: {}",
-            ROOTS.join(", ")
-        ))
+/// Checks a path against the summary's structure, so a typo is bad input before the run rather
+/// than a failed expectation after it. Counter and sysctl names are checked at the end of the run.
+fn check_path(path: &str) -> Result<(), String> {
+    if OPEN
+        .iter()
+        .any(|p| path.len() > p.len() && path.starts_with(p))
+    {
+        return Ok(());
     }
+    let shape = crate::record::summary::shape();
+    if walk(&shape, path).is_some() {
+        return Ok(());
+    }
+    let roots: Vec<&str> = shape
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    Err(format!(
+        "`{path}` is not a summary value (summary.json has: {})",
+        roots.join(", ")
+    ))
 }
 
 fn parse_sum(s: &str) -> Result<Vec<Term>, String> {
@@ -168,14 +174,14 @@ fn parse_sum(s: &str) -> Result<Vec<Term>, String> {
                 .parse()
                 .map_err(|_| format!("`{tok}` before `*` is not a number"))?;
             let p = &terms[i + 2].1;
-            check_root(p)?;
+            check_path(p)?;
             out.push(Term::Path(sign * k, p.clone()));
             i += 3;
         } else if let Ok(n) = tok.parse::<f64>() {
             out.push(Term::Num(sign * n));
             i += 1;
         } else {
-            check_root(tok)?;
+            check_path(tok)?;
             out.push(Term::Path(*sign, tok.clone()));
             i += 1;
         }
@@ -184,33 +190,38 @@ fn parse_sum(s: &str) -> Result<Vec<Term>, String> {
 }
 
 /// Walks `path` through nested objects, matching the longest key at each level, so that
-/// `counters.server.TcpExt.ListenOverflows` finds the key `TcpExt.ListenOverflows`.
-fn lookup(v: &Value, path: &str) -> Option<f64> {
+/// `sysctl.server.net.core.somaxconn` finds the key `net.core.somaxconn`.
+fn walk<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = v;
     let mut rest = path;
-    let mut in_counters = false;
-    loop {
-        if rest.is_empty() {
-            return cur
-                .as_f64()
-                .or_else(|| cur.as_str().and_then(|s| s.parse().ok()));
-        }
+    while !rest.is_empty() {
         let obj = cur.as_object()?;
         let key = obj
             .keys()
             .filter(|k| rest == k.as_str() || rest.starts_with(&format!("{k}.")))
-            .max_by_key(|k| k.len());
-        match key {
-            Some(k) => {
-                in_counters |= k == "counters";
-                rest = rest[k.len()..].trim_start_matches('.');
-                cur = &obj[k];
-            }
-            // Counters that did not move are left out of the summary: they read as zero.
-            None if in_counters && rest.contains('.') => return Some(0.0),
-            None => return None,
-        }
+            .max_by_key(|k| k.len())?;
+        rest = rest[key.len()..].trim_start_matches('.');
+        cur = &obj[key];
     }
+    Some(cur)
+}
+
+/// The number at `path`. A counter absent from the summary did not move and reads 0, but only if
+/// the kernel has a counter of that name (`known`): a misspelt counter is missing, not zero.
+fn lookup(v: &Value, path: &str, known: &dyn Fn(&str) -> bool) -> Option<f64> {
+    if let Some(name) = ["counters.server.", "counters.client."]
+        .iter()
+        .find_map(|p| path.strip_prefix(p))
+    {
+        let ns = &path["counters.".len().."counters.server".len()];
+        return match v["counters"][ns].get(name) {
+            Some(n) => n.as_f64(),
+            None => known(name).then_some(0.0),
+        };
+    }
+    let cur = walk(v, path)?;
+    cur.as_f64()
+        .or_else(|| cur.as_str().and_then(|s| s.parse().ok()))
 }
 
 #[cfg(test)]
@@ -228,10 +239,19 @@ mod tests {
         })
     }
 
+    fn known(name: &str) -> bool {
+        [
+            "TcpExt.ListenOverflows",
+            "TcpExt.TCPBacklogDrop",
+            "Tcp.RetransSegs",
+        ]
+        .contains(&name)
+    }
+
     fn check(path: &str, cond: &str) -> bool {
         Expectation::parse(path, cond)
             .unwrap()
-            .check(&summary())
+            .check(&summary(), &known)
             .pass
     }
 
@@ -259,12 +279,25 @@ mod tests {
     }
 
     #[test]
-    fn missing_values_fail_instead_of_passing() {
-        let v = Expectation::parse("listen.nothing", "== 0")
+    fn misspelt_counters_fail_instead_of_reading_zero() {
+        let v = Expectation::parse("counters.server.TcpExt.ListenOverflow", "== 0")
             .unwrap()
-            .check(&summary());
-        assert!(!v.pass);
+            .check(&summary(), &known);
+        assert!(
+            !v.pass,
+            "a counter the kernel does not have must not read 0"
+        );
         assert_eq!(v.value, None);
+    }
+
+    #[test]
+    fn paths_are_checked_against_the_summary_shape() {
+        assert!(Expectation::parse("listen.nothing", "== 0").is_err());
+        assert!(Expectation::parse("outcomes.okay", "> 0").is_err());
+        assert!(Expectation::parse("connect_latency_ms.p95", "> 0").is_err());
+        assert!(Expectation::parse("retransmits.total", "> 0").is_ok());
+        assert!(Expectation::parse("schedule.lag_ms.p99", "< 5").is_ok());
+        assert!(Expectation::parse("outcomes.ok", "> listen.nothing").is_err());
     }
 
     #[test]

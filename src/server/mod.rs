@@ -22,6 +22,9 @@ use crate::error::Failure;
 use crate::plan::{AcceptPolicy, ServerPlan};
 use crate::topo::Netns;
 
+/// How much earlier than its start a pause window may begin (timer resolution, with margin).
+const EARLY: Duration = Duration::from_millis(2);
+
 /// How long a served connection may take to send its request before the server gives up on it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -40,23 +43,21 @@ struct Counts {
     served: AtomicU64,
 }
 
-/// A running server; [`Server::stop`] ends it and returns its statistics.
+/// A listening server. [`Server::begin`] starts its accept policy at the storm's time zero;
+/// [`Server::stop`] ends it and returns its statistics.
 pub struct Server {
+    begin: Option<oneshot::Sender<Instant>>,
     stop: oneshot::Sender<()>,
     thread: JoinHandle<ServerStats>,
 }
 
 impl Server {
     /// Starts the server in `ns`, listening on `addr`, and returns once `listen()` has happened.
-    /// Accept-policy times (pause windows) count from `t0`.
-    pub fn start(
-        ns: &Netns,
-        addr: SocketAddrV4,
-        plan: &ServerPlan,
-        t0: Instant,
-    ) -> Result<Server, Failure> {
+    /// Until [`Server::begin`], connections only queue (nothing is accepted).
+    pub fn start(ns: &Netns, addr: SocketAddrV4, plan: &ServerPlan) -> Result<Server, Failure> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = oneshot::channel();
+        let (stop, mut stop_rx) = oneshot::channel();
+        let (begin, begin_rx) = oneshot::channel::<Instant>();
         let ns = ns.try_clone()?;
         let backlog = plan.backlog;
         let policy = plan.accept.clone();
@@ -89,6 +90,10 @@ impl Server {
                 let counts = Arc::new(Counts::default());
                 rt.block_on(async {
                     let listener = TcpListener::from_std(std_listener).expect("register listener");
+                    let t0 = tokio::select! {
+                        _ = &mut stop_rx => return,
+                        t0 = begin_rx => match t0 { Ok(t0) => t0, Err(_) => return },
+                    };
                     tokio::select! {
                         _ = stop_rx => {}
                         _ = accept_loop(&listener, policy, t0, response, counts.clone()) => {}
@@ -101,9 +106,20 @@ impl Server {
             })
             .map_err(|e| Failure::environment(format!("cannot start the server thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Server { stop, thread }),
+            Ok(Ok(())) => Ok(Server {
+                begin: Some(begin),
+                stop,
+                thread,
+            }),
             Ok(Err(e)) => Err(Failure::environment(e)),
             Err(_) => Err(Failure::environment("the server thread died during setup")),
+        }
+    }
+
+    /// Starts the accept policy; its times (pause windows) count from `t0`.
+    pub fn begin(&mut self, t0: Instant) {
+        if let Some(b) = self.begin.take() {
+            let _ = b.send(t0);
         }
     }
 
@@ -140,41 +156,55 @@ async fn accept_loop(
             drop(permit);
         });
     };
-    match policy {
-        AcceptPolicy::Never => std::future::pending().await,
-        AcceptPolicy::Fast => loop {
+    let accept_freely = || async {
+        loop {
             if let Ok((s, _)) = listener.accept().await {
                 serve(s, None, Duration::ZERO);
             }
-        },
+        }
+    };
+    match policy {
+        AcceptPolicy::Never => std::future::pending().await,
+        AcceptPolicy::Fast => accept_freely().await,
         AcceptPolicy::Rate { per_sec } => {
-            let gap = Duration::from_secs_f64(1.0 / per_sec);
-            let mut next = tokio::time::Instant::now();
+            // A token bucket: credit accrues at `per_sec` and is capped at 5 ms worth (at least one
+            // accept), so the long-run rate is exact even though timers tick in whole milliseconds,
+            // and an idle spell never banks a burst.
+            let cap = (per_sec * 0.005).max(1.0);
+            let mut tokens = 1.0;
+            let mut last = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep_until(next).await;
+                let now = tokio::time::Instant::now();
+                tokens = (tokens + (now - last).as_secs_f64() * per_sec).min(cap);
+                last = now;
+                if tokens < 1.0 {
+                    tokio::time::sleep(Duration::from_secs_f64((1.0 - tokens) / per_sec)).await;
+                    continue;
+                }
                 if let Ok((s, _)) = listener.accept().await {
                     serve(s, None, Duration::ZERO);
+                    tokens -= 1.0;
                 }
-                next = (next + gap).max(tokio::time::Instant::now() - gap);
             }
         }
         AcceptPolicy::Pause { windows } => {
             let at = |d: Duration| tokio::time::Instant::from_std(t0 + d);
-            for (start, end) in windows
-                .iter()
-                .copied()
-                .chain(std::iter::once((Duration::MAX / 4, Duration::MAX / 4)))
-            {
-                // Accept freely until the window opens, then stop until it closes.
-                loop {
+            for (start, end) in windows {
+                // Accept freely until the window opens, then stop until it closes. Timers fire up
+                // to a tick (1 ms) late, so a window opens up to EARLY before its start rather than
+                // letting in connections that arrive at its start.
+                let open = at(start)
+                    .checked_sub(EARLY)
+                    .unwrap_or_else(tokio::time::Instant::now);
+                if tokio::time::Instant::now() < open {
                     tokio::select! {
-                        biased;
-                        _ = tokio::time::sleep_until(at(start)) => break,
-                        r = listener.accept() => if let Ok((s, _)) = r { serve(s, None, Duration::ZERO) },
+                        _ = tokio::time::sleep_until(open) => {}
+                        _ = accept_freely() => {}
                     }
                 }
                 tokio::time::sleep_until(at(end)).await;
             }
+            accept_freely().await
         }
         AcceptPolicy::Workers { count, service } => {
             let pool = Arc::new(Semaphore::new(count as usize));

@@ -106,9 +106,12 @@ impl Netns {
 
 /// Inode of the namespace the process started in (the main thread never moves).
 pub fn host_inode() -> u64 {
-    std::fs::metadata("/proc/self/ns/net")
-        .map(|m| m.ino())
-        .unwrap_or(0)
+    inode_of("/proc/self/ns/net")
+}
+
+/// Inode of a namespace file such as `/proc/thread-self/ns/net` (0 if unreadable).
+pub fn inode_of(path: &str) -> u64 {
+    std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0)
 }
 
 /// Makes an unprivileged caller able to build namespaces: if the process is not root, it moves

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::netns::{host_inode, Netns};
+use super::netns::{host_inode, inode_of, Netns};
 use crate::error::Failure;
 
 /// Keys recorded for every namespace, whether a scenario set them or not, so that a result
@@ -40,6 +40,19 @@ fn normalize(value: &str) -> String {
     value.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether the kernel's read-back equals what was written: field by field, as numbers where
+/// both are numbers (so "0128" stored as "128" counts as the same value).
+fn same_value(got: &str, wrote: &str) -> bool {
+    let (g, w) = (normalize(got), normalize(wrote));
+    g.split(' ').count() == w.split(' ').count()
+        && g.split(' ')
+            .zip(w.split(' '))
+            .all(|(a, b)| match (a.parse::<i64>(), b.parse::<i64>()) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => a == b,
+            })
+}
+
 /// Checks that a key is shaped like a network sysctl, before anything is created.
 pub fn validate_key(key: &str) -> Result<(), Failure> {
     let ok = key.starts_with("net.")
@@ -60,7 +73,7 @@ pub fn validate_key(key: &str) -> Result<(), Failure> {
 /// Writes each `key = value` inside `ns`, reads it back, and fails if a value did not stick.
 pub fn apply(ns: &Netns, values: &BTreeMap<String, String>) -> Result<(), Failure> {
     ns.run(|| {
-        if host_inode() == current_inode() {
+        if host_inode() == inode_of("/proc/thread-self/ns/net") {
             return Err(Failure::environment(
                 "refusing to write sysctls in the host namespace",
             ));
@@ -70,13 +83,6 @@ pub fn apply(ns: &Netns, values: &BTreeMap<String, String>) -> Result<(), Failur
         }
         Ok(())
     })?
-}
-
-fn current_inode() -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/thread-self/ns/net")
-        .map(|m| m.ino())
-        .unwrap_or(0)
 }
 
 fn write_one(ns: &str, key: &str, value: &str) -> Result<(), Failure> {
@@ -105,20 +111,22 @@ fn write_one(ns: &str, key: &str, value: &str) -> Result<(), Failure> {
         )));
     }
     std::fs::write(&path, value).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
-            ". Run as root or with CAP_NET_ADMIN (sudo -E backlog-lab ...)"
+        let msg = format!("cannot set {key}={value} in the {ns} namespace: {e}");
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Failure::environment(format!(
+                "{msg}. Run as root or with CAP_NET_ADMIN (sudo -E backlog-lab ...)"
+            ))
         } else {
-            " (is the value in the range the kernel accepts?)"
-        };
-        Failure::bad_input(format!(
-            "cannot set {key}={value} in the {ns} namespace: {e}{hint}"
-        ))
+            Failure::bad_input(format!(
+                "{msg} (is the value in the range the kernel accepts?)"
+            ))
+        }
     })?;
     let got = read_one(key).unwrap_or_default();
-    if normalize(&got) != normalize(value) {
-        return Err(Failure::environment(format!(
-            "sysctl {key}={value} did not stick in the {ns} namespace: the kernel reads back `{}`",
-            normalize(&got)
+    if !same_value(&got, value) {
+        return Err(Failure::bad_input(format!(
+            "sysctl {key}={value} did not stick in the {ns} namespace: the kernel stores `{got}` \
+             (it clamps or rewrites some values; give one it keeps as is)"
         )));
     }
     Ok(())
@@ -144,6 +152,15 @@ fn read_one(key: &str) -> Option<String> {
     std::fs::read_to_string(path_of(key))
         .ok()
         .map(|s| normalize(&s))
+}
+
+/// The host namespace's values of [`REPORTED`], read (never written) from the calling thread,
+/// which must be in the host namespace (the main thread always is).
+pub fn read_host() -> BTreeMap<String, String> {
+    REPORTED
+        .iter()
+        .filter_map(|k| read_one(k).map(|v| (k.to_string(), v)))
+        .collect()
 }
 
 /// Reads the effective values of [`REPORTED`] plus `extra` keys inside `ns`.
