@@ -321,13 +321,20 @@ impl RunPlan {
         }
 
         let mut expect = Vec::new();
-        for (path, cond) in &f.expect {
-            let cond = cond.as_str().ok_or_else(|| {
-                bad(format!(
-                    "expect.\"{path}\": the condition must be a string such as \"> 0\""
-                ))
-            })?;
-            expect.push(Expectation::parse(path, cond)?);
+        for (path, conds) in &f.expect {
+            // One condition ("> 0") or several (["> 0", "< 10"]) on the same value.
+            let conds: Vec<&toml::Value> = match conds {
+                toml::Value::Array(a) => a.iter().collect(),
+                one => vec![one],
+            };
+            for cond in conds {
+                let cond = cond.as_str().ok_or_else(|| {
+                    bad(format!(
+                        "expect.\"{path}\": a condition is a string such as \"> 0\", or a list of them"
+                    ))
+                })?;
+                expect.push(Expectation::parse(path, cond)?);
+            }
         }
 
         Ok(RunPlan {
