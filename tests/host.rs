@@ -126,3 +126,57 @@ fn sigkill_mid_run_leaves_nothing_behind() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// An ordinary user can run the lab where the kernel allows unprivileged user namespaces: it
+/// becomes root of its own user namespace, which owns the lab's network namespaces (and nothing
+/// on the host). Where they are disabled, the run says so and exits 3. Whichever the machine's
+/// setting, the test asserts the behaviour that setting implies.
+#[test]
+fn an_ordinary_user_runs_the_lab_in_a_user_namespace() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let _lab = util::lab();
+    let before = host_state();
+    // `nobody` must reach the binary and a writable folder.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let exe = tmp.path().join("backlog-lab");
+    std::fs::copy(env!("CARGO_BIN_EXE_backlog-lab"), &exe).unwrap();
+    let out = tmp.path().join("run");
+    let o = std::process::Command::new(&exe)
+        .current_dir(tmp.path())
+        .args(["run", "envoy-somaxconn-128", "--quiet", "--out"])
+        .arg(&out)
+        .args([
+            "--set",
+            "client.connections=500",
+            "--set",
+            "client.duration=500ms",
+            "--set",
+            "expect=",
+        ])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let allowed = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .is_ok_and(|v| v.trim() != "0");
+    if allowed {
+        assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+        let s = util::summary(&out);
+        assert_eq!(s["connections"], 500);
+        assert_eq!(
+            s["sysctl"]["server"]["net.core.somaxconn"], "128",
+            "set inside the user's netns"
+        );
+        assert_eq!(s["listen"]["accept_queue_limit"], 128);
+    } else {
+        assert_eq!(o.status.code(), Some(3), "{}", util::stderr(&o));
+        assert!(
+            util::stderr(&o).contains("user namespaces"),
+            "{}",
+            util::stderr(&o)
+        );
+    }
+    assert_eq!(host_state(), before);
+}

@@ -215,3 +215,49 @@ fn rate_policy_accepts_at_its_rate() {
         "accepted {rate:.0}/s for a configured 2500/s"
     );
 }
+
+/// `accept = "workers"`: a pool of 4 workers that each hold a connection for 200 ms, and an accept
+/// loop that only accepts when a worker is free. A burst of 20 is served in waves of 4, one wave
+/// per 200 ms, while the rest wait in the accept queue.
+#[test]
+fn workers_policy_serves_in_waves_and_backs_up_the_accept_queue() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = run(
+        "node-backlog-511",
+        &out,
+        &[
+            "server.accept=workers",
+            "server.pauses=",
+            "server.workers=4",
+            "server.service_time=200ms",
+            "client.burst_size=20",
+            "client.connections=20",
+            "expect=",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = summary(&out);
+    assert_eq!(outcome(&s, "ok"), 20);
+    // 4 taken by workers at once; the other 16 queue (give or take one in flight).
+    let max_seen = s["listen"]["accept_queue_max_seen"].as_u64().unwrap();
+    assert!(
+        (14..=16).contains(&max_seen),
+        "accept queue max seen {max_seen}"
+    );
+    let mut firsts: Vec<f64> = connections(&out)
+        .iter()
+        .map(|r| r["first_byte_us"].parse::<f64>().unwrap() / 1000.0)
+        .collect();
+    firsts.sort_by(f64::total_cmp);
+    // Five waves: at ~200, 400, 600, 800, 1000 ms. Tolerances: timers and a shared 2-core machine.
+    for (wave, chunk) in firsts.chunks(4).enumerate() {
+        let due = 200.0 * (wave + 1) as f64;
+        for t in chunk {
+            assert!(
+                (due - 5.0..due + 60.0).contains(t),
+                "wave {wave}: first byte at {t:.1} ms, due {due}"
+            );
+        }
+    }
+}
