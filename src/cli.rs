@@ -31,6 +31,12 @@ pub enum Command {
     ///   backlog-lab run netty-backlog-50 --set server.backlog=1024
     ///   backlog-lab run --set server.sysctl.net.core.somaxconn=4096 --set client.rate=5000
     Run(RunArgs),
+    /// Build the lab and run its server without a storm, for a client of your own.
+    ///
+    /// Prints the client namespace as /proc/PID/fd/N; run any client inside it with nsenter:
+    ///   backlog-lab serve --set server.accept=fast --for 1m
+    ///   nsenter --net=/proc/PID/fd/N wrk -t2 -c64 -d10s -H 'Connection: close' http://198.18.0.1:8080/
+    Serve(ServeArgs),
     /// Parse and validate a scenario without running it (no privileges needed); print the plan.
     Check(ScenarioArgs),
     /// List the bundled scenarios.
@@ -50,6 +56,24 @@ pub struct ScenarioArgs {
     /// Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+
+    /// How long to serve (at most 1h); Ctrl-C ends it early.
+    #[arg(long = "for", value_name = "DURATION", default_value = "60s", value_parser = parse_serve_duration)]
+    pub duration: std::time::Duration,
+}
+
+fn parse_serve_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e}; e.g. 30s, 5m"))?;
+    if d.is_zero() || d > std::time::Duration::from_secs(3600) {
+        return Err("must be above 0 and at most 1h".into());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, clap::Args)]

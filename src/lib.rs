@@ -13,6 +13,7 @@
 //! - [`export`]: the result folder (CSV and JSON).
 //! - [`report`]: the progress line and the summary table.
 //! - [`app`]: one run from plan to results.
+//! - [`serve`]: the lab and its server without a storm, for clients of your own.
 
 pub mod app;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod plan;
 pub mod record;
 pub mod report;
 pub mod scenario;
+pub mod serve;
 pub mod server;
 pub mod topo;
 
@@ -51,6 +53,11 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
             };
             let result = app::run(&plan, args.out.as_deref(), &display)?;
             Ok(result.exit_code())
+        }
+        Command::Serve(args) => {
+            let plan = load_plan(&args.scenario)?;
+            topo::netns::become_root_in_user_namespace_if_needed()?;
+            serve::serve(&plan, args.duration, &mut out)
         }
         Command::Check(args) => {
             let plan = load_plan(&args)?;

@@ -17,7 +17,8 @@ pub enum AcceptPolicy {
     Fast,
     /// Never call `accept()`: the accept queue fills and stays full.
     Never,
-    /// At most `per_sec` accepts per second (a token bucket holding 5 ms of credit).
+    /// `per_sec` accepts per second while connections are waiting (credit is kept across
+    /// scheduling stalls, dropped when the accept queue is empty).
     Rate { per_sec: f64 },
     /// Accept fast, except inside these windows (from the storm's time zero): a GC pause or a
     /// blocked event loop. After each window the queue drains. A window opens up to 2 ms early

@@ -180,3 +180,62 @@ fn an_ordinary_user_runs_the_lab_in_a_user_namespace() {
     }
     assert_eq!(host_state(), before);
 }
+
+/// `serve` stands up the lab without a storm and prints the client namespace as a /proc path:
+/// a client that joins it (as `nsenter --net=` would) reaches the server and gets its response.
+#[test]
+fn serve_lets_a_client_of_your_own_in_through_the_printed_namespace() {
+    use std::io::{BufRead, Read, Write};
+    let _lab = util::lab();
+    let before = host_state();
+    let mut child = util::bin()
+        .args([
+            "serve",
+            "--set",
+            "server.accept=fast",
+            "--set",
+            "server.accept_rate=",
+            "--for",
+            "20s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ns_path = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| l.strip_prefix("client namespace: ").map(str::to_string))
+        .expect("serve prints the client namespace");
+    let ns = std::fs::File::open(&ns_path).unwrap();
+    let reply = std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let mut s = std::net::TcpStream::connect("198.18.0.1:8080").unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    })
+    .join()
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGINT,
+    )
+    .unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("server accepted 1, served 1")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("Tcp.PassiveOpens") && l.ends_with(" 1")),
+        "{rest:?}"
+    );
+    assert_eq!(host_state(), before);
+}

@@ -1,6 +1,7 @@
 //! What the terminal shows: a progress line while the storm runs, then the summary table and
 //! the verdict. Everything printed here is also in `summary.json`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -34,6 +35,20 @@ const KEY_COUNTERS: &[&str] = &[
     "Tcp.OutRsts",
     "Tcp.RetransSegs",
 ];
+
+/// The key counters of one namespace that moved, one per line, under a heading.
+pub fn counter_table(ns: &str, counters: &BTreeMap<String, i64>) -> String {
+    let mut out = format!(
+        "\n  {ns} counters that moved ({} in all, see counters.csv)\n",
+        counters.len()
+    );
+    for k in KEY_COUNTERS {
+        if let Some(v) = counters.get(*k) {
+            out.push_str(&format!("    {k:<30} {v:>9}\n"));
+        }
+    }
+    out
+}
 
 /// The progress line: connections finished out of planned, elapsed time, outcomes so far.
 pub struct Bar {
@@ -170,17 +185,7 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
     ));
 
     for (ns, counters) in &s.counters {
-        let shown: Vec<_> = KEY_COUNTERS
-            .iter()
-            .filter_map(|k| counters.get(*k).map(|v| (k, v)))
-            .collect();
-        out.push_str(&format!(
-            "\n  {ns} counters that moved ({} in all, see counters.csv)\n",
-            counters.len()
-        ));
-        for (k, v) in shown {
-            out.push_str(&format!("    {k:<30} {v:>9}\n"));
-        }
+        out.push_str(&counter_table(ns, counters));
     }
 
     for w in &s.warnings {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
@@ -167,23 +168,30 @@ async fn accept_loop(
         AcceptPolicy::Never => std::future::pending().await,
         AcceptPolicy::Fast => accept_freely().await,
         AcceptPolicy::Rate { per_sec } => {
-            // A token bucket: credit accrues at `per_sec` and is capped at 5 ms worth (at least one
-            // accept), so the long-run rate is exact even though timers tick in whole milliseconds,
-            // and an idle spell never banks a burst.
-            let cap = (per_sec * 0.005).max(1.0);
-            let mut tokens = 1.0;
-            let mut last = tokio::time::Instant::now();
+            // Credit accrues at `per_sec` and each accept spends one. It is forgotten only when
+            // the accept queue is found empty (an idle server banks no burst), never because the
+            // thread was descheduled or a timer ticked late, so the rate holds on a busy machine.
+            let mut credit = 1.0;
+            let mut last = std::time::Instant::now();
             loop {
-                let now = tokio::time::Instant::now();
-                tokens = (tokens + (now - last).as_secs_f64() * per_sec).min(cap);
+                let now = std::time::Instant::now();
+                credit += (now - last).as_secs_f64() * per_sec;
                 last = now;
-                if tokens < 1.0 {
-                    tokio::time::sleep(Duration::from_secs_f64((1.0 - tokens) / per_sec)).await;
+                if credit < 1.0 {
+                    tokio::time::sleep(Duration::from_secs_f64((1.0 - credit) / per_sec)).await;
                     continue;
                 }
-                if let Ok((s, _)) = listener.accept().await {
+                let accepted = match listener.accept().now_or_never() {
+                    Some(r) => r,
+                    None => {
+                        let r = listener.accept().await;
+                        (credit, last) = (1.0, std::time::Instant::now());
+                        r
+                    }
+                };
+                if let Ok((s, _)) = accepted {
                     serve(s, None, Duration::ZERO);
-                    tokens -= 1.0;
+                    credit -= 1.0;
                 }
             }
         }
