@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::client::{AttemptSpec, Storm};
-use crate::counters::{CounterFiles, ListenDiag, Probes, Sampler, Snapshot};
+use crate::client::{AttemptSpec, Storm, StormResult};
+use crate::counters::{CounterFiles, ListenDiag, Probes, QueueSample, Sample, Sampler, Snapshot};
 use crate::error::Failure;
 use crate::export::{self, CounterPair};
-use crate::plan::{AcceptPolicy, RunPlan};
+use crate::plan::{AcceptPolicy, Arrival, RunPlan};
 use crate::record::summary::{self, Listen, Summary};
 use crate::report;
 use crate::server::Server;
@@ -66,19 +66,67 @@ struct Environment {
     host_sysctl: BTreeMap<String, String>,
 }
 
+/// The lab standing, before any traffic: both hosts with their sysctls read back, the server
+/// listening (connections queue but nothing is accepted until [`Server::begin`]), and the
+/// counter and queue probes open. Dropping it frees everything.
+pub struct Lab {
+    pub topo: Topology,
+    pub server: Server,
+    pub probes: Probes,
+    pub target: SocketAddrV4,
+    /// The listener's queue right after `listen()`: its `accept_queue_limit` is the kernel's clamp.
+    pub initial_queue: QueueSample,
+}
+
+impl Lab {
+    /// Builds the hosts, starts the server and opens the probes. The namespaces exist only as
+    /// descriptors, so a failure here (a sysctl the kernel refuses) leaves nothing behind.
+    pub fn stand_up(plan: &RunPlan) -> Result<Lab, Failure> {
+        let topo = Topology::build(&plan.server.sysctl, &plan.client.sysctl)?;
+        let target = SocketAddrV4::new(link::SERVER_ADDR, plan.server.port);
+        let server = Server::start(&topo.server, target, &plan.server)?;
+        let mut probes = Probes {
+            server: CounterFiles::open(&topo.server)?,
+            client: CounterFiles::open(&topo.client)?,
+            diag: ListenDiag::open(&topo.server, plan.server.port)?,
+        };
+        let initial_queue = probes
+            .diag
+            .sample()
+            .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?;
+        Ok(Lab {
+            topo,
+            server,
+            probes,
+            target,
+            initial_queue,
+        })
+    }
+
+    fn sysctls(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        BTreeMap::from([
+            ("server".to_string(), self.topo.server_sysctl.clone()),
+            ("client".to_string(), self.topo.client_sysctl.clone()),
+        ])
+    }
+}
+
 /// Runs `plan`, writes its result folder, prints the summary, and returns it.
 pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Result<RunResult> {
     let nofile = raise_nofile_limit();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    // The namespaces exist only as descriptors, so a sysctl the kernel refuses here (bad input)
-    // leaves nothing behind; the result folder is created only once the lab stands.
-    let topo = Topology::build(&plan.server.sysctl, &plan.client.sysctl)?;
+    let lab = Lab::stand_up(plan)?;
+    let sysctls = lab.sysctls();
+    let Lab {
+        topo,
+        mut server,
+        mut probes,
+        target,
+        initial_queue,
+    } = lab;
+    // Only now that the lab stands is the result folder created.
     let dir = export::create_dir(out, &plan.name)?;
     std::fs::write(dir.join("scenario.toml"), &plan.scenario_text)?;
-    let sysctls = BTreeMap::from([
-        ("server".to_string(), topo.server_sysctl.clone()),
-        ("client".to_string(), topo.client_sysctl.clone()),
-    ]);
     let env = Environment {
         tool: format!("backlog-lab {}", env!("CARGO_PKG_VERSION")),
         kernel_release: nix::sys::utsname::uname()
@@ -86,7 +134,7 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
             .unwrap_or_default(),
         started_at,
         scenario: plan.origin.clone(),
-        server_address: format!("{}:{}", link::SERVER_ADDR, plan.server.port),
+        server_address: target.to_string(),
         client_address: link::CLIENT_ADDR.to_string(),
         namespace_inodes: BTreeMap::from([
             ("server", topo.server.inode()),
@@ -97,18 +145,6 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         host_sysctl: sysctl::read_host(),
     };
     export::write_json(&dir, "environment.json", &env)?;
-
-    let target = SocketAddrV4::new(link::SERVER_ADDR, plan.server.port);
-    let mut server = Server::start(&topo.server, target, &plan.server)?;
-    let mut probes = Probes {
-        server: CounterFiles::open(&topo.server)?,
-        client: CounterFiles::open(&topo.client)?,
-        diag: ListenDiag::open(&topo.server, plan.server.port)?,
-    };
-    let initial_queue = probes
-        .diag
-        .sample()
-        .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?;
 
     // Time zero comes after every setup step, so the first arrivals are not a catch-up burst.
     let t0 = Instant::now() + Duration::from_millis(20);
@@ -133,8 +169,7 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     bar.finish();
     let storm = storm.join()?;
     // The connections first: whatever fails after this, they are on disk.
-    let records = &storm.records;
-    export::write_connections(&dir, records)?;
+    export::write_connections(&dir, &storm.records)?;
     let (mut probes, samples) = sampler.stop();
     let after = match probes.sample(t0) {
         Ok(a) => a,
@@ -162,20 +197,49 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     export::write_counters(&dir, &pairs)?;
     export::write_timeseries(&dir, &samples, &pairs[0], &pairs[1])?;
 
+    let measured = Measured {
+        storm: &storm,
+        before: &before,
+        after: &after,
+        samples: &samples,
+    };
+    let s = summarize(plan, &measured, initial_queue, server_stats, sysctls)?;
+    export::write_summary(&dir, &s)?;
+
+    let mut stdout = std::io::stdout().lock();
+    if display.json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&s)?)?;
+    } else if !display.quiet {
+        report::print(&mut stdout, plan, &s, &dir)?;
+    }
+    Ok(RunResult { dir, summary: s })
+}
+
+/// Everything a storm produced, as recorded.
+struct Measured<'a> {
+    storm: &'a StormResult,
+    before: &'a Sample,
+    after: &'a Sample,
+    samples: &'a [Sample],
+}
+
+/// The summary of a run, with its warnings and the verdict on each expectation.
+fn summarize(
+    plan: &RunPlan,
+    m: &Measured,
+    initial_queue: QueueSample,
+    server: crate::server::ServerStats,
+    sysctl: BTreeMap<String, BTreeMap<String, String>>,
+) -> anyhow::Result<Summary> {
+    let records = &m.storm.records;
     let (connect, connect_from_start, response) = summary::latencies(records);
-    let max_seen = samples
-        .iter()
-        .map(|s| s.queue.accept_queue)
-        .chain([after.queue.accept_queue])
-        .max()
-        .unwrap_or(0);
-    let syn_recv_max = samples.iter().map(|s| s.queue.syn_recv).max().unwrap_or(0);
+    let queue = m.samples.iter().map(|s| s.queue).chain([m.after.queue]);
     let mut s = Summary {
         scenario: plan.name.clone(),
         connections: records.len() as u64,
-        planned: storm.planned,
-        interrupted: storm.interrupted,
-        abandoned: storm.abandoned,
+        planned: m.storm.planned,
+        interrupted: m.storm.interrupted,
+        abandoned: m.storm.abandoned,
         duration_s: records.iter().map(|r| r.finished_us).max().unwrap_or(0) as f64 / 1e6,
         outcomes: summary::outcome_counts(records),
         connect_latency_ms: connect,
@@ -186,45 +250,36 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         counters: BTreeMap::from([
             (
                 "server".to_string(),
-                Snapshot::moved(&before.server, &after.server),
+                Snapshot::moved(&m.before.server, &m.after.server),
             ),
             (
                 "client".to_string(),
-                Snapshot::moved(&before.client, &after.client),
+                Snapshot::moved(&m.before.client, &m.after.client),
             ),
         ]),
-        sysctl: sysctls,
+        sysctl,
         listen: Listen {
             backlog_requested: plan.server.backlog,
             accept_queue_limit: initial_queue.accept_queue_limit,
             accept_queue_capacity: initial_queue.accept_queue_limit.map(|l| l + 1),
-            accept_queue_max_seen: max_seen,
-            syn_recv_max_seen: syn_recv_max,
+            accept_queue_max_seen: queue.clone().map(|q| q.accept_queue).max().unwrap_or(0),
+            syn_recv_max_seen: queue.map(|q| q.syn_recv).max().unwrap_or(0),
         },
-        server: server_stats,
+        server,
         warnings: Vec::new(),
         expectations: Vec::new(),
     };
     let overflow_expected = !matches!(plan.server.accept, AcceptPolicy::Fast);
-    let bursty = matches!(plan.client.arrival, crate::plan::Arrival::Burst { .. });
-    s.warnings
-        .extend(summary::warnings(&s, records, overflow_expected, bursty));
+    let bursty = matches!(plan.client.arrival, Arrival::Burst { .. });
+    s.warnings = summary::warnings(&s, records, overflow_expected, bursty);
     let value = serde_json::to_value(&s)?;
-    let known = |name: &str| before.server.get(name).is_some();
+    let known = |name: &str| m.before.server.get(name).is_some();
     s.expectations = plan
         .expect
         .iter()
         .map(|e| e.check(&value, &known))
         .collect();
-    export::write_summary(&dir, &s)?;
-
-    let mut stdout = std::io::stdout().lock();
-    if display.json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&s)?)?;
-    } else if !display.quiet {
-        report::print(&mut stdout, plan, &s, &dir)?;
-    }
-    Ok(RunResult { dir, summary: s })
+    Ok(s)
 }
 
 /// Raises the soft open-files limit to the hard one (and the hard one too, where allowed), since

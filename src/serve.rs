@@ -4,30 +4,23 @@
 //! Bounded by `--for`; Ctrl-C ends it early. At the end it prints the counters that moved.
 
 use std::io::Write;
-use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use crate::counters::{CounterFiles, ListenDiag, Snapshot};
-use crate::error::Failure;
+use crate::app::Lab;
+use crate::counters::Snapshot;
 use crate::plan::RunPlan;
 use crate::report;
-use crate::server::Server;
-use crate::topo::{link, Topology};
 
 /// Serves `plan`'s server for `duration` (or until Ctrl-C).
 pub fn serve(plan: &RunPlan, duration: Duration, out: &mut impl Write) -> anyhow::Result<u8> {
-    let topo = Topology::build(&plan.server.sysctl, &plan.client.sysctl)?;
-    let target = SocketAddrV4::new(link::SERVER_ADDR, plan.server.port);
-    let mut server = Server::start(&topo.server, target, &plan.server)?;
-    let mut counters = [
-        CounterFiles::open(&topo.server)?,
-        CounterFiles::open(&topo.client)?,
-    ];
-    let limit = ListenDiag::open(&topo.server, plan.server.port)?
-        .sample()
-        .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?
-        .accept_queue_limit;
-    let before = [counters[0].read()?, counters[1].read()?];
+    let Lab {
+        topo,
+        mut server,
+        mut probes,
+        target,
+        initial_queue,
+    } = Lab::stand_up(plan)?;
+    let before = [probes.server.read()?, probes.client.read()?];
     server.begin(Instant::now());
 
     let ns = format!("/proc/{}/fd/{}", std::process::id(), topo.client.raw_fd());
@@ -38,7 +31,9 @@ pub fn serve(plan: &RunPlan, duration: Duration, out: &mut impl Write) -> anyhow
          client namespace: {ns}\n  nsenter --net={ns} curl -s {url}\n  \
          nsenter --net={ns} wrk -t2 -c64 -d10s -H 'Connection: close' {url}",
         plan.server.backlog,
-        limit.map_or("?".into(), |l| l.to_string()),
+        initial_queue
+            .accept_queue_limit
+            .map_or("?".into(), |l| l.to_string()),
         humantime::format_duration(duration),
     )?;
     out.flush()?;
@@ -58,8 +53,9 @@ pub fn serve(plan: &RunPlan, duration: Duration, out: &mut impl Write) -> anyhow
         "\nserver accepted {}, served {}",
         stats.accepted, stats.served
     )?;
+    let after = [probes.server.read()?, probes.client.read()?];
     for (i, ns) in ["server", "client"].iter().enumerate() {
-        let moved = Snapshot::moved(&before[i], &counters[i].read()?);
+        let moved = Snapshot::moved(&before[i], &after[i]);
         out.write_all(report::counter_table(ns, &moved).as_bytes())?;
     }
     Ok(0)

@@ -231,12 +231,7 @@ fn ctrl_c_keeps_every_started_connection_and_exits_130() {
         n,
         "one row per attempted connection"
     );
-    let total: u64 = s["outcomes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let total = crate::util::outcomes_total(&s);
     assert_eq!(total, n);
     assert_eq!(s["abandoned"], 0);
 }

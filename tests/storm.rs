@@ -27,12 +27,7 @@ fn storm_of_100k_connections_at_10k_per_second_accounts_for_every_connection() {
     assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
     let s = summary(&out);
     assert_eq!(s["connections"], 100_000);
-    let total: u64 = s["outcomes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let total = crate::util::outcomes_total(&s);
     assert_eq!(total, 100_000, "every connection has exactly one outcome");
 
     let rows = connections(&out);

@@ -73,6 +73,16 @@ pub fn outcome(s: &Value, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("outcome {name} missing from summary"))
 }
 
+/// The sum of all outcome counts: equals `connections` when every connection has one outcome.
+pub fn outcomes_total(s: &Value) -> u64 {
+    s["outcomes"]
+        .as_object()
+        .expect("outcomes")
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum()
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
