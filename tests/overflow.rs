@@ -1,7 +1,6 @@
 //! The accept queue, as the kernel really sizes and fills it. See ../shared/docs/kernel-notes.md.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -129,7 +128,8 @@ fn somaxconn_clamps_the_backlog_and_minus_one_means_somaxconn() {
             limit,
             "ss Send-Q for listen({backlog})"
         );
-        assert!(l.as_raw_fd() > 0);
+        // The listener had to stay open while diag and ss read it; now it may go.
+        drop(l);
     }
 }
 

@@ -209,11 +209,13 @@ fn walk<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 /// The number at `path`. A counter absent from the summary did not move and reads 0, but only if
 /// the kernel has a counter of that name (`known`): a misspelt counter is missing, not zero.
 fn lookup(v: &Value, path: &str, known: &dyn Fn(&str) -> bool) -> Option<f64> {
-    if let Some(name) = ["counters.server.", "counters.client."]
-        .iter()
-        .find_map(|p| path.strip_prefix(p))
-    {
-        let ns = &path["counters.".len().."counters.server".len()];
+    let counter = [
+        ("server", "counters.server."),
+        ("client", "counters.client."),
+    ]
+    .iter()
+    .find_map(|(ns, prefix)| path.strip_prefix(prefix).map(|name| (*ns, name)));
+    if let Some((ns, name)) = counter {
         return match v["counters"][ns].get(name) {
             Some(n) => n.as_f64(),
             None => known(name).then_some(0.0),
