@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::client::{AttemptSpec, Storm, StormResult};
+use crate::client::flood::{Flood, FloodStats};
+use crate::client::{self, AttemptSpec, Storm, StormResult};
 use crate::counters::{CounterFiles, ListenDiag, Probes, QueueSample, Sample, Sampler, Snapshot};
 use crate::error::Failure;
 use crate::export::{self, CounterPair};
@@ -19,15 +20,26 @@ use crate::plan::{AcceptPolicy, Arrival, RunPlan};
 use crate::record::summary::{self, Listen, Summary};
 use crate::report;
 use crate::server::Server;
-use crate::topo::{link, sysctl, Topology};
+use crate::topo::{link, sysctl, LinkStats, Topology};
 
 /// How the result is shown; what is measured does not depend on it.
 #[derive(Debug, Clone, Default)]
 pub struct Display {
-    /// No progress line and no table.
-    pub quiet: bool,
-    /// Print summary.json to stdout instead of the table.
-    pub json: bool,
+    /// A progress line on stderr while the storm runs (only if stderr is a terminal).
+    pub progress: bool,
+    /// What goes to stdout at the end.
+    pub print: Print,
+}
+
+/// What a run prints on stdout when it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Print {
+    /// The summary table and the verdict.
+    #[default]
+    Table,
+    /// `summary.json`.
+    Json,
+    Nothing,
 }
 
 /// What `backlog-lab run` returns to `main`.
@@ -82,7 +94,7 @@ impl Lab {
     /// Builds the hosts, starts the server and opens the probes. The namespaces exist only as
     /// descriptors, so a failure here (a sysctl the kernel refuses) leaves nothing behind.
     pub fn stand_up(plan: &RunPlan) -> Result<Lab, Failure> {
-        let topo = Topology::build(&plan.server.sysctl, &plan.client.sysctl)?;
+        let topo = Topology::build(&plan.server.sysctl, &plan.client.sysctl, &plan.link)?;
         let target = SocketAddrV4::new(link::SERVER_ADDR, plan.server.port);
         let server = Server::start(&topo.server, target, &plan.server)?;
         let mut probes = Probes {
@@ -118,7 +130,7 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     let lab = Lab::stand_up(plan)?;
     let sysctls = lab.sysctls();
     let Lab {
-        topo,
+        mut topo,
         mut server,
         mut probes,
         target,
@@ -149,6 +161,7 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     // Time zero comes after every setup step, so the first arrivals are not a catch-up burst.
     let t0 = Instant::now() + Duration::from_millis(20);
     let before = probes.sample(t0)?;
+    let ring_drops_before = topo.ring_drops();
     server.begin(t0);
     let sampler = Sampler::start(probes, t0, plan.sample_interval);
     let spec = AttemptSpec {
@@ -156,11 +169,17 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         connect_timeout: plan.client.connect_timeout,
         response_timeout: plan.client.response_timeout,
         t0,
+        request: client::attempt::request(&plan.client.talk).into(),
     };
+    let flood = plan
+        .flood
+        .as_ref()
+        .map(|f| Flood::start(&topo.client, f, target, t0, plan.client.seed))
+        .transpose()?;
     let storm = Storm::start(&topo.client, &plan.client, spec)?;
     let bar = report::progress_bar(
         storm.progress.clone(),
-        display.quiet || display.json || !std::io::stderr().is_terminal(),
+        !display.progress || !std::io::stderr().is_terminal(),
     );
     while !storm.is_finished() {
         bar.tick();
@@ -168,6 +187,7 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     }
     bar.finish();
     let storm = storm.join()?;
+    let flood = flood.map(Flood::stop);
     // The connections first: whatever fails after this, they are on disk.
     export::write_connections(&dir, &storm.records)?;
     let (mut probes, samples) = sampler.stop();
@@ -179,6 +199,7 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         }
     };
     let server_stats = server.stop();
+    let link = topo.stop_link(ring_drops_before);
     drop(probes);
     drop(topo);
 
@@ -202,15 +223,17 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         before: &before,
         after: &after,
         samples: &samples,
+        link,
+        flood,
     };
     let s = summarize(plan, &measured, initial_queue, server_stats, sysctls)?;
     export::write_summary(&dir, &s)?;
 
     let mut stdout = std::io::stdout().lock();
-    if display.json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&s)?)?;
-    } else if !display.quiet {
-        report::print(&mut stdout, plan, &s, &dir)?;
+    match display.print {
+        Print::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&s)?)?,
+        Print::Table => report::print(&mut stdout, plan, &s, &dir)?,
+        Print::Nothing => {}
     }
     Ok(RunResult { dir, summary: s })
 }
@@ -221,6 +244,8 @@ struct Measured<'a> {
     before: &'a Sample,
     after: &'a Sample,
     samples: &'a [Sample],
+    link: Option<LinkStats>,
+    flood: Option<FloodStats>,
 }
 
 /// The summary of a run, with its warnings and the verdict on each expectation.
@@ -245,6 +270,7 @@ fn summarize(
         connect_latency_ms: connect,
         connect_latency_from_start_ms: connect_from_start,
         response_latency_ms: response,
+        by_outcome: summary::by_outcome(records),
         schedule: summary::schedule(records),
         retransmits: summary::retransmits(records),
         counters: BTreeMap::from([
@@ -266,6 +292,8 @@ fn summarize(
             syn_recv_max_seen: queue.map(|q| q.syn_recv).max().unwrap_or(0),
         },
         server,
+        link: m.link.clone(),
+        flood: m.flood.clone(),
         warnings: Vec::new(),
         expectations: Vec::new(),
     };

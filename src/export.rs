@@ -157,3 +157,22 @@ pub fn write_timeseries(
 pub fn write_summary(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
     write_json(dir, "summary.json", summary)
 }
+
+/// `comparison.csv`: one row per run of a comparison, the columns of
+/// [`crate::report::comparison_rows`].
+pub fn write_comparison_csv(dir: &Path, runs: &[(&str, &Summary)]) -> anyhow::Result<()> {
+    let path = dir.join("comparison.csv");
+    let mut w =
+        csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
+    let rows = crate::report::comparison_rows(runs);
+    let mut header = vec!["run".to_string()];
+    header.extend(rows.iter().map(|(l, _)| l.clone()));
+    w.write_record(&header)?;
+    for (i, (label, _)) in runs.iter().enumerate() {
+        let mut record = vec![label.to_string()];
+        record.extend(rows.iter().map(|(_, v)| v[i].clone()));
+        w.write_record(&record)?;
+    }
+    w.flush()?;
+    Ok(())
+}

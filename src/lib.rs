@@ -13,11 +13,13 @@
 //! - [`export`]: the result folder (CSV and JSON).
 //! - [`report`]: the progress line and the summary table.
 //! - [`app`]: one run from plan to results.
+//! - [`compare`]: several runs of one scenario side by side (`[matrix]`, `[[case]]`, `--set K=A,B`).
 //! - [`serve`]: the lab and its server without a storm, for clients of your own.
 
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod counters;
 pub mod error;
 pub mod export;
@@ -34,10 +36,37 @@ use std::io::Write;
 use cli::{Cli, Command, ScenarioArgs};
 use plan::RunPlan;
 
-/// Loads and validates the scenario named on the command line (a file or a bundled name).
-fn load_plan(args: &ScenarioArgs) -> anyhow::Result<RunPlan> {
-    let loaded = scenario::load(args.scenario.as_deref(), &args.sets)?;
-    Ok(RunPlan::from_scenario(&loaded)?)
+/// Loads the scenario named on the command line (a file or a bundled name) and validates the
+/// plan of every run it makes (one, or several for a comparison) before anything runs.
+fn load_plans(args: &ScenarioArgs) -> anyhow::Result<Vec<(scenario::Combination, RunPlan)>> {
+    let combos = scenario::load(args.scenario.as_deref(), &args.sets)?;
+    let many = combos.len() > 1;
+    combos
+        .into_iter()
+        .map(|c| {
+            let plan = RunPlan::from_scenario(&c.loaded).map_err(|mut e| {
+                if many {
+                    e.message = format!("[{}] {}", c.label, e.message);
+                }
+                e
+            })?;
+            Ok((c, plan))
+        })
+        .collect()
+}
+
+/// The one plan of a scenario that must not be a comparison.
+fn load_single(args: &ScenarioArgs, command: &str) -> anyhow::Result<RunPlan> {
+    let mut plans = load_plans(args)?;
+    if plans.len() != 1 {
+        return Err(error::Failure::bad_input(format!(
+            "`{command}` takes one scenario, and this is a comparison of {} runs; pick one with \
+             --set (e.g. the case's settings) or remove [matrix]/[[case]]",
+            plans.len()
+        ))
+        .into());
+    }
+    Ok(plans.remove(0).1)
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -45,23 +74,39 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Run(args) => {
-            let plan = load_plan(&args.scenario)?;
+            let mut plans = load_plans(&args.scenario)?;
             topo::netns::become_root_in_user_namespace_if_needed()?;
             let display = app::Display {
-                quiet: args.quiet,
-                json: args.json,
+                progress: !args.quiet && !args.json,
+                print: if args.json {
+                    app::Print::Json
+                } else if args.quiet {
+                    app::Print::Nothing
+                } else {
+                    app::Print::Table
+                },
             };
-            let result = app::run(&plan, args.out.as_deref(), &display)?;
-            Ok(result.exit_code())
+            if plans.len() == 1 {
+                let (_, plan) = plans.remove(0);
+                let result = app::run(&plan, args.out.as_deref(), &display)?;
+                return Ok(result.exit_code());
+            }
+            let name = plans[0].1.name.clone();
+            compare::run(&name, &plans, args.out.as_deref(), &display)
         }
         Command::Serve(args) => {
-            let plan = load_plan(&args.scenario)?;
+            let plan = load_single(&args.scenario, "serve")?;
             topo::netns::become_root_in_user_namespace_if_needed()?;
             serve::serve(&plan, args.duration, &mut out)
         }
         Command::Check(args) => {
-            let plan = load_plan(&args)?;
-            writeln!(out, "{}: valid\n{plan:#?}", plan.origin)?;
+            let plans = load_plans(&args)?;
+            for (combo, plan) in &plans {
+                if plans.len() > 1 {
+                    writeln!(out, "--- run `{}`", combo.label)?;
+                }
+                writeln!(out, "{}: valid\n{plan:#?}", plan.origin)?;
+            }
             Ok(0)
         }
         Command::List => {

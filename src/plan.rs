@@ -43,6 +43,52 @@ pub enum Arrival {
     },
 }
 
+/// The wire between the hosts. All zero: a plain veth pair. Anything else: the delay line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkPlan {
+    /// Round-trip time; each direction holds packets for half of it.
+    pub rtt: Duration,
+    /// Each packet's hold varies uniformly by ± this much (order is kept).
+    pub jitter: Duration,
+    /// Probability that a packet towards the server (client → server) is dropped.
+    pub loss_to_server: f64,
+    /// Probability that a packet towards the client is dropped.
+    pub loss_to_client: f64,
+    /// Seeds the loss and jitter draws (the storm's seed), so reruns are alike.
+    pub seed: u64,
+}
+
+impl LinkPlan {
+    /// True when the link needs no emulation: the lab uses veth, as fast as the machine allows.
+    pub fn is_ideal(&self) -> bool {
+        self.rtt.is_zero()
+            && self.jitter.is_zero()
+            && self.loss_to_server == 0.0
+            && self.loss_to_client == 0.0
+    }
+}
+
+/// Raw SYNs from spoofed sources in [`crate::topo::link::FLOOD_NET`], sent from the client
+/// namespace at a steady rate alongside the storm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloodPlan {
+    pub rate: f64,
+    pub count: u64,
+    /// From the storm's time zero.
+    pub start: Duration,
+}
+
+/// Who talks first on a connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Talk {
+    /// The client sends a request of this many bytes (an HTTP GET, padded), then reads the
+    /// response (HTTP, Redis...).
+    ClientFirst { request_bytes: u32 },
+    /// The server sends its response (a greeting) as soon as it accepts; the client sends
+    /// nothing (MySQL, SMTP, SSH...).
+    ServerFirst,
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerPlan {
     /// The exact value passed to `listen()`; -1 and values above somaxconn included.
@@ -50,6 +96,8 @@ pub struct ServerPlan {
     pub accept: AcceptPolicy,
     pub port: u16,
     pub response_bytes: u32,
+    /// Whether the server waits for a request or greets first.
+    pub talk: Talk,
     pub sysctl: BTreeMap<String, String>,
 }
 
@@ -63,6 +111,7 @@ pub struct ClientPlan {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub seed: u64,
+    pub talk: Talk,
     pub sysctl: BTreeMap<String, String>,
 }
 
@@ -77,6 +126,8 @@ pub struct RunPlan {
     pub sample_interval: Duration,
     pub server: ServerPlan,
     pub client: ClientPlan,
+    pub link: LinkPlan,
+    pub flood: Option<FloodPlan>,
     pub expect: Vec<Expectation>,
 }
 
@@ -90,6 +141,9 @@ pub const CLIENT_SYSCTL_DEFAULTS: &[(&str, &str)] = &[
 const MAX_CONNECTIONS: u64 = 2_000_000;
 const MAX_DURATION: Duration = Duration::from_secs(600);
 const MAX_RESPONSE_BYTES: u32 = 1 << 20;
+const MAX_REQUEST_BYTES: u32 = 1 << 20;
+const MAX_RTT: Duration = Duration::from_secs(10);
+const MAX_FLOOD_COUNT: u64 = 10_000_000;
 
 fn bad(msg: String) -> Failure {
     Failure::bad_input(msg)
@@ -152,6 +206,61 @@ fn parse_window(s: &str) -> Result<(Duration, Duration), Failure> {
         ))),
         _ => Err(err()),
     }
+}
+
+fn probability(key: &str, v: Option<f64>) -> Result<Option<f64>, Failure> {
+    match v {
+        Some(p) if !(0.0..1.0).contains(&p) => Err(bad(format!(
+            "{key} = {p}: a probability from 0 (no loss) to below 1, e.g. 0.01 for 1 %"
+        ))),
+        other => Ok(other),
+    }
+}
+
+fn link_plan(l: &crate::scenario::LinkFile, seed: u64) -> Result<LinkPlan, Failure> {
+    let rtt = duration("link.rtt", &l.rtt, Duration::ZERO)?;
+    let jitter = duration("link.jitter", &l.jitter, Duration::ZERO)?;
+    if rtt > MAX_RTT {
+        return Err(bad(format!("link.rtt: at most {}s", MAX_RTT.as_secs())));
+    }
+    if jitter > rtt / 2 {
+        return Err(bad(format!(
+            "link.jitter = {:?} is more than half of link.rtt = {:?}: each direction holds a \
+             packet for rtt/2 ± jitter, which cannot go below zero",
+            jitter, rtt
+        )));
+    }
+    let both = probability("link.loss", l.loss)?;
+    let to_server = probability("link.loss_to_server", l.loss_to_server)?;
+    let to_client = probability("link.loss_to_client", l.loss_to_client)?;
+    Ok(LinkPlan {
+        rtt,
+        jitter,
+        loss_to_server: to_server.or(both).unwrap_or(0.0),
+        loss_to_client: to_client.or(both).unwrap_or(0.0),
+        seed,
+    })
+}
+
+fn flood_plan(f: &crate::scenario::FloodFile) -> Result<FloodPlan, Failure> {
+    let rate = positive("flood.rate", f.rate)?;
+    let count = match f.count {
+        Some(n) if (1..=MAX_FLOOD_COUNT).contains(&n) => n,
+        Some(n) => {
+            return Err(bad(format!(
+                "flood.count = {n}: must be between 1 and {MAX_FLOOD_COUNT}"
+            )))
+        }
+        None => return Err(bad("flood.count is required: every flood is bounded".into())),
+    };
+    let start = duration("flood.start", &f.start, Duration::ZERO)?;
+    if start > MAX_DURATION || Duration::from_secs_f64(count as f64 / rate) > MAX_DURATION {
+        return Err(bad(format!(
+            "flood: start and count/rate must each stay within {}s",
+            MAX_DURATION.as_secs()
+        )));
+    }
+    Ok(FloodPlan { rate, count, start })
 }
 
 fn sysctls(
@@ -321,6 +430,36 @@ impl RunPlan {
             return Err(bad("server.port: must be 1-65535".into()));
         }
 
+        if !f.matrix.is_empty() || !f.case.is_empty() {
+            return Err(bad(
+                "this scenario is a comparison ([matrix] or [[case]]): it runs as several plans; \
+                 use `backlog-lab run`, or pick one combination with --set"
+                    .into(),
+            ));
+        }
+        let seed = c.seed.unwrap_or(1);
+        let link = link_plan(&f.link, seed)?;
+        let flood = f.flood.as_ref().map(flood_plan).transpose()?;
+        let talk = match c.request_bytes {
+            Some(0) => Talk::ServerFirst,
+            None => Talk::ClientFirst {
+                request_bytes: crate::client::attempt::REQUEST.len() as u32,
+            },
+            Some(n)
+                if (crate::client::attempt::REQUEST.len() as u32..=MAX_REQUEST_BYTES)
+                    .contains(&n) =>
+            {
+                Talk::ClientFirst { request_bytes: n }
+            }
+            Some(n) => {
+                return Err(bad(format!(
+                    "client.request_bytes = {n}: use 0 (the server speaks first) or {} to \
+                     {MAX_REQUEST_BYTES} (an HTTP request, padded)",
+                    crate::client::attempt::REQUEST.len()
+                )))
+            }
+        };
+
         let mut expect = Vec::new();
         for (path, conds) in &f.expect {
             // One condition ("> 0") or several (["> 0", "< 10"]) on the same value.
@@ -350,6 +489,7 @@ impl RunPlan {
                 accept,
                 port,
                 response_bytes,
+                talk: talk.clone(),
                 sysctl: sysctls("server", &s.sysctl, &[])?,
             },
             client: ClientPlan {
@@ -358,9 +498,12 @@ impl RunPlan {
                 duration: dur,
                 connect_timeout,
                 response_timeout,
-                seed: c.seed.unwrap_or(1),
+                seed,
+                talk,
                 sysctl: sysctls("client", &c.sysctl, CLIENT_SYSCTL_DEFAULTS)?,
             },
+            link,
+            flood,
             expect,
         })
     }

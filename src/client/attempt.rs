@@ -1,5 +1,6 @@
-//! One short connection: non-blocking connect with a timeout, send the request, read the whole
-//! response with a timeout, read TCP_INFO, close. Classifies the end into one [`Outcome`].
+//! One short connection: non-blocking connect with a timeout, send the request (unless the server
+//! speaks first), read the whole response with a timeout, read TCP_INFO, close. Classifies the
+//! end into one [`Outcome`].
 
 use std::net::SocketAddrV4;
 use std::os::fd::AsRawFd;
@@ -19,10 +20,27 @@ pub struct AttemptSpec {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub t0: Instant,
+    /// What the client sends after connecting; empty when the server speaks first.
+    pub request: std::sync::Arc<[u8]>,
 }
 
 /// The request every attempt sends (HTTP/1.1, so the same server also serves `wrk` or `curl`).
 pub const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: backlog-lab\r\nConnection: close\r\n\r\n";
+
+/// The request for a plan: nothing when the server speaks first, else [`REQUEST`] with its path
+/// padded to exactly `request_bytes` (at least `REQUEST.len()`).
+pub fn request(talk: &crate::plan::Talk) -> Vec<u8> {
+    match *talk {
+        crate::plan::Talk::ServerFirst => Vec::new(),
+        crate::plan::Talk::ClientFirst { request_bytes } => {
+            let pad = (request_bytes as usize).saturating_sub(REQUEST.len());
+            let mut r = b"GET /".to_vec();
+            r.resize(r.len() + pad, b'x');
+            r.extend_from_slice(&REQUEST[5..]);
+            r
+        }
+    }
+}
 
 fn us(t0: Instant, t: Instant) -> u64 {
     t.saturating_duration_since(t0).as_micros() as u64
@@ -101,7 +119,9 @@ async fn exchange(
     let mut first_byte = None;
     let mut bytes = 0u64;
     let talk = async {
-        stream.write_all(REQUEST).await?;
+        if !spec.request.is_empty() {
+            stream.write_all(&spec.request).await?;
+        }
         let mut buf = [0u8; 4096];
         loop {
             let n = stream.read(&mut buf).await?;
@@ -142,5 +162,28 @@ fn total_retrans(stream: &TcpStream) -> u32 {
         info.tcpi_total_retrans
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Talk;
+
+    #[test]
+    fn requests_are_padded_to_the_exact_size() {
+        assert_eq!(request(&Talk::ServerFirst), b"");
+        let base = REQUEST.len() as u32;
+        assert_eq!(
+            request(&Talk::ClientFirst {
+                request_bytes: base
+            }),
+            REQUEST
+        );
+        for n in [base + 1, base + 7, 4096] {
+            let r = request(&Talk::ClientFirst { request_bytes: n });
+            assert_eq!(r.len(), n as usize);
+            assert!(r.starts_with(b"GET /x") && r.ends_with(b"\r\n\r\n"));
+        }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod arrivals;
 pub mod attempt;
+pub mod flood;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

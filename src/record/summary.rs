@@ -76,6 +76,19 @@ pub struct Retransmits {
     pub total: u64,
 }
 
+/// Timing of the connections that ended one way, so that each failure mode shows its own
+/// clock: SYN retransmission steps in `connect_ms`, SYN-ACK retransmissions in `first_byte_ms`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OutcomeTiming {
+    pub count: u64,
+    /// From the `connect()` call to the handshake's completion (connected ones only).
+    pub connect_ms: Percentiles,
+    /// From the handshake's completion to the first response byte (those that got one).
+    pub first_byte_ms: Percentiles,
+    /// From the `connect()` call to the end of the attempt (all of them).
+    pub total_ms: Percentiles,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub scenario: String,
@@ -95,6 +108,8 @@ pub struct Summary {
     pub connect_latency_from_start_ms: Percentiles,
     /// Time to first response byte, from the scheduled start, for `ok` connections.
     pub response_latency_ms: Percentiles,
+    /// The same clocks per outcome, every outcome name present.
+    pub by_outcome: BTreeMap<String, OutcomeTiming>,
     pub schedule: Schedule,
     pub retransmits: Retransmits,
     /// Counter deltas (`TcpExt.ListenOverflows` style) that moved, per namespace.
@@ -103,6 +118,10 @@ pub struct Summary {
     pub sysctl: BTreeMap<String, BTreeMap<String, String>>,
     pub listen: Listen,
     pub server: crate::server::ServerStats,
+    /// What the delay line did (absent on a plain veth link).
+    pub link: Option<crate::topo::LinkStats>,
+    /// What the SYN flood sent (absent without one).
+    pub flood: Option<crate::client::flood::FloodStats>,
     pub warnings: Vec<String>,
     pub expectations: Vec<Verdict>,
 }
@@ -112,6 +131,9 @@ pub struct Summary {
 pub fn shape() -> Value {
     let s = Summary {
         outcomes: outcome_counts(&[]),
+        by_outcome: by_outcome(&[]),
+        link: Some(Default::default()),
+        flood: Some(Default::default()),
         ..Summary::default()
     };
     serde_json::to_value(s).expect("a summary serializes")
@@ -126,6 +148,27 @@ pub fn outcome_counts(records: &[ConnRecord]) -> Map<String, Value> {
     Outcome::ALL
         .iter()
         .map(|o| (o.name().to_string(), Value::from(counts[o.index()])))
+        .collect()
+}
+
+/// [`OutcomeTiming`] for every outcome name.
+pub fn by_outcome(records: &[ConnRecord]) -> BTreeMap<String, OutcomeTiming> {
+    Outcome::ALL
+        .iter()
+        .map(|&o| {
+            let of = || records.iter().filter(move |r| r.outcome == o);
+            let timing = OutcomeTiming {
+                count: of().count() as u64,
+                connect_ms: Percentiles::of(
+                    of().filter_map(|r| r.connected_us.map(|c| c.saturating_sub(r.started_us))),
+                ),
+                first_byte_ms: Percentiles::of(
+                    of().filter_map(|r| Some(r.first_byte_us?.saturating_sub(r.connected_us?))),
+                ),
+                total_ms: Percentiles::of(of().map(|r| r.finished_us.saturating_sub(r.started_us))),
+            };
+            (o.name().to_string(), timing)
+        })
         .collect()
 }
 
@@ -237,6 +280,33 @@ pub fn warnings(
              not reproduce a listen-queue incident; raise client.rate or lower server.backlog"
                 .into(),
         );
+    }
+    if let Some(link) = &s.link {
+        let refused = link.to_server.write_errors + link.to_client.write_errors;
+        if link.ring_drops > 0 || refused > 0 {
+            w.push(format!(
+                "the emulated link lost {} packets nobody asked it to drop ({} in the TUN rings, \
+                 {refused} refused writes): results include loss that was not configured; lower \
+                 client.rate or run on an idle machine",
+                link.ring_drops + refused,
+                link.ring_drops
+            ));
+        }
+        if link.lateness_us_p99 > 1000 {
+            w.push(format!(
+                "the delay line delivered 1 % of packets more than {:.1} ms late (p99): the machine \
+                 stalled or was CPU-bound, so some RTTs were longer than link.rtt",
+                link.lateness_us_p99 as f64 / 1000.0
+            ));
+        }
+    }
+    if let Some(flood) = &s.flood {
+        if flood.errors > 0 {
+            w.push(format!(
+                "the SYN flood could not send {} of its SYNs (the kernel refused them)",
+                flood.errors
+            ));
+        }
     }
     if s.interrupted {
         w.push(format!(

@@ -179,10 +179,53 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
         &s.response_latency_ms,
     ));
     out.push('\n');
+    let failed: Vec<_> = s.by_outcome.iter().filter(|(_, t)| t.count > 0).collect();
+    if !failed.is_empty() {
+        out.push_str(&format!(
+            "\n  {:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            "per outcome (ms)", "conn p50", "conn p99", "1st p50", "1st p99", "end p50", "end p99"
+        ));
+        for (name, t) in failed {
+            out.push_str(&format!(
+                "  {name:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+                ms(t.connect_ms.p50),
+                ms(t.connect_ms.p99),
+                ms(t.first_byte_ms.p50),
+                ms(t.first_byte_ms.p99),
+                ms(t.total_ms.p50),
+                ms(t.total_ms.p99)
+            ));
+        }
+        out.push_str(
+            "  (conn: connect() to established; 1st: established to first byte; end: connect() to the end)\n",
+        );
+    }
     out.push_str(&format!(
         "  client retransmissions: {} on {} connections\n",
         s.retransmits.total, s.retransmits.connections_with_retransmits
     ));
+    if let Some(l) = &s.link {
+        out.push_str(&format!(
+            "  link: rtt {} ms, jitter {} ms, loss {}/{} (to server/client); {} + {} packets, {} + {} \
+             lost on purpose, {} ring drops; delay-line lateness p99 {} us\n",
+            l.rtt_ms,
+            l.jitter_ms,
+            l.loss_to_server,
+            l.loss_to_client,
+            l.to_server.packets,
+            l.to_client.packets,
+            l.to_server.lost,
+            l.to_client.lost,
+            l.ring_drops,
+            l.lateness_us_p99
+        ));
+    }
+    if let Some(f) = &s.flood {
+        out.push_str(&format!(
+            "  SYN flood: {} spoofed SYNs sent at {:.0}/s ({} refused)\n",
+            f.sent, f.achieved_rate, f.errors
+        ));
+    }
 
     for (ns, counters) in &s.counters {
         out.push_str(&counter_table(ns, counters));
@@ -212,4 +255,133 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
     };
     out.push_str(&format!("\n  {verdict}; results in {}\n", dir.display()));
     w.write_all(out.as_bytes())
+}
+
+/// `ok 812  connect_timeout 100  ...  expectations 3/3 held` for one run.
+pub fn one_line(s: &Summary) -> String {
+    let mut line = String::new();
+    for (name, n) in &s.outcomes {
+        let n = n.as_u64().unwrap_or(0);
+        if n > 0 {
+            line.push_str(&format!("{name} {n}  "));
+        }
+    }
+    let passed = s.expectations.iter().filter(|e| e.pass).count();
+    line.push_str(&format!(
+        "expectations {passed}/{} held",
+        s.expectations.len()
+    ));
+    line
+}
+
+/// The rows of a comparison, shared by the terminal table and `comparison.csv`: a metric name
+/// and one value per run. Outcomes and counters appear if they are non-zero in any run.
+pub fn comparison_rows(runs: &[(&str, &Summary)]) -> Vec<(String, Vec<String>)> {
+    let mut rows = vec![(
+        "connections".to_string(),
+        runs.iter()
+            .map(|(_, s)| s.connections.to_string())
+            .collect(),
+    )];
+    for o in Outcome::ALL {
+        let counts: Vec<u64> = runs
+            .iter()
+            .map(|(_, s)| {
+                s.outcomes
+                    .get(o.name())
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+            })
+            .collect();
+        if o == Outcome::Ok || counts.iter().any(|&n| n > 0) {
+            rows.push((
+                o.name().to_string(),
+                counts.iter().map(u64::to_string).collect(),
+            ));
+        }
+    }
+    let pct = |label: &str, get: &dyn Fn(&Summary) -> Option<f64>| {
+        (
+            label.to_string(),
+            runs.iter().map(|(_, s)| ms(get(s))).collect::<Vec<_>>(),
+        )
+    };
+    rows.push(pct("connect ms p50", &|s| {
+        s.connect_latency_from_start_ms.p50
+    }));
+    rows.push(pct("connect ms p99", &|s| {
+        s.connect_latency_from_start_ms.p99
+    }));
+    rows.push(pct("connect ms max", &|s| {
+        s.connect_latency_from_start_ms.max
+    }));
+    let ok_first_byte = |s: &Summary| s.by_outcome.get("ok").map(|t| t.first_byte_ms.clone());
+    rows.push(pct("ok: first byte ms p50", &|s| {
+        ok_first_byte(s).and_then(|p| p.p50)
+    }));
+    rows.push(pct("ok: first byte ms p99", &|s| {
+        ok_first_byte(s).and_then(|p| p.p99)
+    }));
+    for ns in ["server", "client"] {
+        for k in KEY_COUNTERS {
+            let values: Vec<i64> = runs
+                .iter()
+                .map(|(_, s)| {
+                    s.counters
+                        .get(ns)
+                        .and_then(|c| c.get(*k))
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .collect();
+            if values.iter().any(|&v| v != 0) {
+                rows.push((
+                    format!("{ns} {k}"),
+                    values.iter().map(i64::to_string).collect(),
+                ));
+            }
+        }
+    }
+    rows.push((
+        "expectations held".to_string(),
+        runs.iter()
+            .map(|(_, s)| {
+                let passed = s.expectations.iter().filter(|e| e.pass).count();
+                format!("{passed}/{}", s.expectations.len())
+            })
+            .collect(),
+    ));
+    rows
+}
+
+/// The side-by-side table of a comparison: one column per run.
+pub fn comparison_table(name: &str, runs: &[(&str, &Summary)]) -> String {
+    let rows = comparison_rows(runs);
+    let first = rows
+        .iter()
+        .map(|(l, _)| l.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    let widths: Vec<usize> = runs.iter().map(|(l, _)| l.len().max(9)).collect();
+    let mut out = format!(
+        "
+{name}: {} runs, same storm and seed
+
+  {:<first$}",
+        runs.len(),
+        ""
+    );
+    for ((label, _), w) in runs.iter().zip(&widths) {
+        out.push_str(&format!("  {label:>w$}"));
+    }
+    out.push('\n');
+    for (label, values) in rows {
+        out.push_str(&format!("  {label:<first$}"));
+        for (v, w) in values.iter().zip(&widths) {
+            out.push_str(&format!("  {v:>w$}"));
+        }
+        out.push('\n');
+    }
+    out
 }

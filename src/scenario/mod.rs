@@ -8,6 +8,7 @@
 //! The schema, with defaults, is documented in `scenarios/README.md`.
 
 pub mod expect;
+pub mod matrix;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +16,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::Failure;
+pub use matrix::Combination;
 
 /// The bundled scenario `backlog-lab run` uses when given no file.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/envoy-somaxconn-128.toml");
@@ -35,7 +37,53 @@ pub struct ScenarioFile {
     pub server: ServerFile,
     #[serde(default)]
     pub client: ClientFile,
+    /// The wire between the two hosts: RTT, jitter, loss.
+    #[serde(default)]
+    pub link: LinkFile,
+    /// Raw SYNs from spoofed sources, alongside the storm.
+    pub flood: Option<FloodFile>,
     /// Assertions over `summary.json` values: `"path" = "OP EXPR"`.
+    #[serde(default)]
+    pub expect: toml::Table,
+    /// Comparison axes: `"KEY" = [VALUE, ...]`; every combination runs with the same storm.
+    #[serde(default)]
+    pub matrix: toml::Table,
+    /// Named comparison cases, each a set of overrides with expectations of its own.
+    #[serde(default)]
+    pub case: Vec<CaseFile>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkFile {
+    pub rtt: Option<String>,
+    pub jitter: Option<String>,
+    /// Loss probability in both directions (0.01 = 1 %).
+    pub loss: Option<f64>,
+    pub loss_to_server: Option<f64>,
+    pub loss_to_client: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloodFile {
+    /// Spoofed SYNs per second.
+    pub rate: Option<f64>,
+    /// How many SYNs in all.
+    pub count: Option<u64>,
+    /// When the flood starts, from the storm's time zero.
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// Short name shown in the comparison table and used for the case's folder.
+    pub label: String,
+    /// Overrides, as with `--set`: `"server.backlog" = 32768`.
+    #[serde(default)]
+    pub set: toml::Table,
+    /// Expectations for this case only, added to the scenario's `[expect]`.
     #[serde(default)]
     pub expect: toml::Table,
 }
@@ -77,6 +125,8 @@ pub struct ClientFile {
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
     pub seed: Option<u64>,
+    /// Bytes the client sends after connecting; 0 makes the server speak first.
+    pub request_bytes: Option<u32>,
     #[serde(default)]
     pub sysctl: BTreeMap<String, SysctlValue>,
 }
@@ -135,8 +185,17 @@ pub struct Loaded {
     pub stem: String,
 }
 
-/// Loads a scenario file (or the bundled default) and applies `--set KEY=VALUE` overrides.
-pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Loaded, Failure> {
+/// Loads a scenario file (or a bundled one, or the default), applies `--set KEY=VALUE`
+/// overrides, and expands a comparison (`--set KEY=A,B`, `[matrix]`, `[[case]]`) into its runs.
+/// An ordinary scenario is one run.
+pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Vec<Combination>, Failure> {
+    let (origin, text, stem) = source(path)?;
+    let (loaded, axes) = load_text(&origin, &text, &stem, sets)?;
+    matrix::expand(&loaded, &axes)
+}
+
+/// Where the scenario text comes from: `(origin, text, stem)`.
+fn source(path: Option<&Path>) -> Result<(String, String, String), Failure> {
     let bundled = path
         .filter(|p| !p.exists())
         .and_then(|p| p.to_str())
@@ -145,7 +204,7 @@ pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Loaded, Failure> {
                 .iter()
                 .find(|(n, _)| *n == name.trim_end_matches(".toml"))
         });
-    let (origin, original, stem) = match (path, bundled) {
+    Ok(match (path, bundled) {
         (_, Some((name, text))) => (
             format!("<bundled {name}>"),
             text.to_string(),
@@ -170,53 +229,89 @@ pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Loaded, Failure> {
             DEFAULT_SCENARIO.to_string(),
             "envoy-somaxconn-128".to_string(),
         ),
-    };
-    let text = if sets.is_empty() {
-        original
-    } else {
-        apply_sets(&origin, &original, sets)?
-    };
-    let file: ScenarioFile = toml::from_str(&text).map_err(|e| describe(&origin, &text, &e))?;
-    Ok(Loaded {
-        origin,
-        text,
-        file,
-        stem,
     })
 }
 
-/// Merges `--set` overrides into the TOML document and prints it back.
-fn apply_sets(origin: &str, text: &str, sets: &[String]) -> Result<String, Failure> {
+/// A `--set` axis: a key and the values a comparison gives it.
+pub type SetAxis = (String, Vec<toml::Value>);
+
+/// Applies the single-valued `--set`s to `text` and parses it; returns the list-valued ones
+/// (`KEY=A,B`) as comparison axes.
+fn load_text(
+    origin: &str,
+    text: &str,
+    stem: &str,
+    sets: &[String],
+) -> Result<(Loaded, Vec<SetAxis>), Failure> {
     let mut doc: toml::Table = toml::from_str(text).map_err(|e| describe(origin, text, &e))?;
+    let mut axes: Vec<SetAxis> = Vec::new();
     for set in sets {
         let (key, raw) = set.split_once('=').ok_or_else(|| {
             Failure::bad_input(format!(
                 "--set `{set}`: expected KEY=VALUE, e.g. --set server.backlog=511"
             ))
         })?;
-        let path = split_key(key.trim());
-        if path.iter().any(|p| p.is_empty()) {
-            return Err(Failure::bad_input(format!(
-                "--set `{set}`: empty key segment"
-            )));
-        }
-        let mut table = &mut doc;
-        for seg in &path[..path.len() - 1] {
-            let entry = table
-                .entry(seg.to_string())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            table = entry.as_table_mut().ok_or_else(|| {
-                Failure::bad_input(format!("--set `{key}`: `{seg}` is a value, not a table"))
-            })?;
-        }
-        let last = path[path.len() - 1].to_string();
-        if raw.trim().is_empty() {
-            table.remove(&last); // `--set KEY=` unsets KEY
+        let (key, raw) = (key.trim(), raw.trim());
+        if raw.is_empty() {
+            set_in(&mut doc, key, None)?; // `--set KEY=` unsets KEY
+        } else if let Some(values) = list_value(raw) {
+            axes.retain(|(k, _)| k != key);
+            axes.push((key.to_string(), values));
         } else {
-            table.insert(last, parse_value(raw.trim()));
+            set_in(&mut doc, key, Some(parse_value(raw)))?;
         }
     }
-    Ok(toml::to_string(&doc).expect("a TOML table always serializes"))
+    let text = if sets.is_empty() {
+        text.to_string()
+    } else {
+        toml::to_string(&doc).expect("a TOML table always serializes")
+    };
+    let file: ScenarioFile = toml::from_str(&text).map_err(|e| describe(origin, &text, &e))?;
+    Ok((
+        Loaded {
+            origin: origin.to_string(),
+            text,
+            file,
+            stem: stem.to_string(),
+        },
+        axes,
+    ))
+}
+
+/// `0,1` or `1ms, 20ms` → a comparison axis; a value that is valid TOML as a whole (a quoted
+/// string or an array) stays one value.
+fn list_value(raw: &str) -> Option<Vec<toml::Value>> {
+    if !raw.contains(',') || toml::from_str::<toml::Table>(&format!("v = {raw}")).is_ok() {
+        return None;
+    }
+    Some(raw.split(',').map(|v| parse_value(v.trim())).collect())
+}
+
+/// Sets (or with `None` removes) the value at a dotted scenario key, creating tables on the way.
+fn set_in(doc: &mut toml::Table, key: &str, value: Option<toml::Value>) -> Result<(), Failure> {
+    let path = split_key(key);
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(Failure::bad_input(format!("`{key}`: empty key segment")));
+    }
+    let mut table = doc;
+    for seg in &path[..path.len() - 1] {
+        let entry = table
+            .entry(seg.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| {
+            Failure::bad_input(format!("`{key}`: `{seg}` is a value, not a table"))
+        })?;
+    }
+    let last = path[path.len() - 1].to_string();
+    match value {
+        None => {
+            table.remove(&last);
+        }
+        Some(v) => {
+            table.insert(last, v);
+        }
+    }
+    Ok(())
 }
 
 /// `server.sysctl.net.core.somaxconn` → `["server", "sysctl", "net.core.somaxconn"]`; likewise the
@@ -291,17 +386,13 @@ mod tests {
             "client.duration=3s".to_string(),
             "client.sysctl.net.ipv4.ip_local_port_range=1024 65535".to_string(),
         ];
-        let out = apply_sets("t", text, &sets).unwrap();
-        let f: ScenarioFile = toml::from_str(&out).unwrap();
+        let (loaded, axes) = load_text("t", text, "t", &sets).unwrap();
+        assert!(axes.is_empty());
+        let f = loaded.file;
         assert_eq!(f.server.backlog, Some(-1));
-        let unset = apply_sets("t", &out, &["server.backlog=".to_string()]).unwrap();
-        assert_eq!(
-            toml::from_str::<ScenarioFile>(&unset)
-                .unwrap()
-                .server
-                .backlog,
-            None
-        );
+        let (unset, _) =
+            load_text("t", &loaded.text, "t", &["server.backlog=".to_string()]).unwrap();
+        assert_eq!(unset.file.server.backlog, None);
         assert_eq!(f.server.sysctl["net.core.somaxconn"].to_string(), "128");
         assert_eq!(f.client.duration.as_deref(), Some("3s"));
         assert_eq!(
@@ -330,7 +421,23 @@ mod tests {
 
     #[test]
     fn bad_set_syntax_is_rejected() {
-        assert!(apply_sets("t", "", &["server.backlog".into()]).is_err());
-        assert!(apply_sets("t", "", &["server..x=1".into()]).is_err());
+        assert!(load_text("t", "", "t", &["server.backlog".into()]).is_err());
+        assert!(load_text("t", "", "t", &["server..x=1".into()]).is_err());
+    }
+
+    #[test]
+    fn a_comma_makes_an_axis_unless_the_value_is_toml() {
+        let sets = [
+            "server.sysctl.net.ipv4.tcp_abort_on_overflow=0,1".to_string(),
+            "server.pauses=[\"0.1s-0.2s\", \"1s-2s\"]".to_string(),
+        ];
+        let (loaded, axes) = load_text("t", "", "t", &sets).unwrap();
+        assert_eq!(axes.len(), 1);
+        assert_eq!(axes[0].0, "server.sysctl.net.ipv4.tcp_abort_on_overflow");
+        assert_eq!(
+            axes[0].1,
+            vec![toml::Value::Integer(0), toml::Value::Integer(1)]
+        );
+        assert_eq!(loaded.file.server.pauses.map(|p| p.len()), Some(2));
     }
 }

@@ -1,7 +1,9 @@
 //! The deliberately slow server: a listener with a chosen backlog and an accept policy that
 //! decides how fast connections leave the accept queue. Each accepted connection reads an
 //! HTTP/1.1 request (up to the blank line), answers `200 OK` with a fixed body, and closes, so
-//! `wrk` and `curl` can talk to it as well as the lab's own storm.
+//! `wrk` and `curl` can talk to it as well as the lab's own storm. When the server speaks first
+//! (`client.request_bytes = 0`, like MySQL or SMTP), it sends the same bytes as a greeting as
+//! soon as it accepts, without reading.
 //!
 //! The server runs on its own OS thread inside the server namespace, with a single-threaded
 //! Tokio runtime: one accept loop, like the event loop of Node, Nginx or Envoy.
@@ -62,6 +64,7 @@ impl Server {
         let ns = ns.try_clone()?;
         let backlog = plan.backlog;
         let policy = plan.accept.clone();
+        let speaks_first = plan.talk == crate::plan::Talk::ServerFirst;
         let response = Arc::<[u8]>::from(response(plan.response_bytes));
         let thread = std::thread::Builder::new()
             .name("bl-server".into())
@@ -97,7 +100,7 @@ impl Server {
                     };
                     tokio::select! {
                         _ = stop_rx => {}
-                        _ = accept_loop(&listener, policy, t0, response, counts.clone()) => {}
+                        _ = accept_loop(&listener, policy, t0, Reply { response, speaks_first }, counts.clone()) => {}
                     }
                 });
                 ServerStats {
@@ -137,21 +140,29 @@ fn response(body: u32) -> Vec<u8> {
     r
 }
 
+/// What every accepted connection gets.
+#[derive(Clone)]
+struct Reply {
+    response: Arc<[u8]>,
+    /// Send without waiting for a request.
+    speaks_first: bool,
+}
+
 async fn accept_loop(
     listener: &TcpListener,
     policy: AcceptPolicy,
     t0: Instant,
-    response: Arc<[u8]>,
+    reply: Reply,
     counts: Arc<Counts>,
 ) {
     let serve = |stream: TcpStream,
                  permit: Option<tokio::sync::OwnedSemaphorePermit>,
                  service: Duration| {
         counts.accepted.fetch_add(1, Ordering::Relaxed);
-        let response = response.clone();
+        let reply = reply.clone();
         let counts = counts.clone();
         tokio::spawn(async move {
-            if handle(stream, &response, service).await.is_ok() {
+            if handle(stream, &reply, service).await.is_ok() {
                 counts.served.fetch_add(1, Ordering::Relaxed);
             }
             drop(permit);
@@ -226,8 +237,9 @@ async fn accept_loop(
     }
 }
 
-/// Reads the request up to the blank line (or EOF), optionally works for `service`, answers, closes.
-async fn handle(mut stream: TcpStream, response: &[u8], service: Duration) -> std::io::Result<()> {
+/// Reads the request up to the blank line (or EOF) unless the server speaks first, optionally
+/// works for `service`, answers, closes.
+async fn handle(mut stream: TcpStream, reply: &Reply, service: Duration) -> std::io::Result<()> {
     let mut buf = [0u8; 2048];
     let mut seen = Vec::with_capacity(256);
     let read = async {
@@ -242,12 +254,14 @@ async fn handle(mut stream: TcpStream, response: &[u8], service: Duration) -> st
             }
         }
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, read)
-        .await
-        .map_err(|_| std::io::ErrorKind::TimedOut)??;
+    if !reply.speaks_first {
+        tokio::time::timeout(REQUEST_TIMEOUT, read)
+            .await
+            .map_err(|_| std::io::ErrorKind::TimedOut)??;
+    }
     if !service.is_zero() {
         tokio::time::sleep(service).await;
     }
-    stream.write_all(response).await?;
+    stream.write_all(&reply.response).await?;
     stream.shutdown().await
 }

@@ -1,19 +1,24 @@
-//! The wire between the two hosts: a veth pair with addresses from the benchmarking range.
+//! The wire between the two hosts, with addresses from the benchmarking range: a veth pair when
+//! the link is ideal, or two TUN devices joined by the lab's delay line ([`super::delay`]) when
+//! the scenario asks for RTT, jitter or loss.
 //!
-//! Both ends are created from inside the server namespace, the peer placed directly into the
+//! Both veth ends are created from inside the server namespace, the peer placed directly into the
 //! client namespace by file descriptor, so no interface ever appears in the host namespace, not
 //! even for a moment. Equivalent shell, run inside the server namespace:
 //! `ip link add bl-srv type veth peer name bl-cli netns CLIENT`, then in each namespace
 //! `ip link set lo up; ip link set DEV up; ip addr add ADDR/24 dev DEV`.
 //!
 //! Addresses come from 198.18.0.0/15 (RFC 2544, benchmarking), so no real network is shadowed,
-//! and they exist only inside the lab's namespaces.
+//! and they exist only inside the lab's namespaces. [`FLOOD_NET`] (198.19.0.0/16) is where a SYN
+//! flood's spoofed sources come from: the server routes it back over the link, and the client
+//! namespace blackholes it, so SYN-ACKs to spoofed addresses die inside the lab.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth};
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
+use rtnetlink::packet_route::route::RouteType;
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::netns::Netns;
 use crate::error::Failure;
@@ -24,6 +29,12 @@ pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// Prefix length of the lab subnet 198.18.0.0/24.
 pub const PREFIX_LEN: u8 = 24;
+/// A second client address, used only to calibrate the delay line, so the calibration's
+/// handshakes leave no tcp_metrics entry for [`CLIENT_ADDR`] (that would make the storm's peer
+/// "proven" to the `tcp_max_syn_backlog` rule before the run starts).
+pub const CALIBRATION_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+/// Where spoofed SYN-flood sources live: 198.19.0.0/16.
+pub const FLOOD_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 19, 0, 0), 16);
 
 const SERVER_DEV: &str = "bl-srv";
 const CLIENT_DEV: &str = "bl-cli";
@@ -41,29 +52,102 @@ pub fn connect_veth(server: &Netns, client: &Netns) -> Result<(), Failure> {
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         handle.link().add(veth).execute().await?;
-        configure(&handle, SERVER_DEV, SERVER_ADDR).await
+        configure(&handle, SERVER_DEV, &[SERVER_ADDR]).await?;
+        route_flood(
+            &handle,
+            FloodRoute::Back {
+                dev: SERVER_DEV,
+                via: Some(CLIENT_ADDR),
+            },
+        )
+        .await
     })?;
     in_namespace(client, |handle| async move {
-        configure(&handle, CLIENT_DEV, CLIENT_ADDR).await
+        configure(&handle, CLIENT_DEV, &[CLIENT_ADDR]).await?;
+        route_flood(&handle, FloodRoute::Blackhole).await
     })
 }
 
-/// `ip link set lo up; ip link set DEV up; ip addr add ADDR/24 dev DEV`.
-async fn configure(handle: &Handle, dev: &str, addr: Ipv4Addr) -> Result<(), rtnetlink::Error> {
+/// Configures the TUN device [`super::delay::DEVICE`] already created in each namespace: up,
+/// addressed, with a long ring, and the flood routes.
+pub fn configure_tun(server: &Netns, client: &Netns) -> Result<(), Failure> {
+    let dev = super::delay::DEVICE;
+    in_namespace(server, |handle| async move {
+        configure(&handle, dev, &[SERVER_ADDR]).await?;
+        route_flood(&handle, FloodRoute::Back { dev, via: None }).await
+    })?;
+    in_namespace(client, |handle| async move {
+        configure(&handle, dev, &[CLIENT_ADDR, CALIBRATION_ADDR]).await?;
+        route_flood(&handle, FloodRoute::Blackhole).await
+    })
+}
+
+/// `tx_dropped` of the TUN device in `ns`: packets its ring had no room for.
+pub fn ring_drops(ns: &Netns) -> Result<u64, Failure> {
+    in_namespace(ns, |handle| async move {
+        let mut links = handle
+            .link()
+            .get()
+            .match_name(super::delay::DEVICE.to_string())
+            .execute();
+        let mut dropped = 0;
+        if let Some(link) = links.try_next().await? {
+            for attr in link.attributes {
+                if let LinkAttribute::Stats64(s) = attr {
+                    dropped = s.tx_dropped;
+                }
+            }
+        }
+        Ok(dropped)
+    })
+}
+
+/// `ip link set lo up; ip link set DEV txqueuelen 10000 up; ip addr add ADDR/24 dev DEV` (the
+/// first address; later ones are added as /32).
+async fn configure(handle: &Handle, dev: &str, addrs: &[Ipv4Addr]) -> Result<(), rtnetlink::Error> {
     for name in ["lo", dev] {
         let index = index_of(handle, name).await?;
+        let mut change = LinkUnspec::new_with_index(index).up();
+        if name == dev {
+            change = change.txqueuelen(super::delay::TXQUEUELEN);
+        }
+        handle.link().set(change.build()).execute().await?;
+    }
+    let index = index_of(handle, dev).await?;
+    for (i, addr) in addrs.iter().enumerate() {
+        let prefix = if i == 0 { PREFIX_LEN } else { 32 };
         handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
+            .address()
+            .add(index, IpAddr::V4(*addr), prefix)
             .execute()
             .await?;
     }
-    let index = index_of(handle, dev).await?;
-    handle
-        .address()
-        .add(index, IpAddr::V4(addr), PREFIX_LEN)
-        .execute()
-        .await
+    Ok(())
+}
+
+/// The route each namespace has for [`FLOOD_NET`].
+enum FloodRoute<'a> {
+    /// Server side: over the link (`via` the client's address on veth, directly on TUN), so
+    /// SYN-ACKs to spoofed sources go to the client namespace.
+    Back { dev: &'a str, via: Option<Ipv4Addr> },
+    /// Client side: a blackhole, where those SYN-ACKs end without an answer.
+    Blackhole,
+}
+
+async fn route_flood(handle: &Handle, how: FloodRoute<'_>) -> Result<(), rtnetlink::Error> {
+    let (net, len) = FLOOD_NET;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(net, len);
+    let route = match how {
+        FloodRoute::Blackhole => route.kind(RouteType::BlackHole),
+        FloodRoute::Back { dev, via } => {
+            let route = route.output_interface(index_of(handle, dev).await?);
+            match via {
+                Some(gw) => route.gateway(gw),
+                None => route,
+            }
+        }
+    };
+    handle.route().add(route.build()).execute().await
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
@@ -76,10 +160,11 @@ async fn index_of(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> 
 
 /// Runs an rtnetlink conversation from inside `ns`: the netlink socket is opened by a thread in
 /// the namespace, so every request addresses that namespace's links.
-fn in_namespace<F, Fut>(ns: &Netns, f: F) -> Result<(), Failure>
+fn in_namespace<T, F, Fut>(ns: &Netns, f: F) -> Result<T, Failure>
 where
+    T: Send,
     F: FnOnce(Handle) -> Fut + Send,
-    Fut: std::future::Future<Output = Result<(), rtnetlink::Error>>,
+    Fut: std::future::Future<Output = Result<T, rtnetlink::Error>>,
 {
     let label = ns.label();
     ns.run(|| {
@@ -94,8 +179,8 @@ where
     })?
     .map_err(|e| {
         Failure::environment(format!(
-            "cannot set up the veth link in the {label} namespace: {e} (this needs CAP_NET_ADMIN \
-             and a kernel with veth support: modprobe veth)"
+            "cannot set up the lab link in the {label} namespace: {e} (this needs CAP_NET_ADMIN \
+             and a kernel with veth and tun support: modprobe veth tun)"
         ))
     })
 }

