@@ -7,20 +7,33 @@ fn passes(name: &str) {
     let _lab = util::lab();
     let (_tmp, out) = out_dir();
     let o = util::run(name, &out, &[]);
-    let s = summary(&out);
-    let failed: Vec<_> = s["expectations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["pass"] != true)
-        .map(|e| format!("{} (seen {})", e["text"], e["value"]))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{name}: failed expectations: {failed:#?}"
-    );
+    // A comparison writes one run folder per combination, listed in comparison.json.
+    let runs: Vec<std::path::PathBuf> = match util::comparison(&out) {
+        Some(c) => c["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| out.join(r["dir"].as_str().unwrap()))
+            .collect(),
+        None => vec![out.clone()],
+    };
+    for dir in &runs {
+        let s = summary(dir);
+        let failed: Vec<_> = s["expectations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["pass"] != true)
+            .map(|e| format!("{} (seen {})", e["text"], e["value"]))
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{name} {}: failed expectations: {failed:#?}",
+            dir.display()
+        );
+        assert!(!s["expectations"].as_array().unwrap().is_empty());
+    }
     assert_eq!(o.status.code(), Some(0), "{name}: {}", util::stderr(&o));
-    assert!(!s["expectations"].as_array().unwrap().is_empty());
 }
 
 // See: ../shared/seeds/000 (Envoy, somaxconn 128)
@@ -45,4 +58,28 @@ fn netty_backlog_1024() {
 #[test]
 fn node_backlog_511() {
     passes("scenarios/node-backlog-511.toml");
+}
+
+// See: ../shared/seeds/002 (busy upstream, abort_on_overflow=1: reset by peer)
+#[test]
+fn reset_by_peer() {
+    passes("scenarios/reset-by-peer.toml");
+}
+
+// See: ../shared/seeds/004 (abort_on_overflow 0 vs 1, then the tuned kernel): a comparison
+#[test]
+fn abort_on_overflow() {
+    passes("scenarios/abort-on-overflow.toml");
+}
+
+// See: ../shared/seeds/002 and 004 (syncookies 0/1/2, client-first vs server-first)
+#[test]
+fn syncookies() {
+    passes("scenarios/syncookies.toml");
+}
+
+// See: ../shared/seeds/004 (SYN flood from spoofed sources, syncookies 0 vs 1)
+#[test]
+fn syn_flood() {
+    passes("scenarios/syn-flood.toml");
 }

@@ -6,6 +6,8 @@ mod util;
 
 mod cli;
 mod host;
+mod link;
 mod overflow;
+mod resets;
 mod scenarios;
 mod storm;

@@ -171,6 +171,19 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "node-backlog-511",
         include_str!("../../scenarios/node-backlog-511.toml"),
     ),
+    (
+        "reset-by-peer",
+        include_str!("../../scenarios/reset-by-peer.toml"),
+    ),
+    (
+        "abort-on-overflow",
+        include_str!("../../scenarios/abort-on-overflow.toml"),
+    ),
+    (
+        "syncookies",
+        include_str!("../../scenarios/syncookies.toml"),
+    ),
+    ("syn-flood", include_str!("../../scenarios/syn-flood.toml")),
 ];
 
 /// A scenario as loaded: the resolved TOML text (file plus overrides) and its parsed form.

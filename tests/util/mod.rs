@@ -57,6 +57,12 @@ pub fn summary(out: &Path) -> Value {
     serde_json::from_str(&text).expect("summary.json is JSON")
 }
 
+/// `comparison.json` of a comparison run's folder, if it is one.
+pub fn comparison(out: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(out.join("comparison.json")).ok()?;
+    Some(serde_json::from_str(&text).expect("comparison.json is JSON"))
+}
+
 pub fn connections(out: &Path) -> Vec<BTreeMap<String, String>> {
     let mut r = csv::Reader::from_path(out.join("connections.csv")).expect("connections.csv");
     r.deserialize().map(|row| row.expect("csv row")).collect()

@@ -1,0 +1,108 @@
+//! The emulated link: the RTT the client measures is the one configured, loss is the share
+//! configured and nothing else is lost, jitter spreads the RTT.
+
+use crate::util::{self, out_dir, summary};
+
+/// A healthy server and a gentle storm: every connection should be `ok`, so timings are the
+/// link's alone.
+const CALM: &[&str] = &[
+    "server.accept=fast",
+    "server.accept_rate=",
+    "server.sysctl.net.core.somaxconn=4096",
+    "client.duration=2s",
+    "client.connect_timeout=10s",
+    "client.response_timeout=10s",
+    "expect=",
+];
+
+/// `connections` at 100/s, plus `extra` settings.
+fn calm_run(connections: u64, extra: &[&str]) -> serde_json::Value {
+    let (_tmp, out) = out_dir();
+    let count = format!("client.connections={connections}");
+    let duration = format!("client.duration={}s", connections / 100 + 1);
+    let mut sets: Vec<&str> = CALM.to_vec();
+    sets.extend([count.as_str(), duration.as_str(), "client.rate=100"]);
+    sets.extend_from_slice(extra);
+    let o = util::run("envoy-somaxconn-128", &out, &sets);
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = summary(&out);
+    assert_eq!(
+        util::outcome(&s, "ok"),
+        connections,
+        "{extra:?}: {}",
+        s["outcomes"]
+    );
+    let link = &s["link"];
+    assert_eq!(link["ring_drops"], 0, "{extra:?}: {link}");
+    for dir in ["to_server", "to_client"] {
+        assert_eq!(link[dir]["write_errors"], 0, "{extra:?}: {link}");
+        let n = |k: &str| link[dir][k].as_u64().unwrap();
+        assert_eq!(
+            n("packets"),
+            n("delivered") + n("lost") + n("held_at_stop"),
+            "{dir}: every packet read is accounted for: {link}"
+        );
+    }
+    s
+}
+
+/// The handshake time the client measures (connect() to established, median) equals the
+/// configured RTT within 5 % or 0.2 ms, whichever is larger, from 1 ms to 200 ms.
+#[test]
+fn handshakes_take_the_configured_rtt() {
+    let _lab = util::lab();
+    for rtt_ms in [1.0f64, 20.0, 200.0] {
+        let rtt = format!("link.rtt={rtt_ms}ms");
+        let s = calm_run(100, &[&rtt]);
+        let p50 = s["connect_latency_from_start_ms"]["p50"].as_f64().unwrap();
+        let tolerance = (0.05 * rtt_ms).max(0.2);
+        assert!(
+            (p50 - rtt_ms).abs() <= tolerance,
+            "rtt {rtt_ms} ms: handshake p50 {p50} ms, tolerance {tolerance} ms; link: {}",
+            s["link"]
+        );
+        // The request and its response cross the link once more: first byte ~1 RTT later.
+        let first = s["by_outcome"]["ok"]["first_byte_ms"]["p50"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            first >= rtt_ms * 0.95 && first <= rtt_ms * 1.2 + 1.0,
+            "rtt {rtt_ms} ms: first byte p50 {first} ms after connect"
+        );
+        assert_eq!(s["link"]["to_server"]["lost"], 0);
+    }
+}
+
+/// `link.loss` drops about that share of packets in each direction (seeded), TCP recovers with
+/// retransmissions, and the delay line itself loses nothing.
+#[test]
+fn loss_drops_the_configured_share_and_tcp_recovers() {
+    let _lab = util::lab();
+    let s = calm_run(300, &["link.rtt=2ms", "link.loss=0.05"]);
+    for dir in ["to_server", "to_client"] {
+        let packets = s["link"][dir]["packets"].as_f64().unwrap();
+        let lost = s["link"][dir]["lost"].as_f64().unwrap();
+        assert!(packets > 1500.0, "{dir}: only {packets} packets");
+        let share = lost / packets;
+        assert!(
+            (0.025..=0.075).contains(&share),
+            "{dir}: lost {lost} of {packets} ({share:.3}), configured 0.05"
+        );
+    }
+    assert!(util::counter(&s, "client", "Tcp.RetransSegs") > 0);
+}
+
+/// Jitter spreads the handshake time around the RTT (each packet's one-way delay uniform in
+/// ± jitter), without moving its centre.
+#[test]
+fn jitter_spreads_the_rtt() {
+    let _lab = util::lab();
+    let s = calm_run(100, &["link.rtt=20ms", "link.jitter=5ms"]);
+    let c = &s["connect_latency_from_start_ms"];
+    let (p50, p90) = (c["p50"].as_f64().unwrap(), c["p90"].as_f64().unwrap());
+    assert!(
+        (19.0..=21.5).contains(&p50),
+        "p50 {p50} ms for 20 ms ± 2 x 5 ms"
+    );
+    assert!(p90 > 23.0, "p90 {p90} ms: no spread from 5 ms jitter");
+}

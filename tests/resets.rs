@@ -1,0 +1,152 @@
+//! Timeouts against resets: what tcp_abort_on_overflow and tcp_syncookies change once a real
+//! round-trip time puts handshakes in flight while the accept queue is full (kernel-notes.md,
+//! "What happens to the final ACK").
+
+use crate::util::{self, counter, out_dir, outcome, summary};
+
+/// A busy server (1000 accepts/s, somaxconn 128) behind a 20 ms link, 2000 connections/s.
+const BUSY: &[&str] = &[
+    "link.rtt=20ms",
+    "server.backlog=511",
+    "client.connections=2000",
+    "client.rate=2000",
+    "client.duration=1s",
+    "expect=",
+];
+
+/// With syncookies off, abort_on_overflow=1 turns every final ACK that meets the full accept
+/// queue into a RST that the client sees after connect() succeeded (ECONNRESET on read), one per
+/// request socket unlinked (EmbryonicRsts); abort_on_overflow=0 resets nothing. Both run as one
+/// comparison (`--set KEY=0,1`), so this also checks the comparison's folder layout.
+#[test]
+fn abort_on_overflow_resets_after_connect_exactly_as_counted() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let mut sets = BUSY.to_vec();
+    sets.extend([
+        "server.sysctl.net.ipv4.tcp_syncookies=0",
+        "server.sysctl.net.ipv4.tcp_abort_on_overflow=0,1",
+    ]);
+    let o = util::run("envoy-somaxconn-128", &out, &sets);
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let cmp = util::comparison(&out).expect("comparison.json");
+    let runs = cmp["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        cmp["axes"][0],
+        "server.sysctl.net.ipv4.tcp_abort_on_overflow"
+    );
+    let csv = std::fs::read_to_string(out.join("comparison.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    let abort0 = summary(&out.join(runs[0]["dir"].as_str().unwrap()));
+    let abort1 = summary(&out.join(runs[1]["dir"].as_str().unwrap()));
+    assert_eq!(
+        abort0["sysctl"]["server"]["net.ipv4.tcp_abort_on_overflow"],
+        "0"
+    );
+    assert_eq!(
+        abort1["sysctl"]["server"]["net.ipv4.tcp_abort_on_overflow"],
+        "1"
+    );
+
+    assert_eq!(outcome(&abort0, "reset_after_connect"), 0);
+    assert_eq!(counter(&abort0, "server", "TcpExt.EmbryonicRsts"), 0);
+    assert!(counter(&abort0, "server", "TcpExt.ListenOverflows") > 100);
+
+    let resets = outcome(&abort1, "reset_after_connect") as f64;
+    let embryonic = counter(&abort1, "server", "TcpExt.EmbryonicRsts") as f64;
+    assert!(resets > 100.0, "only {resets} resets");
+    assert!(
+        (resets - embryonic).abs() <= 0.02 * embryonic,
+        "reset_after_connect {resets} vs EmbryonicRsts {embryonic}"
+    );
+    // The client had completed its handshake: its socket was ESTABLISHED when the RST came.
+    assert_eq!(
+        counter(&abort1, "client", "Tcp.EstabResets") as f64,
+        resets,
+        "client EstabResets"
+    );
+}
+
+/// With syncookies=2 no request socket exists, so nothing can be reset: cookie ACKs that meet
+/// the full accept queue are validated and dropped silently, whatever abort_on_overflow says.
+#[test]
+fn syncookies_2_never_resets_even_with_abort_on_overflow() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = util::run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "link.rtt=20ms",
+            "server.backlog=64",
+            "server.accept_rate=200",
+            "server.sysctl.net.ipv4.tcp_syncookies=2",
+            "server.sysctl.net.ipv4.tcp_abort_on_overflow=1",
+            "client.arrival=burst",
+            "client.rate=",
+            "client.burst_size=400",
+            "client.connections=400",
+            "client.duration=1s",
+            "client.connect_timeout=5s",
+            "client.response_timeout=5s",
+            "expect=",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = summary(&out);
+    assert!(
+        counter(&s, "server", "TcpExt.ListenOverflows") > 0,
+        "no overflow: {}",
+        s["counters"]
+    );
+    assert!(counter(&s, "server", "TcpExt.SyncookiesRecv") > 0);
+    assert_eq!(counter(&s, "server", "TcpExt.SyncookiesSent"), 400);
+    assert_eq!(counter(&s, "server", "TcpExt.EmbryonicRsts"), 0);
+    assert_eq!(counter(&s, "server", "Tcp.OutRsts"), 0);
+    assert_eq!(outcome(&s, "reset_after_connect"), 0);
+    assert_eq!(outcome(&s, "connect_reset"), 0);
+    assert_eq!(s["listen"]["syn_recv_max_seen"], 0);
+}
+
+/// `client.request_bytes = 0`: the server greets first and the client sends nothing.
+#[test]
+fn server_speaks_first_when_the_client_sends_nothing() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = util::run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "server.accept=fast",
+            "server.accept_rate=",
+            "server.response_bytes=10",
+            "client.request_bytes=0",
+            "client.connections=200",
+            "client.rate=1000",
+            "expect=",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = summary(&out);
+    assert_eq!(outcome(&s, "ok"), 200);
+    assert_eq!(s["server"]["served"], 200);
+    let greeting = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n".len() + 10;
+    for c in util::connections(&out) {
+        assert_eq!(c["bytes"], greeting.to_string(), "{c:?}");
+    }
+    // No request: the client sent only its SYN, ACKs and FIN.
+    // TCPOrigDataSent counts the FIN too: one per connection, and nothing else.
+    assert_eq!(
+        counter(&s, "client", "TcpExt.TCPOrigDataSent"),
+        200,
+        "{}",
+        s["counters"]
+    );
+    let client_out = counter(&s, "client", "Tcp.OutSegs");
+    assert!(
+        client_out <= 200 * 5,
+        "client sent {client_out} segments for 200 silent connections"
+    );
+}
