@@ -37,6 +37,13 @@ pub enum Command {
     ///   backlog-lab serve --set server.accept=fast --for 1m
     ///   nsenter --net=/proc/PID/fd/N wrk -t2 -c64 -d10s -H 'Connection: close' http://198.18.0.1:8080/
     Serve(ServeArgs),
+    /// Measure the emulated link on this machine: handshake accuracy per RTT and packet rate,
+    /// against a plain veth pair measured in the same run (needs root: TUN devices).
+    ///
+    /// Examples:
+    ///   backlog-lab bench-link
+    ///   backlog-lab bench-link --rtt 1ms,20ms --rate 100000 --seconds 3 --json
+    BenchLink(BenchLinkArgs),
     /// Parse and validate a scenario without running it (no privileges needed); print the plan.
     Check(ScenarioArgs),
     /// List the bundled scenarios.
@@ -92,6 +99,46 @@ pub struct RunArgs {
     /// Print summary.json on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchLinkArgs {
+    /// RTTs to check handshake accuracy at (comma-separated).
+    #[arg(long = "rtt", value_name = "DURATIONS", value_delimiter = ',',
+          default_value = "1ms,2ms,10ms,20ms,50ms,200ms", value_parser = parse_rtt)]
+    pub rtts: Vec<std::time::Duration>,
+
+    /// Handshakes timed per RTT.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(10..=10_000))]
+    pub handshakes: u32,
+
+    /// Paced packet rates to try, packets per second (comma-separated); an unpaced run follows.
+    #[arg(long = "rate", value_name = "PPS", value_delimiter = ',', default_value = "50000,100000",
+          value_parser = clap::value_parser!(u64).range(1000..=2_000_000))]
+    pub rates: Vec<u64>,
+
+    /// Seconds per packet-rate measurement.
+    #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
+    pub seconds: f64,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_rtt(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("{e}; e.g. 20ms"))?;
+    if d.is_zero() || d > std::time::Duration::from_secs(2) {
+        return Err("an RTT above 0 and at most 2s".into());
+    }
+    Ok(d)
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.5..=60.0).contains(&v) => Ok(v),
+        _ => Err("seconds from 0.5 to 60".into()),
+    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,10 @@
 //! - [`app`]: one run from plan to results.
 //! - [`compare`]: several runs of one scenario side by side (`[matrix]`, `[[case]]`, `--set K=A,B`).
 //! - [`serve`]: the lab and its server without a storm, for clients of your own.
+//! - [`bench`]: `bench-link`, the emulated link measured against veth.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod compare;
@@ -98,6 +100,16 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
             let plan = load_single(&args.scenario, "serve")?;
             topo::netns::become_root_in_user_namespace_if_needed()?;
             serve::serve(&plan, args.duration, &mut out)
+        }
+        Command::BenchLink(args) => {
+            topo::netns::become_root_in_user_namespace_if_needed()?;
+            let bench_args = bench::BenchArgs {
+                rtts: args.rtts,
+                handshakes: args.handshakes as usize,
+                rates: args.rates,
+                seconds: args.seconds,
+            };
+            bench::run(&bench_args, args.json, &mut out)
         }
         Command::Check(args) => {
             let plans = load_plans(&args)?;

@@ -76,6 +76,58 @@ fn unknown_keys_and_wrong_types_name_the_key() {
 }
 
 #[test]
+fn bad_link_flood_and_comparison_settings_are_refused() {
+    refused("[link]\nloss = 1.5\n", &[], &["link.loss"]);
+    refused(
+        "[link]\nrtt = \"20ms\"\njitter = \"15ms\"\n",
+        &[],
+        &["link.jitter"],
+    );
+    refused("", &["link.rtt=1h"], &["link.rtt"]);
+    refused("[flood]\nrate = 1000\n", &[], &["flood.count"]);
+    refused("", &["client.request_bytes=5"], &["client.request_bytes"]);
+    refused(
+        "[matrix]\n\"server.backlog\" = 4\n",
+        &[],
+        &["matrix", "server.backlog"],
+    );
+    refused(
+        "[[case]]\nlabel = \"a\"\n[[case]]\nlabel = \"a\"\n",
+        &[],
+        &["case", "label"],
+    );
+    // A bad value in one combination names the combination.
+    refused(
+        "",
+        &["server.backlog=4,lots"],
+        &["backlog=lots", "server.backlog"],
+    );
+}
+
+#[test]
+fn a_comparison_checks_every_combination_and_serve_refuses_it() {
+    let f = scenario_file("[[case]]\nlabel = \"small\"\nset = { \"server.backlog\" = 4 }\n");
+    let o = bin()
+        .arg("check")
+        .arg(f.path())
+        .args(["--set", "link.rtt=1ms,20ms"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("--- run `rtt=1ms small`"), "{text}");
+    assert!(text.contains("--- run `rtt=20ms small`"), "{text}");
+    let o = bin()
+        .arg("serve")
+        .arg(f.path())
+        .args(["--set", "link.rtt=1ms,20ms"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("comparison"), "{}", stderr(&o));
+}
+
+#[test]
 fn missing_file_is_bad_input() {
     let o = bin()
         .args(["check", "scenarios/no-such-scenario.toml"])

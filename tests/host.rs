@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::util::{self, host_state, out_dir, run};
 
+/// Also with the emulated link (TUN devices, created inside the namespaces) and a SYN flood from
+/// spoofed addresses (routed back and blackholed inside the lab).
 #[test]
 fn a_run_leaves_host_sysctls_and_links_unchanged() {
     let _lab = util::lab();
@@ -20,6 +22,9 @@ fn a_run_leaves_host_sysctls_and_links_unchanged() {
             "server.sysctl.net.ipv4.tcp_syncookies=0",
             "server.sysctl.net.ipv4.tcp_synack_retries=2",
             "client.sysctl.net.ipv4.tcp_syn_retries=2",
+            "link.rtt=2ms",
+            "flood.rate=5000",
+            "flood.count=2000",
         ],
     );
     assert!(
@@ -36,6 +41,8 @@ fn a_run_leaves_host_sysctls_and_links_unchanged() {
         s["sysctl"]["client"]["net.ipv4.ip_local_port_range"],
         "1024 65535"
     );
+    assert_eq!(s["flood"]["sent"], 2000);
+    assert_eq!(s["link"]["ring_drops"], 0);
     // ...and the host never did.
     assert_eq!(host_state(), before);
 }
