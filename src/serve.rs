@@ -23,6 +23,15 @@ pub fn serve(plan: &RunPlan, duration: Duration, out: &mut impl Write) -> anyhow
     let before = [probes.server.read()?, probes.client.read()?];
     server.begin(Instant::now());
 
+    // Catch Ctrl-C before telling anyone where the lab is: a client that is quick to finish and
+    // signal must not find the default action (death) still in place.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut sigint = {
+        let _in_runtime = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?
+    };
     let ns = format!("/proc/{}/fd/{}", std::process::id(), topo.client.raw_fd());
     let url = format!("http://{target}/");
     writeln!(
@@ -38,13 +47,10 @@ pub fn serve(plan: &RunPlan, duration: Duration, out: &mut impl Write) -> anyhow
     )?;
     out.flush()?;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     rt.block_on(async {
         tokio::select! {
             _ = tokio::time::sleep(duration) => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = sigint.recv() => {}
         }
     });
     let stats = server.stop();
