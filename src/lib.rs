@@ -12,6 +12,8 @@
 //! - [`record`]: per-connection records, outcomes, and the summary.
 //! - [`export`]: the result folder (CSV and JSON).
 //! - [`report`]: the progress line and the summary table.
+//! - [`results`]: a result folder read back from its files.
+//! - [`plots`]: the charts of a run or a comparison (PNG and SVG, no system fonts).
 //! - [`app`]: one run from plan to results.
 //! - [`serve`]: the lab and its server without a storm, for clients of your own.
 
@@ -22,8 +24,10 @@ pub mod counters;
 pub mod error;
 pub mod export;
 pub mod plan;
+pub mod plots;
 pub mod record;
 pub mod report;
+pub mod results;
 pub mod scenario;
 pub mod serve;
 pub mod server;

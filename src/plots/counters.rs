@@ -1,0 +1,142 @@
+//! Rates of the key listen-queue counters over time, per second, from the cumulative series in
+//! `timeseries.csv`. A counter that did not move has no column there: the legend says so, which
+//! is itself a finding (no TCPReqQFullDrop means no SYN was dropped for a full SYN queue).
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{
+    bands, builder, count_label, frame, mesh, pause_legend, pauses, thousands, Chart, DrawResult,
+    LegendEntry, Swatch, PALETTE, PAUSE_BAND,
+};
+use crate::results::analysis::rates;
+use crate::results::RunFolder;
+
+pub struct CounterRates<'a> {
+    pub run: &'a RunFolder,
+}
+
+/// (column in timeseries.csv, legend label, what it counts).
+pub const SERIES: &[(&str, &str, &str)] = &[
+    (
+        "server:TcpExt.ListenOverflows",
+        "ListenOverflows",
+        "server: SYN or final ACK met a full accept queue",
+    ),
+    (
+        "server:TcpExt.ListenDrops",
+        "ListenDrops",
+        "server: every listener drop (dashed)",
+    ),
+    (
+        "server:TcpExt.TCPReqQFullDrop",
+        "TCPReqQFullDrop",
+        "server: SYN dropped, SYN queue full, no cookies",
+    ),
+    (
+        "server:TcpExt.SyncookiesSent",
+        "SyncookiesSent",
+        "server: SYN queue full, answered with a cookie",
+    ),
+    (
+        "server:TcpExt.TCPSynRetrans",
+        "server TCPSynRetrans",
+        "server: SYN-ACK retransmissions",
+    ),
+    (
+        "server:TcpExt.EmbryonicRsts",
+        "EmbryonicRsts",
+        "server: SYN_RECV requests reset",
+    ),
+    (
+        "client:TcpExt.TCPSynRetrans",
+        "client TCPSynRetrans",
+        "client: SYN retransmissions",
+    ),
+    (
+        "client:Tcp.RetransSegs",
+        "client RetransSegs",
+        "client: every retransmitted segment",
+    ),
+];
+
+/// Rates are taken over windows of at least this long, whatever the sampling interval.
+const WINDOW_S: f64 = 0.1;
+
+impl Chart for CounterRates<'_> {
+    fn name(&self) -> &'static str {
+        "counter-rates"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let run = self.run;
+        let s = &run.series;
+        let window = s.interval_s().unwrap_or(WINDOW_S).max(WINDOW_S);
+        let mut drawn = Vec::new();
+        let mut legend = Vec::new();
+        let mut absent = Vec::new();
+        for (i, (col, label, what)) in SERIES.iter().enumerate() {
+            let (ns, name) = col.split_once(':').expect("namespace:counter");
+            let total = run.counter(ns, name).max(0) as u64;
+            match s.column(col) {
+                Some(values) => {
+                    let color = PALETTE[i % PALETTE.len()];
+                    let dashed = *label == "ListenDrops";
+                    legend.push(
+                        LegendEntry::new(
+                            if dashed {
+                                Swatch::Dashed(color)
+                            } else {
+                                Swatch::Line(color)
+                            },
+                            format!("{label} ({} in all)", thousands(total)),
+                        )
+                        .detail(*what),
+                    );
+                    drawn.push((rates(&s.t_s, values, window), color, dashed));
+                }
+                None => absent.push(*label),
+            }
+        }
+        if !absent.is_empty() {
+            legend.push(
+                LegendEntry::new(Swatch::Absent, "did not move (0)").detail(absent.join(", ")),
+            );
+        }
+        let pauses = pauses(run);
+        pause_legend(&mut legend, &pauses);
+
+        let area = frame(
+            root,
+            &format!(
+                "Listen-queue counters: events per second ({:.0} ms windows)",
+                window * 1000.0
+            ),
+            &run.caption(),
+            &legend,
+        )?;
+        let x_max = s.t_s.last().copied().unwrap_or(0.0).max(0.1);
+        let y_top = drawn
+            .iter()
+            .flat_map(|(p, _, _)| p.iter().map(|p| p.1))
+            .fold(1.0, f64::max)
+            * 1.1;
+        let mut chart = builder(&area, 78).build_cartesian_2d(0f64..x_max, 0f64..y_top)?;
+        mesh(
+            &mut chart,
+            "time (s since the storm's time zero)",
+            "events per second",
+        )
+        .y_label_formatter(&|v| count_label(*v))
+        .draw()?;
+        chart.draw_series(bands(&pauses, x_max, y_top, PAUSE_BAND))?;
+        for (points, color, dashed) in drawn {
+            if dashed {
+                chart.draw_series(DashedLineSeries::new(points, 7, 5, color.stroke_width(2)))?;
+            } else {
+                chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
+            }
+        }
+        Ok(())
+    }
+}
