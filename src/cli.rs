@@ -41,6 +41,35 @@ pub enum Command {
     Check(ScenarioArgs),
     /// List the bundled scenarios.
     List,
+    /// Draw the plots and write report.html and report.md of a result folder, from its files.
+    ///
+    /// Reads connections.csv, timeseries.csv, summary.json (and environment.json and
+    /// scenario.toml when present) and writes, without rerunning anything and without root:
+    ///
+    ///   plots/connect-latency-cdf.{png,svg}   connect latency CDF per outcome, SYN retry marks
+    ///   plots/outcomes-over-time.{png,svg}    outcomes per 100 ms of scheduled start, stacked
+    ///   plots/queue-occupancy.{png,svg}       accept queue and SYN_RECV against their capacity
+    ///   plots/counter-rates.{png,svg}         ListenOverflows, ListenDrops, ... per second
+    ///   report.html                           self-contained (plots inlined), for a postmortem
+    ///   report.md                             the same, linking to plots/
+    ///
+    /// `backlog-lab run` already does this at the end of every run; use `plot` after changing
+    /// a file by hand, or for folders from an older version. Given a comparison folder (one with
+    /// comparison.json), it draws the comparison charts (outcome shares and latency percentiles
+    /// per combination) and report at the top, and every run's own in its subfolder.
+    ///
+    /// Examples:
+    ///   backlog-lab plot results/envoy-somaxconn-128/2026-11-21T21-01-10
+    ///   backlog-lab plot /tmp/run && xdg-open /tmp/run/report.html
+    Plot(PlotArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlotArgs {
+    /// A result folder written by `backlog-lab run` (results/<scenario>/<timestamp>/ or its
+    /// --out DIR), or a comparison folder holding comparison.json.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -11,9 +11,10 @@
 //! - [`counters`]: `/proc/net/netstat` + `/proc/net/snmp` per namespace, and sock_diag queue reads.
 //! - [`record`]: per-connection records, outcomes, and the summary.
 //! - [`export`]: the result folder (CSV and JSON).
-//! - [`report`]: the progress line and the summary table.
+//! - [`report`]: the progress line and the summary table; `report.md` and `report.html`.
 //! - [`results`]: a result folder read back from its files.
 //! - [`plots`]: the charts of a run or a comparison (PNG and SVG, no system fonts).
+//! - [`postmortem`]: plots and reports of a result folder (`backlog-lab plot DIR`, end of `run`).
 //! - [`app`]: one run from plan to results.
 //! - [`serve`]: the lab and its server without a storm, for clients of your own.
 
@@ -25,6 +26,7 @@ pub mod error;
 pub mod export;
 pub mod plan;
 pub mod plots;
+pub mod postmortem;
 pub mod record;
 pub mod report;
 pub mod results;
@@ -66,6 +68,11 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => {
             let plan = load_plan(&args)?;
             writeln!(out, "{}: valid\n{plan:#?}", plan.origin)?;
+            Ok(0)
+        }
+        Command::Plot(args) => {
+            let files = postmortem::render(&args.dir)?;
+            writeln!(out, "{}", postmortem::describe(&args.dir, &files))?;
             Ok(0)
         }
         Command::List => {
