@@ -7,5 +7,6 @@ mod util;
 mod cli;
 mod host;
 mod overflow;
+mod plots;
 mod scenarios;
 mod storm;

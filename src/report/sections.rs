@@ -119,6 +119,32 @@ pub fn run_document(run: &RunFolder, plots: &[PathBuf]) -> Document {
     doc.h2("What happened");
     doc.list(explain(run));
 
+    if let Some(w) = s["warnings"].as_array().filter(|w| !w.is_empty()) {
+        doc.h2("Warnings");
+        doc.list(w.iter().map(text).collect());
+    }
+
+    if let Some(exps) = s["expectations"].as_array().filter(|e| !e.is_empty()) {
+        doc.h2("Expectations");
+        doc.table(
+            &["result", "expectation", "seen", "right side"],
+            exps.iter()
+                .map(|e| {
+                    vec![
+                        if e["pass"] == true { "PASS" } else { "FAIL" }.to_string(),
+                        text(&e["text"]),
+                        text(&e["value"]),
+                        text(&e["expected"]),
+                    ]
+                })
+                .collect(),
+            &[2, 3],
+        );
+    }
+
+    doc.h2("Plots");
+    figures(&mut doc, &run.dir, plots);
+
     doc.h2("Settings");
     doc.table(
         &["setting", "value"],
@@ -238,31 +264,6 @@ pub fn run_document(run: &RunFolder, plots: &[PathBuf]) -> Document {
     doc.table(&["counter", "server", "client"], rows, &[1, 2]);
     doc.para("Every counter of both namespaces, before and after, is in counters.csv.");
 
-    if let Some(w) = s["warnings"].as_array().filter(|w| !w.is_empty()) {
-        doc.h2("Warnings");
-        doc.list(w.iter().map(text).collect());
-    }
-
-    if let Some(exps) = s["expectations"].as_array().filter(|e| !e.is_empty()) {
-        doc.h2("Expectations");
-        doc.table(
-            &["result", "expectation", "seen", "right side"],
-            exps.iter()
-                .map(|e| {
-                    vec![
-                        if e["pass"] == true { "PASS" } else { "FAIL" }.to_string(),
-                        text(&e["text"]),
-                        text(&e["value"]),
-                        text(&e["expected"]),
-                    ]
-                })
-                .collect(),
-            &[2, 3],
-        );
-    }
-
-    doc.h2("Plots");
-    figures(&mut doc, &run.dir, plots);
     doc.para(format!(
         "Data: connections.csv, timeseries.csv, counters.csv, summary.json, environment.json and \
          scenario.toml in {}. Re-render with `backlog-lab plot {}`.",

@@ -139,6 +139,9 @@ fn read_json(dir: &Path, name: &str, required: bool) -> Result<Option<Value>, Fa
 impl RunFolder {
     /// Reads every file of a run folder; the three data files are required.
     pub fn read(dir: &Path) -> Result<RunFolder, Failure> {
+        if !dir.is_dir() {
+            return Err(bad(dir, "no such folder"));
+        }
         let summary = read_json(dir, "summary.json", true)?.unwrap_or_default();
         if !summary.is_object() {
             return Err(bad(&dir.join("summary.json"), "not a JSON object"));
