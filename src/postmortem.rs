@@ -82,3 +82,34 @@ pub fn describe(dir: &Path, files: &[PathBuf]) -> String {
         dir.join("report.html").display()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder with only what is strictly required (older or hand-made): every chart and both
+    /// reports still come out, and the charts say what they could not draw.
+    #[test]
+    fn a_minimal_folder_renders_and_says_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("connections.csv"),
+            "id,scheduled_us,connected_us,finished_us,outcome\n\
+             0,0,150,900,ok\n1,1000,,3001000,connect_timeout\n2,2000,1002500,1500000,ok\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("timeseries.csv"), "t_us\n0\n100000\n").unwrap();
+        std::fs::write(d.join("summary.json"), r#"{"scenario": "hand-made"}"#).unwrap();
+        let files = render(d).unwrap();
+        assert_eq!(files.len(), 10, "{files:?}");
+        let svg = |n: &str| std::fs::read_to_string(d.join("plots").join(n)).unwrap();
+        assert!(svg("queue-occupancy.svg").contains("no accept_queue column"));
+        assert!(svg("queue-occupancy.svg").contains("timeseries.csv has no queue samples"));
+        assert!(svg("counter-rates.svg").contains("did not move"));
+        assert!(svg("connect-latency-cdf.svg").contains("never connected"));
+        let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+        assert!(md.contains("# backlog-lab report: hand-made"), "{md}");
+        assert!(md.contains("scenario | not readable"), "{md}");
+    }
+}

@@ -17,58 +17,43 @@ fn home() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plots-tests")
 }
 
-/// A small storm against a slow server with backlog 8: the accept queue fills, SYNs are dropped
-/// and retried after 1 s, some clients give up at 1.5 s. About 3 s; made once for all tests here.
-fn overflow_run() -> &'static Path {
-    static RUN: OnceLock<PathBuf> = OnceLock::new();
-    RUN.get_or_init(|| {
+/// The storm both shared runs use: 600 connections at 1000/s against listen(8), bounded by a
+/// 1.5 s connect timeout and a 1 s response timeout.
+const STORM: &[&str] = &[
+    "server.backlog=8",
+    "client.rate=1000",
+    "client.connections=600",
+    "client.duration=600ms",
+    "client.connect_timeout=1500ms",
+    "client.response_timeout=1s",
+    "expect=",
+];
+
+/// Runs the bundled Envoy scenario with [`STORM`] and `server` settings into `home()/name`, once
+/// per test process, under the lab lock.
+fn shared_run(cell: &'static OnceLock<PathBuf>, name: &str, server: &[&str]) -> &'static Path {
+    cell.get_or_init(|| {
         let _lab = util::lab();
-        let dir = home().join("overflow");
+        let dir = home().join(name);
         let _ = fs::remove_dir_all(&dir);
-        let o = util::run(
-            "envoy-somaxconn-128",
-            &dir,
-            &[
-                "server.backlog=8",
-                "server.accept_rate=200",
-                "client.rate=1000",
-                "client.connections=600",
-                "client.duration=600ms",
-                "client.connect_timeout=1500ms",
-                "client.response_timeout=1s",
-                "expect=",
-            ],
-        );
+        let sets: Vec<&str> = STORM.iter().chain(server).copied().collect();
+        let o = util::run("envoy-somaxconn-128", &dir, &sets);
         assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
         dir
     })
 }
 
+/// A slow server (200 accepts/s): the accept queue fills, SYNs are dropped and retried after
+/// 1 s, some clients give up at 1.5 s. About 3 s.
+fn overflow_run() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    shared_run(&RUN, "overflow", &["server.accept_rate=200"])
+}
+
 /// The same storm against a server that accepts at once: every connection ok.
 fn fast_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let _lab = util::lab();
-        let dir = home().join("fast");
-        let _ = fs::remove_dir_all(&dir);
-        let o = util::run(
-            "envoy-somaxconn-128",
-            &dir,
-            &[
-                "server.backlog=8",
-                "server.accept=fast",
-                "server.accept_rate=",
-                "client.rate=1000",
-                "client.connections=600",
-                "client.duration=600ms",
-                "client.connect_timeout=1500ms",
-                "client.response_timeout=1s",
-                "expect=",
-            ],
-        );
-        assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
-        dir
-    })
+    shared_run(&RUN, "fast", &["server.accept=fast", "server.accept_rate="])
 }
 
 const RUN_PLOTS: &[&str] = &[

@@ -68,24 +68,19 @@ pub fn render(chart: &impl Chart, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     register_font();
     let png = dir.join(format!("{}.png", chart.name()));
     let svg = dir.join(format!("{}.svg", chart.name()));
-    let what = |p: &Path| format!("cannot draw {}", p.display());
-    {
-        let root = BitMapBackend::new(&png, chart.size()).into_drawing_area();
-        chart
-            .draw(&root)
-            .and_then(|_| root.present())
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(|| what(&png))?;
-    }
-    {
-        let root = SVGBackend::new(&svg, chart.size()).into_drawing_area();
-        chart
-            .draw(&root)
-            .and_then(|_| root.present())
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(|| what(&svg))?;
-    }
+    draw_on(chart, BitMapBackend::new(&png, chart.size()), &png)?;
+    draw_on(chart, SVGBackend::new(&svg, chart.size()), &svg)?;
     Ok(vec![png, svg])
+}
+
+/// Draws `chart` on `backend` and writes it out (the file is `path`).
+fn draw_on<DB: DrawingBackend>(chart: &impl Chart, backend: DB, path: &Path) -> anyhow::Result<()> {
+    let root = backend.into_drawing_area();
+    chart
+        .draw(&root)
+        .and_then(|_| root.present())
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("cannot draw {}", path.display()))
 }
 
 /// Every chart of one run, into `run.dir/plots/`. Returns the files written (PNG, SVG pairs).

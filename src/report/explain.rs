@@ -235,7 +235,7 @@ pub fn explain(run: &RunFolder) -> Vec<String> {
     };
     let ct = count(Outcome::ConnectTimeout);
     if ct > 0 {
-        let mut by_retrans = std::collections::BTreeMap::<u64, u64>::new();
+        let mut by_retrans = std::collections::BTreeMap::<u32, u64>::new();
         for c in run
             .connections
             .iter()
@@ -334,7 +334,8 @@ pub fn explain(run: &RunFolder) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Conn, RunFolder, TimeSeries};
+    use crate::record::ConnRecord;
+    use crate::results::{RunFolder, TimeSeries};
     use serde_json::json;
 
     fn conn(
@@ -342,9 +343,9 @@ mod tests {
         started_us: u64,
         connected_after_us: Option<u64>,
         outcome: Outcome,
-        retrans: u64,
-    ) -> Conn {
-        Conn {
+        retrans: u32,
+    ) -> ConnRecord {
+        ConnRecord {
             id,
             scheduled_us: started_us,
             started_us,
@@ -352,7 +353,10 @@ mod tests {
             first_byte_us: None,
             finished_us: started_us + 3_000_000,
             outcome,
+            errno: None,
             retransmits: retrans,
+            local_port: None,
+            bytes: 0,
         }
     }
 

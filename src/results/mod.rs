@@ -22,31 +22,10 @@ use serde_json::Value;
 
 use crate::error::Failure;
 use crate::plan::RunPlan;
-use crate::record::Outcome;
+use crate::record::{ConnRecord, Outcome};
 use table::{bad, Table};
 
 pub use comparison::ComparisonFolder;
-
-/// One row of `connections.csv`: the fields the plots and reports use.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Conn {
-    pub id: u64,
-    pub scheduled_us: u64,
-    pub started_us: u64,
-    pub connected_us: Option<u64>,
-    pub first_byte_us: Option<u64>,
-    pub finished_us: u64,
-    pub outcome: Outcome,
-    pub retransmits: u64,
-}
-
-impl Conn {
-    /// Connect latency from the scheduled start, as in `summary.json`.
-    pub fn connect_latency_us(&self) -> Option<u64> {
-        self.connected_us
-            .map(|c| c.saturating_sub(self.scheduled_us))
-    }
-}
 
 /// `timeseries.csv`: time in seconds and every other column by name (`None` for an empty cell).
 #[derive(Debug, Clone, Default)]
@@ -75,7 +54,8 @@ impl TimeSeries {
 #[derive(Debug)]
 pub struct RunFolder {
     pub dir: PathBuf,
-    pub connections: Vec<Conn>,
+    /// `connections.csv`, one record per connection (columns a file lacks read as empty).
+    pub connections: Vec<ConnRecord>,
     pub series: TimeSeries,
     /// `summary.json` as written (read as JSON, so fields added later do not break reading).
     pub summary: Value,
@@ -217,7 +197,7 @@ impl RunFolder {
     }
 }
 
-fn read_connections(dir: &Path) -> Result<Vec<Conn>, Failure> {
+fn read_connections(dir: &Path) -> Result<Vec<ConnRecord>, Failure> {
     let t = Table::read(dir, "connections.csv")?;
     let id = t.require("id")?;
     let scheduled = t.require("scheduled_us")?;
@@ -227,6 +207,9 @@ fn read_connections(dir: &Path) -> Result<Vec<Conn>, Failure> {
     let connected = t.require("connected_us")?;
     let first_byte = t.column("first_byte_us");
     let retransmits = t.column("retransmits");
+    let errno = t.column("errno");
+    let local_port = t.column("local_port");
+    let bytes = t.column("bytes");
     let mut out = Vec::with_capacity(t.len());
     for row in t.rows() {
         let name = row.text(outcome);
@@ -235,7 +218,7 @@ fn read_connections(dir: &Path) -> Result<Vec<Conn>, Failure> {
             .find(|o| o.name() == name)
             .ok_or_else(|| row.invalid(outcome, "an outcome (ok, connect_timeout, ...)"))?;
         let scheduled_us = row.u64(scheduled)?;
-        out.push(Conn {
+        out.push(ConnRecord {
             id: row.u64(id)?,
             scheduled_us,
             started_us: row.opt_u64(started)?.unwrap_or(scheduled_us),
@@ -243,7 +226,10 @@ fn read_connections(dir: &Path) -> Result<Vec<Conn>, Failure> {
             first_byte_us: row.opt_u64(first_byte)?,
             finished_us: row.u64(finished)?,
             outcome: o,
-            retransmits: row.opt_u64(retransmits)?.unwrap_or(0),
+            errno: row.opt_int(errno, "an errno")?,
+            retransmits: row.opt_int(retransmits, "a count")?.unwrap_or(0),
+            local_port: row.opt_int(local_port, "a port")?,
+            bytes: row.opt_u64(bytes)?.unwrap_or(0),
         });
     }
     Ok(out)

@@ -140,6 +140,18 @@ impl Row<'_> {
         }
     }
 
+    /// An integer that must fit `T` (a port, an errno, a count); empty is `None`.
+    pub fn opt_int<T: TryFrom<i64>>(
+        &self,
+        col: Option<usize>,
+        what: &str,
+    ) -> Result<Option<T>, Failure> {
+        match (col, self.opt_i64(col)?) {
+            (Some(c), Some(v)) => T::try_from(v).map(Some).map_err(|_| self.error(c, what)),
+            _ => Ok(None),
+        }
+    }
+
     pub fn opt_f64(&self, col: usize) -> Result<Option<f64>, Failure> {
         match self.cell(col) {
             "" => Ok(None),
