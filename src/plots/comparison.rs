@@ -19,20 +19,25 @@ fn height(rows: usize, per_row: u32, fixed: u32) -> u32 {
 const SIZE_H: u32 = 600;
 const LABEL_AREA: u32 = 230;
 
-/// Draws each run's label left of its row, right-aligned against the plot.
+/// Draws each run's label left of its row, right-aligned against the plot, with a smaller
+/// second line (the number of connections) under it.
 fn row_labels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    labels: impl Iterator<Item = (String, (i32, i32))>,
+    labels: impl Iterator<Item = (String, String, (i32, i32))>,
 ) -> DrawResult<DB> {
-    let style = font(14.0).pos(Pos::new(HPos::Right, VPos::Center));
-    for (label, (x, y)) in labels {
-        // Long labels are cut rather than run into the chart.
+    let style = font(14.0).pos(Pos::new(HPos::Right, VPos::Bottom));
+    let detail = font(12.0)
+        .color(&super::GRAY)
+        .pos(Pos::new(HPos::Right, VPos::Top));
+    for (label, second, (x, y)) in labels {
+        // Long labels are cut rather than run into the chart (the report has them whole).
         let label = if label.chars().count() > 30 {
             format!("{}…", label.chars().take(29).collect::<String>())
         } else {
             label
         };
         root.draw_text(&label, &style, (x - 8, y))?;
+        root.draw_text(&second, &detail, (x - 8, y + 2))?;
     }
     Ok(())
 }
@@ -101,7 +106,8 @@ impl Chart for OutcomeShares<'_> {
         let labels = runs.iter().enumerate().map(|(i, r)| {
             let y = n - i as f64 - 0.5;
             (
-                format!("{} (n={})", r.label, thousands(r.run.total())),
+                r.label.clone(),
+                format!("{} connections", thousands(r.run.total())),
                 chart.backend_coord(&(0.0, y)),
             )
         });
@@ -144,8 +150,8 @@ impl Chart for LatencyPercentiles<'_> {
             .map(|(p, c)| LegendEntry::new(Swatch::Box(c), *p))
             .collect();
         legend.push(
-            LegendEntry::new(Swatch::Line(RGBColor(190, 190, 190)), "p50 to max")
-                .detail("a row with no marks measured nothing"),
+            LegendEntry::new(Swatch::Absent, "no marks in a row")
+                .detail("nothing measured (no connection connected, or none was ok)"),
         );
         let area = frame(
             root,
@@ -192,25 +198,31 @@ impl Chart for LatencyPercentiles<'_> {
             let mut labels = Vec::new();
             for (i, r) in runs.iter().enumerate() {
                 let y = n - i as f64 - 0.5;
-                let marks: Vec<(f64, RGBColor)> = PCTS
+                // Each percentile a little lower than the one before, so that close values
+                // (p99 and max often are) do not hide each other.
+                let marks: Vec<(f64, f64, RGBColor)> = PCTS
                     .iter()
                     .zip(colors)
-                    .filter_map(|(p, c)| value(r, field, p).map(|v| (v, c)))
+                    .enumerate()
+                    .filter_map(|(k, (p, c))| {
+                        value(r, field, p).map(|v| (v, y + 0.24 - 0.16 * k as f64, c))
+                    })
                     .collect();
-                if let (Some(first), Some(last)) = (marks.first(), marks.last()) {
-                    chart.draw_series(LineSeries::new(
-                        [(first.0, y), (last.0, y)],
-                        RGBColor(190, 190, 190).stroke_width(3),
-                    ))?;
+                if i % 2 == 0 {
+                    chart.draw_series([Rectangle::new(
+                        [(lo, y - 0.45), (hi, y + 0.45)],
+                        RGBColor(244, 244, 244).filled(),
+                    )])?;
                 }
                 chart.draw_series(
                     marks
                         .iter()
-                        .map(|(v, c)| Circle::new((*v, y), 6, c.filled())),
+                        .map(|(v, y, c)| Circle::new((*v, *y), 5, c.filled())),
                 )?;
                 let count = r.run.summary[field]["count"].as_u64().unwrap_or(0);
                 labels.push((
-                    format!("{} (n={})", r.label, thousands(count)),
+                    r.label.clone(),
+                    format!("n={}", thousands(count)),
                     chart.backend_coord(&(lo, y)),
                 ));
             }
