@@ -44,7 +44,8 @@ pub enum Command {
     /// Draw the plots and write report.html and report.md of a result folder, from its files.
     ///
     /// Reads connections.csv, timeseries.csv, summary.json (and environment.json and
-    /// scenario.toml when present) and writes, without rerunning anything and without root:
+    /// scenario.toml when present) and writes, without rerunning anything and without
+    /// root:
     ///
     ///   plots/connect-latency-cdf.{png,svg}   connect latency CDF per outcome, SYN retry marks
     ///   plots/outcomes-over-time.{png,svg}    outcomes per 100 ms of scheduled start, stacked
@@ -61,6 +62,7 @@ pub enum Command {
     /// Examples:
     ///   backlog-lab plot results/envoy-somaxconn-128/2026-11-21T21-01-10
     ///   backlog-lab plot /tmp/run && xdg-open /tmp/run/report.html
+    #[command(verbatim_doc_comment)]
     Plot(PlotArgs),
 }
 

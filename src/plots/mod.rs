@@ -68,9 +68,29 @@ pub fn render(chart: &impl Chart, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     register_font();
     let png = dir.join(format!("{}.png", chart.name()));
     let svg = dir.join(format!("{}.svg", chart.name()));
-    draw_on(chart, BitMapBackend::new(&png, chart.size()), &png)?;
+    write_png(chart, &png)?;
     draw_on(chart, SVGBackend::new(&svg, chart.size()), &svg)?;
     Ok(vec![png, svg])
+}
+
+/// Draws into an RGB buffer and encodes it with adaptive filtering, which makes these flat-colour
+/// charts about half the size plotters' own encoder does (they are inlined into report.html).
+fn write_png(chart: &impl Chart, path: &Path) -> anyhow::Result<()> {
+    let (w, h) = chart.size();
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    draw_on(chart, BitMapBackend::with_buffer(&mut rgb, (w, h)), path)?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    // The encoder's own default is `Fast`; `Default` is the better trade here.
+    encoder.set_compression(png::Compression::Default);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    encoder
+        .write_header()
+        .and_then(|mut w| w.write_image_data(&rgb))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Draws `chart` on `backend` and writes it out (the file is `path`).
@@ -225,7 +245,7 @@ pub fn frame<DB: DrawingBackend>(
     let title_style = font(22.0).pos(Pos::new(HPos::Center, VPos::Top));
     root.draw_text(title, &title_style, (w as i32 / 2, 10))?;
     let cap_style = font(13.0).color(&RGBColor(60, 60, 60));
-    let lines = wrap(root, caption, &cap_style, w - 30);
+    let lines = wrap(root, caption, &cap_style, w - 40);
     let cap_h = 12 + 17 * lines.len() as u32;
     for (i, l) in lines.iter().enumerate() {
         root.draw_text(l, &cap_style, (15, (h - cap_h + 6) as i32 + 17 * i as i32))?;
