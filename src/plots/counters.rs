@@ -56,7 +56,7 @@ pub const SERIES: &[(&str, &str, &str)] = &[
     (
         "client:Tcp.RetransSegs",
         "client RetransSegs",
-        "client: every retransmitted segment",
+        "client: every retransmitted segment (dashed)",
     ),
 ];
 
@@ -81,7 +81,8 @@ impl Chart for CounterRates<'_> {
             match s.column(col) {
                 Some(values) => {
                     let color = PALETTE[i % PALETTE.len()];
-                    let dashed = *label == "ListenDrops";
+                    // Each is drawn dashed over the series it often equals.
+                    let dashed = matches!(*label, "ListenDrops" | "client RetransSegs");
                     legend.push(
                         LegendEntry::new(
                             if dashed {
@@ -93,7 +94,11 @@ impl Chart for CounterRates<'_> {
                         )
                         .detail(*what),
                     );
-                    drawn.push((rates(&s.t_s, values, window), color, dashed));
+                    let steps: Vec<(f64, f64)> = rates(&s.t_s, values, window)
+                        .into_iter()
+                        .flat_map(|(from, to, r)| [(from, r), (to, r)])
+                        .collect();
+                    drawn.push((steps, color, dashed));
                 }
                 None => absent.push(*label),
             }
@@ -115,7 +120,7 @@ impl Chart for CounterRates<'_> {
             &run.caption(),
             &legend,
         )?;
-        let x_max = s.t_s.last().copied().unwrap_or(0.0).max(0.1);
+        let x_max = run.end_s();
         let y_top = drawn
             .iter()
             .flat_map(|(p, _, _)| p.iter().map(|p| p.1))

@@ -72,7 +72,7 @@ impl Chart for OutcomesOverTime<'_> {
             &run.caption(),
             &legend,
         )?;
-        let x_max = (bins.len() as f64 * w_s).max(w_s);
+        let x_max = (bins.len() as f64 * w_s).max(run.end_s());
         let y_max = bins
             .iter()
             .map(|b| b.iter().sum::<u64>())

@@ -133,7 +133,7 @@ impl Chart for QueueOccupancy<'_> {
         if accept.is_empty() && syn.is_empty() {
             return empty_note(&area, "timeseries.csv has no queue samples");
         }
-        let x_max = s.t_s.last().copied().unwrap_or(0.0).max(0.1);
+        let x_max = run.end_s();
         let y_top = accept
             .iter()
             .chain(&syn)

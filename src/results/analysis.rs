@@ -45,10 +45,11 @@ pub fn outcome_bins(conns: &[ConnRecord], width_us: u64) -> Vec<[u64; 8]> {
     bins
 }
 
-/// Rates per second from a cumulative series, over windows of at least `min_window_s` (at 10 ms
-/// sampling a per-sample rate is mostly noise). Each point sits at its window's middle. Empty
-/// cells are skipped; a counter that went backwards (a reset) gives no negative rate.
-pub fn rates(t_s: &[f64], cumulative: &[Option<f64>], min_window_s: f64) -> Vec<(f64, f64)> {
+/// Rates per second from a cumulative series, over consecutive windows of at least
+/// `min_window_s` (at 10 ms sampling a per-sample rate is mostly noise): `(from, to, rate)`, to be
+/// drawn as steps, since the rate is an average over the whole window. Empty cells are skipped; a
+/// counter that went backwards (a reset) gives no negative rate.
+pub fn rates(t_s: &[f64], cumulative: &[Option<f64>], min_window_s: f64) -> Vec<(f64, f64, f64)> {
     let points: Vec<(f64, f64)> = t_s
         .iter()
         .zip(cumulative)
@@ -62,7 +63,7 @@ pub fn rates(t_s: &[f64], cumulative: &[Option<f64>], min_window_s: f64) -> Vec<
     for &(t, v) in &points[1..] {
         let dt = t - start.0;
         if dt >= min_window_s && dt > 0.0 {
-            out.push(((t + start.0) / 2.0, ((v - start.1) / dt).max(0.0)));
+            out.push((start.0, t, ((v - start.1) / dt).max(0.0)));
             start = (t, v);
         }
     }
@@ -206,13 +207,11 @@ mod tests {
         v[3] = None;
         let r = rates(&t, &v, 0.1);
         assert!(!r.is_empty());
-        for (_, rate) in &r {
+        for (_, _, rate) in &r {
             assert!((rate - 200.0).abs() < 1e-9, "{r:?}");
         }
-        assert!(
-            (r[0].0 - 0.05).abs() < 1e-9,
-            "midpoint of the first window: {r:?}"
-        );
+        assert_eq!((r[0].0, r[0].1), (0.0, 0.1), "the first window: {r:?}");
+        assert!(r.windows(2).all(|w| w[0].1 == w[1].0), "consecutive: {r:?}");
         assert!(rates(&t, &[None; 11], 0.1).is_empty());
     }
 

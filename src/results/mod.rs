@@ -192,6 +192,14 @@ impl RunFolder {
             .or_else(|| self.accept_queue_limit().map(|l| l + 1))
     }
 
+    /// Where the time axes of a run's charts end (s): the last sample, or the end of the last
+    /// connection if later. The same for every chart, so they line up.
+    pub fn end_s(&self) -> f64 {
+        let last_sample = self.series.t_s.last().copied().unwrap_or(0.0);
+        let duration = self.summary["duration_s"].as_f64().unwrap_or(0.0);
+        last_sample.max(duration).max(0.1)
+    }
+
     pub fn kernel_release(&self) -> Option<&str> {
         self.environment.as_ref()?["kernel_release"].as_str()
     }
