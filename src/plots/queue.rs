@@ -10,7 +10,6 @@ use super::{
     bands, builder, count_label, empty_note, frame, mesh, pause_legend, pauses, Chart, DrawResult,
     LegendEntry, Swatch, PALETTE, PAUSE_BAND,
 };
-use crate::results::analysis::{full_threshold, spans_at_or_above};
 use crate::results::RunFolder;
 
 pub struct QueueOccupancy<'a> {
@@ -40,21 +39,12 @@ impl Chart for QueueOccupancy<'_> {
         let accept_col = s.column("accept_queue");
         let accept = points(&s.t_s, accept_col);
         let syn = points(&s.t_s, s.column("syn_recv"));
-        let limit_col = points(&s.t_s, s.column("accept_queue_limit"));
-        let limit = run
-            .accept_queue_limit()
-            .or_else(|| limit_col.iter().map(|p| p.1 as u64).max());
-        let capacity = run.accept_queue_capacity().or_else(|| limit.map(|l| l + 1));
+        let limit = run.accept_queue_limit();
+        let capacity = run.accept_queue_capacity();
         let syn_capacity = run.syn_queue_capacity();
         let cookies = run.sysctl("server", "net.ipv4.tcp_syncookies");
         let pauses = pauses(run);
-        let full = match (capacity, accept_col) {
-            (Some(c), Some(col)) => {
-                let th = full_threshold(c);
-                Some((th, c, spans_at_or_above(&s.t_s, col, th as f64)))
-            }
-            _ => None,
-        };
+        let full = run.accept_queue_full();
         let interval = s
             .interval_s()
             .map(|i| format!("sampled every {:.0} ms (sock_diag)", i * 1000.0))
@@ -114,11 +104,13 @@ impl Chart for QueueOccupancy<'_> {
                     .detail(detail),
             );
         }
-        if let Some((th, c, spans)) = &full {
-            if !spans.is_empty() {
+        if let Some(f) = &full {
+            if !f.spans.is_empty() {
                 legend.push(
-                    LegendEntry::new(Swatch::Band(FULL_BAND), "accept queue full")
-                        .detail(format!("a sample at {th} or more of {c}")),
+                    LegendEntry::new(Swatch::Band(FULL_BAND), "accept queue full").detail(format!(
+                        "a sample at {} or more of {}",
+                        f.threshold, f.capacity
+                    )),
                 );
             }
         }
@@ -151,11 +143,11 @@ impl Chart for QueueOccupancy<'_> {
         .y_label_formatter(&|v| count_label(*v))
         .draw()?;
         chart.draw_series(bands(&pauses, x_max, y_top, PAUSE_BAND))?;
-        if let Some((_, _, spans)) = &full {
+        if let Some(f) = &full {
             // Each sample stands for the half interval either side of it.
             let half = s.interval_s().unwrap_or(0.0) / 2.0;
             let widened: Vec<(f64, f64)> =
-                spans.iter().map(|(a, b)| (a - half, b + half)).collect();
+                f.spans.iter().map(|(a, b)| (a - half, b + half)).collect();
             chart.draw_series(bands(&widened, x_max, y_top, FULL_BAND))?;
         }
         if let Some(c) = capacity {

@@ -4,7 +4,7 @@
 
 use crate::plots::thousands;
 use crate::record::Outcome;
-use crate::results::analysis::{full_threshold, near_marks, spans_at_or_above};
+use crate::results::analysis::{bridge_s, full_threshold, near_marks, spans_at_or_above};
 use crate::results::RunFolder;
 
 /// Seconds for prose: `0.08 s`, `3.1 s`, `12 s`.
@@ -96,7 +96,8 @@ pub fn explain(run: &RunFolder) -> Vec<String> {
     let series = &run.series;
     if let (Some(cap), Some(col)) = (run.accept_queue_capacity(), series.column("accept_queue")) {
         let th = full_threshold(cap);
-        let spans = spans_at_or_above(&series.t_s, col, th as f64);
+        let bridge = bridge_s(series.interval_s().unwrap_or(0.1));
+        let spans = spans_at_or_above(&series.t_s, col, th as f64, bridge);
         let limit = run.accept_queue_limit().unwrap_or(cap - 1);
         let every = series
             .interval_s()

@@ -71,27 +71,32 @@ pub fn rates(t_s: &[f64], cumulative: &[Option<f64>], min_window_s: f64) -> Vec<
 }
 
 /// Spans `(from, to)` in seconds during which `values` were at or above `threshold`, from the
-/// first to the last sample of each run of such samples. A single sample below the threshold
-/// between two above it does not split a span (the queue drains by one between two readings).
-pub fn spans_at_or_above(t_s: &[f64], values: &[Option<f64>], threshold: f64) -> Vec<(f64, f64)> {
+/// first to the last sample of each run of such samples. Two such samples at most `bridge_s`
+/// apart belong to one span even with samples below between them: a queue that accept() drains
+/// and the next SYN refills dips between readings without ceasing to be full.
+pub fn spans_at_or_above(
+    t_s: &[f64],
+    values: &[Option<f64>],
+    threshold: f64,
+    bridge_s: f64,
+) -> Vec<(f64, f64)> {
     let mut spans: Vec<(f64, f64)> = Vec::new();
-    let mut below_since_last = 0;
-    let mut open = false;
     for (t, v) in t_s.iter().zip(values) {
-        let Some(v) = v else { continue };
-        if *v >= threshold {
-            match spans.last_mut() {
-                Some(last) if open || below_since_last <= 1 => last.1 = *t,
-                _ => spans.push((*t, *t)),
-            }
-            open = true;
-            below_since_last = 0;
-        } else {
-            open = false;
-            below_since_last += 1;
+        if v.is_none_or(|v| v < threshold) {
+            continue;
+        }
+        match spans.last_mut() {
+            Some(last) if *t - last.1 <= bridge_s + 1e-9 => last.1 = *t,
+            _ => spans.push((*t, *t)),
         }
     }
     spans
+}
+
+/// The bridge for [`spans_at_or_above`] over a series sampled every `interval_s`: one missed
+/// sample at 100 ms, about 200 ms at finer sampling.
+pub fn bridge_s(interval_s: f64) -> f64 {
+    (2.0 * interval_s).max(0.2)
 }
 
 /// The accept-queue length counted as "full" for a queue that holds `capacity`: 95 % of it, and at
@@ -219,8 +224,18 @@ mod tests {
     fn spans_bridge_a_single_dip() {
         let t: Vec<f64> = (0..10).map(f64::from).collect();
         let v = [0., 5., 5., 4., 5., 0., 0., 5., 5., 0.].map(Some);
-        assert_eq!(spans_at_or_above(&t, &v, 5.0), vec![(1.0, 4.0), (7.0, 8.0)]);
-        assert!(spans_at_or_above(&t, &[Some(0.0); 10], 5.0).is_empty());
+        assert_eq!(
+            spans_at_or_above(&t, &v, 5.0, 2.0),
+            vec![(1.0, 4.0), (7.0, 8.0)]
+        );
+        assert_eq!(
+            spans_at_or_above(&t, &v, 5.0, 1.0),
+            vec![(1.0, 2.0), (4.0, 4.0), (7.0, 8.0)]
+        );
+        assert!(spans_at_or_above(&t, &[Some(0.0); 10], 5.0, 2.0).is_empty());
+        assert_eq!(bridge_s(0.1), 0.2);
+        assert_eq!(bridge_s(0.01), 0.2);
+        assert_eq!(bridge_s(0.5), 1.0);
     }
 
     #[test]

@@ -50,6 +50,14 @@ impl TimeSeries {
     }
 }
 
+/// When the accept queue was full: samples at `threshold` or more of `capacity`, in `spans` (s).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueFull {
+    pub threshold: u64,
+    pub capacity: u64,
+    pub spans: Vec<(f64, f64)>,
+}
+
 /// One run's result folder.
 #[derive(Debug)]
 pub struct RunFolder {
@@ -180,9 +188,33 @@ impl RunFolder {
         })
     }
 
-    /// `ss -lnt` Send-Q of the listener: the effective backlog.
+    /// `ss -lnt` Send-Q of the listener: the effective backlog (from the summary, else from the
+    /// samples).
     pub fn accept_queue_limit(&self) -> Option<u64> {
-        self.summary["listen"]["accept_queue_limit"].as_u64()
+        self.summary["listen"]["accept_queue_limit"]
+            .as_u64()
+            .or_else(|| {
+                self.series
+                    .column("accept_queue_limit")?
+                    .iter()
+                    .flatten()
+                    .map(|v| *v as u64)
+                    .max()
+            })
+    }
+
+    /// When the sampled accept queue was full (see [`analysis::full_threshold`]), if the folder
+    /// has the samples and the capacity.
+    pub fn accept_queue_full(&self) -> Option<QueueFull> {
+        let capacity = self.accept_queue_capacity()?;
+        let col = self.series.column("accept_queue")?;
+        let threshold = analysis::full_threshold(capacity);
+        let bridge = analysis::bridge_s(self.series.interval_s().unwrap_or(0.1));
+        Some(QueueFull {
+            threshold,
+            capacity,
+            spans: analysis::spans_at_or_above(&self.series.t_s, col, threshold as f64, bridge),
+        })
     }
 
     /// How many connections the accept queue really holds (limit + 1).
