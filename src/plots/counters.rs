@@ -6,8 +6,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    bands, builder, count_label, frame, mesh, pause_legend, pauses, thousands, Chart, DrawResult,
-    LegendEntry, Swatch, PALETTE, PAUSE_BAND,
+    frame, pause_legend, pauses, thousands, time_chart, Chart, DrawResult, LegendEntry, Swatch,
+    TimeAxes, PALETTE,
 };
 use crate::results::analysis::rates;
 use crate::results::RunFolder;
@@ -126,15 +126,14 @@ impl Chart for CounterRates<'_> {
             .flat_map(|(p, _, _)| p.iter().map(|p| p.1))
             .fold(1.0, f64::max)
             * 1.1;
-        let mut chart = builder(&area, 78).build_cartesian_2d(0f64..x_max, 0f64..y_top)?;
-        mesh(
-            &mut chart,
-            "time (s since the storm's time zero)",
-            "events per second",
-        )
-        .y_label_formatter(&|v| count_label(*v))
-        .draw()?;
-        chart.draw_series(bands(&pauses, x_max, y_top, PAUSE_BAND))?;
+        let axes = TimeAxes {
+            x_max,
+            y_top,
+            x_desc: "time (s since the storm's time zero)",
+            y_desc: "events per second",
+            y_label_area: 78,
+        };
+        let mut chart = time_chart(&area, &axes, &pauses)?;
         for (points, color, dashed) in drawn {
             if dashed {
                 chart.draw_series(DashedLineSeries::new(points, 7, 5, color.stroke_width(2)))?;

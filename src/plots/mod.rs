@@ -26,6 +26,7 @@ use std::sync::Once;
 use anyhow::{anyhow, Context};
 use plotters::chart::MeshStyle;
 use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -356,6 +357,33 @@ pub fn count_label(v: f64) -> String {
     } else {
         format!("{v:.1}")
     }
+}
+
+/// The area of a chart over time, `0..x_max` s against `0..y_top` (counts), before drawing.
+pub struct TimeAxes<'t> {
+    pub x_max: f64,
+    pub y_top: f64,
+    pub x_desc: &'t str,
+    pub y_desc: &'t str,
+    /// Pixels for the y tick labels.
+    pub y_label_area: u32,
+}
+
+pub type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart over the run's time with count labels on the y axis and the server's pauses shaded.
+pub fn time_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    axes: &TimeAxes,
+    pauses: &[(f64, f64)],
+) -> Result<TimeChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart =
+        builder(area, axes.y_label_area).build_cartesian_2d(0f64..axes.x_max, 0f64..axes.y_top)?;
+    mesh(&mut chart, axes.x_desc, axes.y_desc)
+        .y_label_formatter(&|v| count_label(*v))
+        .draw()?;
+    chart.draw_series(bands(pauses, axes.x_max, axes.y_top, PAUSE_BAND))?;
+    Ok(chart)
 }
 
 /// The chart builder every plot uses: room for axis labels, and for mark labels above the plot.

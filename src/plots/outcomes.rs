@@ -6,8 +6,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    bands, builder, count_label, frame, mesh, outcome_color, pause_legend, pauses, thousands,
-    Chart, DrawResult, LegendEntry, Swatch, PAUSE_BAND,
+    frame, outcome_color, pause_legend, pauses, thousands, time_chart, Chart, DrawResult,
+    LegendEntry, Swatch, TimeAxes,
 };
 use crate::record::Outcome;
 use crate::results::analysis::{bin_width_us, outcome_bins};
@@ -80,15 +80,15 @@ impl Chart for OutcomesOverTime<'_> {
             .unwrap_or(0)
             .max(1) as f64
             * 1.08;
-        let mut chart = builder(&area, 70).build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-        mesh(
-            &mut chart,
-            "scheduled start (s since the storm's time zero)",
-            &format!("connections per {} bin", width_text(width)),
-        )
-        .y_label_formatter(&|v| count_label(*v))
-        .draw()?;
-        chart.draw_series(bands(&pauses, x_max, y_max, PAUSE_BAND))?;
+        let y_desc = format!("connections per {} bin", width_text(width));
+        let axes = TimeAxes {
+            x_max,
+            y_top: y_max,
+            x_desc: "scheduled start (s since the storm's time zero)",
+            y_desc: &y_desc,
+            y_label_area: 70,
+        };
+        let mut chart = time_chart(&area, &axes, &pauses)?;
         let mut rects = Vec::new();
         for (i, b) in bins.iter().enumerate() {
             let x0 = i as f64 * w_s;

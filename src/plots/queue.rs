@@ -7,8 +7,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    bands, builder, count_label, empty_note, frame, mesh, pause_legend, pauses, Chart, DrawResult,
-    LegendEntry, Swatch, PALETTE, PAUSE_BAND,
+    bands, empty_note, frame, pause_legend, pauses, time_chart, Chart, DrawResult, LegendEntry,
+    Swatch, TimeAxes, PALETTE,
 };
 use crate::results::RunFolder;
 
@@ -134,15 +134,14 @@ impl Chart for QueueOccupancy<'_> {
             .chain(syn_capacity.map(|c| c as f64))
             .fold(1.0, f64::max)
             * 1.15;
-        let mut chart = builder(&area, 62).build_cartesian_2d(0f64..x_max, 0f64..y_top)?;
-        mesh(
-            &mut chart,
-            "time (s since the storm's time zero)",
-            "connections / request sockets",
-        )
-        .y_label_formatter(&|v| count_label(*v))
-        .draw()?;
-        chart.draw_series(bands(&pauses, x_max, y_top, PAUSE_BAND))?;
+        let axes = TimeAxes {
+            x_max,
+            y_top,
+            x_desc: "time (s since the storm's time zero)",
+            y_desc: "connections / request sockets",
+            y_label_area: 62,
+        };
+        let mut chart = time_chart(&area, &axes, &pauses)?;
         if let Some(f) = &full {
             // Each sample stands for the half interval either side of it.
             let half = s.interval_s().unwrap_or(0.0) / 2.0;
