@@ -228,6 +228,8 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     };
     let s = summarize(plan, &measured, initial_queue, server_stats, sysctls)?;
     export::write_summary(&dir, &s)?;
+    // Pictures last: the data above is complete, so a drawing failure only warns.
+    crate::postmortem::render_after_run(&dir);
 
     let mut stdout = std::io::stdout().lock();
     match display.print {

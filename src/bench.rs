@@ -32,6 +32,8 @@ pub struct BenchArgs {
     pub handshakes: usize,
     pub rates: Vec<u64>,
     pub seconds: f64,
+    /// Measure packet rates too.
+    pub throughput: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,7 +98,7 @@ pub fn run(args: &BenchArgs, json: bool, out: &mut impl Write) -> anyhow::Result
         rtt: Duration::from_millis(20),
         ..LinkPlan::default()
     };
-    for plan in [&emulated, &ideal] {
+    for plan in [&emulated, &ideal].into_iter().filter(|_| args.throughput) {
         for rate in args.rates.iter().map(|r| Some(*r)).chain([None]) {
             report
                 .throughput

@@ -48,6 +48,37 @@ pub enum Command {
     Check(ScenarioArgs),
     /// List the bundled scenarios.
     List,
+    /// Draw the plots and write report.html and report.md of a result folder, from its files.
+    ///
+    /// Reads connections.csv, timeseries.csv, summary.json (and environment.json and
+    /// scenario.toml when present) and writes, without rerunning anything and without
+    /// root:
+    ///
+    ///   plots/connect-latency-cdf.{png,svg}   connect latency CDF per outcome, SYN retry marks
+    ///   plots/outcomes-over-time.{png,svg}    outcomes per 100 ms of scheduled start, stacked
+    ///   plots/queue-occupancy.{png,svg}       accept queue and SYN_RECV against their capacity
+    ///   plots/counter-rates.{png,svg}         ListenOverflows, ListenDrops, ... per second
+    ///   report.html                           self-contained (plots inlined), for a postmortem
+    ///   report.md                             the same, linking to plots/
+    ///
+    /// `backlog-lab run` already does this at the end of every run; use `plot` after changing
+    /// a file by hand, or for folders from an older version. Given a comparison folder (one with
+    /// comparison.json), it draws the comparison charts (outcome shares and latency percentiles
+    /// per combination) and report at the top, and every run's own in its subfolder.
+    ///
+    /// Examples:
+    ///   backlog-lab plot results/envoy-somaxconn-128/2026-11-21T21-01-10
+    ///   backlog-lab plot /tmp/run && xdg-open /tmp/run/report.html
+    #[command(verbatim_doc_comment)]
+    Plot(PlotArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlotArgs {
+    /// A result folder written by `backlog-lab run` (results/<scenario>/<timestamp>/ or its
+    /// --out DIR), or a comparison folder holding comparison.json.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,6 +147,10 @@ pub struct BenchLinkArgs {
     #[arg(long = "rate", value_name = "PPS", value_delimiter = ',', default_value = "50000,100000",
           value_parser = clap::value_parser!(u64).range(1000..=2_000_000))]
     pub rates: Vec<u64>,
+
+    /// Only the handshake accuracy; skip the packet-rate measurements.
+    #[arg(long)]
+    pub accuracy_only: bool,
 
     /// Seconds per packet-rate measurement.
     #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]

@@ -5,7 +5,8 @@
 //! Parent folder layout (`results/<scenario>/<timestamp>/`, or `--out DIR`):
 //! - `01-<label>/`, `02-<label>/` ...: ordinary run folders (see `results/README.md`);
 //! - `comparison.json`: the axes and, per run, its label, settings, folder and verdict;
-//! - `comparison.csv`: one row per run with outcomes, latency percentiles and key counters.
+//! - `comparison.csv`: one row per run with outcomes, latency percentiles and key counters;
+//! - `plots/` and `report.{md,html}`: the runs side by side.
 //!
 //! Runs are sequential, never concurrent: two storms on one machine would distort each other.
 //! Ctrl-C ends the current run as usual and skips the rest; what ran is still written.
@@ -103,6 +104,7 @@ pub fn run(
     export::write_json(&parent, "comparison.json", &comparison)?;
     let labelled: Vec<(&str, &Summary)> = done.iter().map(|(l, s)| (l.as_str(), s)).collect();
     export::write_comparison_csv(&parent, &labelled)?;
+    crate::postmortem::render_after_run(&parent);
 
     let mut stdout = std::io::stdout().lock();
     match display.print {

@@ -11,7 +11,10 @@
 //! - [`counters`]: `/proc/net/netstat` + `/proc/net/snmp` per namespace, and sock_diag queue reads.
 //! - [`record`]: per-connection records, outcomes, and the summary.
 //! - [`export`]: the result folder (CSV and JSON).
-//! - [`report`]: the progress line and the summary table.
+//! - [`report`]: the progress line and the summary table; `report.md` and `report.html`.
+//! - [`results`]: a result folder read back from its files.
+//! - [`plots`]: the charts of a run or a comparison (PNG and SVG, no system fonts).
+//! - [`postmortem`]: plots and reports of a result folder (`backlog-lab plot DIR`, end of `run`).
 //! - [`app`]: one run from plan to results.
 //! - [`compare`]: several runs of one scenario side by side (`[matrix]`, `[[case]]`, `--set K=A,B`).
 //! - [`serve`]: the lab and its server without a storm, for clients of your own.
@@ -26,8 +29,11 @@ pub mod counters;
 pub mod error;
 pub mod export;
 pub mod plan;
+pub mod plots;
+pub mod postmortem;
 pub mod record;
 pub mod report;
+pub mod results;
 pub mod scenario;
 pub mod serve;
 pub mod server;
@@ -108,6 +114,7 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
                 handshakes: args.handshakes as usize,
                 rates: args.rates,
                 seconds: args.seconds,
+                throughput: !args.accuracy_only,
             };
             bench::run(&bench_args, args.json, &mut out)
         }
@@ -119,6 +126,11 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
                 }
                 writeln!(out, "{}: valid\n{plan:#?}", plan.origin)?;
             }
+            Ok(0)
+        }
+        Command::Plot(args) => {
+            let files = postmortem::render(&args.dir)?;
+            writeln!(out, "{}", postmortem::describe(&args.dir, &files))?;
             Ok(0)
         }
         Command::List => {

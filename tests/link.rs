@@ -46,16 +46,50 @@ fn calm_run(connections: u64, extra: &[&str]) -> serde_json::Value {
     s
 }
 
-/// The handshake time the client measures (connect() to established, median) equals the
-/// configured RTT within 5 % or 0.2 ms, whichever is larger, from 1 ms to 200 ms.
+/// The delay line's accuracy as `bench-link` measures it (a blocking connect() per handshake,
+/// the most precise client there is): the median handshake equals the configured RTT within
+/// 5 % or 0.2 ms, whichever is larger, from 1 ms to 200 ms.
 #[test]
-fn handshakes_take_the_configured_rtt() {
+fn bench_link_handshakes_take_the_configured_rtt() {
+    let _lab = util::lab();
+    let o = util::bin()
+        .args([
+            "bench-link",
+            "--rtt",
+            "1ms,20ms,200ms",
+            "--handshakes",
+            "50",
+        ])
+        .args(["--accuracy-only", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", util::stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = report["accuracy"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "veth and three RTTs: {report}");
+    for row in &rows[1..] {
+        let (rtt, p50) = (
+            row["rtt_ms"].as_f64().unwrap(),
+            row["p50_ms"].as_f64().unwrap(),
+        );
+        assert!(
+            (p50 - rtt).abs() <= (0.05 * rtt).max(0.2),
+            "rtt {rtt} ms: p50 {p50} ms: {row}"
+        );
+        assert_eq!(row["within_target"], true);
+    }
+}
+
+/// The storm sees the same RTT, plus its own measurement cost: its clock stops when a Tokio
+/// worker wakes up for the SYN-ACK (0.1–0.3 ms on this VM), so the tolerance is 5 % or 0.5 ms.
+#[test]
+fn storm_handshakes_take_the_configured_rtt() {
     let _lab = util::lab();
     for rtt_ms in [1.0f64, 20.0, 200.0] {
         let rtt = format!("link.rtt={rtt_ms}ms");
         let s = calm_run(100, &[&rtt]);
         let p50 = s["connect_latency_from_start_ms"]["p50"].as_f64().unwrap();
-        let tolerance = (0.05 * rtt_ms).max(0.2);
+        let tolerance = (0.05 * rtt_ms).max(0.5);
         assert!(
             (p50 - rtt_ms).abs() <= tolerance,
             "rtt {rtt_ms} ms: handshake p50 {p50} ms, tolerance {tolerance} ms; link: {}",

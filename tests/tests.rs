@@ -8,6 +8,7 @@ mod cli;
 mod host;
 mod link;
 mod overflow;
+mod plots;
 mod resets;
 mod scenarios;
 mod storm;

@@ -1,5 +1,14 @@
 //! What the terminal shows: a progress line while the storm runs, then the summary table and
 //! the verdict. Everything printed here is also in `summary.json`.
+//!
+//! The reports written into a result folder (`report.md`, `report.html`) live in the submodules:
+//! [`sections`] builds one [`document::Document`], which [`markdown`] and [`html`] write out.
+
+pub mod document;
+pub mod explain;
+pub mod html;
+pub mod markdown;
+pub mod sections;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,7 +24,7 @@ use crate::record::summary::{Percentiles, Summary};
 use crate::record::Outcome;
 
 /// Counters shown in the table when they moved (all of them are in `counters.csv`).
-const KEY_COUNTERS: &[&str] = &[
+pub const KEY_COUNTERS: &[&str] = &[
     "TcpExt.ListenOverflows",
     "TcpExt.ListenDrops",
     "TcpExt.TCPReqQFullDrop",

@@ -27,7 +27,8 @@ enum Axis {
 pub struct Combination {
     /// Short and unique, e.g. `tcp_abort_on_overflow=1` or `tuned`.
     pub label: String,
-    /// The settings this run differs by: (scenario key or `case`, value), in axis order.
+    /// The settings this run differs by: (scenario key, value) in axis order; a case adds
+    /// `("case", label)` and then its own overrides.
     pub settings: Vec<(String, String)>,
     /// The single-run scenario.
     pub loaded: Loaded,
@@ -144,8 +145,10 @@ fn combination(
                 settings.push((key.clone(), shown));
             }
             Choice::Case(case) => {
+                settings.push(("case".to_string(), case.label.clone()));
                 for (key, value) in flatten(&case.set) {
-                    set_in(&mut doc, &key, Some(value))?;
+                    set_in(&mut doc, &key, Some(value.clone()))?;
+                    settings.push((key, display(&value)));
                 }
                 let expect = doc
                     .entry("expect")
@@ -157,7 +160,6 @@ fn combination(
                     merge_condition(expect, path, cond.clone());
                 }
                 labels.push(case.label.clone());
-                settings.push(("case".to_string(), case.label.clone()));
             }
         }
     }

@@ -191,8 +191,16 @@ impl DelayLine {
         })
     }
 
-    /// Switches on the configured delay, jitter and loss. `overhead` is the pump's measured
-    /// one-way overhead (half a zero-delay handshake), subtracted from each packet's hold.
+    /// Holds every packet for `hold` each way, with no jitter and no loss: for calibration.
+    pub fn probe(&self, hold: Duration) {
+        self.knobs
+            .hold_ns
+            .store(hold.as_nanos() as u64, Ordering::SeqCst);
+    }
+
+    /// Switches on the configured delay, jitter and loss. `overhead` is the measured one-way
+    /// cost of the path beyond the hold (the pump, the stacks, waking the receiver), subtracted
+    /// from each packet's hold.
     pub fn arm(&mut self, overhead: Duration) {
         let one_way = self.plan.rtt / 2;
         self.calibration = overhead.min(one_way);
@@ -421,8 +429,8 @@ fn pump(server_tun: OwnedFd, client_tun: OwnedFd, plan: &LinkPlan, knobs: &Knobs
 /// Handshakes timed to measure the pump's overhead.
 const CALIBRATION_HANDSHAKES: usize = 100;
 
-/// Measures the pump's own one-way overhead: the median of [`CALIBRATION_HANDSHAKES`] TCP
-/// handshakes over the unarmed (zero-delay) delay line, halved. The client side binds
+/// The median of [`CALIBRATION_HANDSHAKES`] TCP handshakes over the line as it is (see
+/// [`DelayLine::probe`]): what a handshake costs beyond the holds. The client side binds
 /// [`super::link::CALIBRATION_ADDR`] and the server side accepts on an ephemeral port, so the
 /// storm's own address and port see nothing; the counters' baseline is taken after this.
 pub fn calibrate(server: &Netns, client: &Netns) -> Result<Duration, Failure> {
@@ -472,6 +480,6 @@ pub fn calibrate(server: &Netns, client: &Netns) -> Result<Duration, Failure> {
         let _ = acceptor.join();
         let mut times = times?.map_err(|e| failed("connect", e))?;
         times.sort();
-        Ok(times[times.len() / 2] / 2)
+        Ok(times[times.len() / 2])
     })
 }

@@ -47,7 +47,12 @@ impl Topology {
             let client_tun = delay::open_tun(&client)?;
             link::configure_tun(&server, &client)?;
             let mut line = DelayLine::start(server_tun, client_tun, link_plan)?;
-            line.arm(delay::calibrate(&server, &client)?);
+            // Calibrate with packets really held (up to 1 ms each way): a receiver that sleeps
+            // while its packet is held pays a wakeup that a zero-delay handshake never shows.
+            let probe = (link_plan.rtt / 2).min(std::time::Duration::from_millis(1));
+            line.probe(probe);
+            let handshake = delay::calibrate(&server, &client)?;
+            line.arm(handshake.saturating_sub(probe * 2) / 2);
             Some(line)
         };
         let server_eff = sysctl::read_effective(&server, server_sysctl.keys())?;

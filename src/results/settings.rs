@@ -1,0 +1,171 @@
+//! A run's knobs as text: the scenario's listen backlog, accept policy and storm, and the
+//! effective sysctls that decide what a full queue does. Plot captions and the reports' "settings"
+//! table are both made from [`RunFolder::knobs`], so they never disagree.
+
+use crate::plan::{AcceptPolicy, Arrival, RunPlan};
+
+use super::RunFolder;
+
+/// Server sysctls that decide what a full queue does, shown when present.
+const SERVER_KEYS: &[(&str, &str)] = &[
+    ("net.core.somaxconn", "somaxconn"),
+    ("net.ipv4.tcp_max_syn_backlog", "tcp_max_syn_backlog"),
+    ("net.ipv4.tcp_syncookies", "syncookies"),
+    ("net.ipv4.tcp_abort_on_overflow", "abort_on_overflow"),
+    ("net.ipv4.tcp_synack_retries", "synack_retries"),
+];
+const CLIENT_KEYS: &[(&str, &str)] = &[
+    ("net.ipv4.tcp_syn_retries", "client syn_retries"),
+    (
+        "net.ipv4.tcp_syn_linear_timeouts",
+        "client syn_linear_timeouts",
+    ),
+];
+
+/// A duration in seconds for people: `0.5 s`, `3 s`, `1.25 s`.
+pub fn seconds(d: std::time::Duration) -> String {
+    let s = format!("{:.3}", d.as_secs_f64());
+    format!("{} s", s.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// `rate 1000/s`, `pause 0.5s-800ms`, `workers 4 x 200ms` ...
+pub fn describe_accept(a: &AcceptPolicy) -> String {
+    match a {
+        AcceptPolicy::Fast => "fast".into(),
+        AcceptPolicy::Never => "never (no accept() at all)".into(),
+        AcceptPolicy::Rate { per_sec } => format!("rate {per_sec}/s"),
+        AcceptPolicy::Pause { windows } => format!(
+            "fast, paused {}",
+            windows
+                .iter()
+                .map(|(a, b)| {
+                    let a = seconds(*a);
+                    format!("{}–{}", a.trim_end_matches(" s"), seconds(*b))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        AcceptPolicy::Workers { count, service } => {
+            format!("{count} workers x {} service time", seconds(*service))
+        }
+    }
+}
+
+/// `constant 2500/s`, `burst of 1500 every 1s` ...
+pub fn describe_arrival(a: &Arrival) -> String {
+    match a {
+        Arrival::Constant { rate } => format!("constant {rate}/s"),
+        Arrival::Poisson { rate } => format!("poisson {rate}/s"),
+        Arrival::Burst {
+            size,
+            interval: None,
+        } => format!("one burst of {size}"),
+        Arrival::Burst {
+            size,
+            interval: Some(i),
+        } => format!("bursts of {size} every {}", seconds(*i)),
+    }
+}
+
+/// Windows in which the server did not accept, in seconds from time zero (pause policy only).
+pub fn pause_windows(plan: &RunPlan) -> Vec<(f64, f64)> {
+    match &plan.server.accept {
+        AcceptPolicy::Pause { windows } => windows
+            .iter()
+            .map(|(a, b)| (a.as_secs_f64(), b.as_secs_f64()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl RunFolder {
+    /// The knobs as (name, value) pairs, most important first.
+    pub fn knobs(&self) -> Vec<(String, String)> {
+        let mut k: Vec<(String, String)> = Vec::new();
+        let l = &self.summary["listen"];
+        let backlog = l["backlog_requested"]
+            .as_i64()
+            .map(|b| b.to_string())
+            .or_else(|| {
+                self.plan
+                    .as_ref()
+                    .ok()
+                    .map(|p| p.server.backlog.to_string())
+            })
+            .unwrap_or_else(|| "?".into());
+        let limit = match (self.accept_queue_limit(), self.accept_queue_capacity()) {
+            (Some(l), Some(c)) => format!(" → limit {l}, holds {c}"),
+            _ => String::new(),
+        };
+        k.push(("listen backlog".into(), format!("{backlog}{limit}")));
+        match &self.plan {
+            Ok(p) => {
+                k.push(("accept".into(), describe_accept(&p.server.accept)));
+                k.push(("arrivals".into(), describe_arrival(&p.client.arrival)));
+                k.push((
+                    "connections".into(),
+                    format!(
+                        "{} (at most, within {})",
+                        p.client.connections,
+                        seconds(p.client.duration)
+                    ),
+                ));
+                k.push((
+                    "client timeouts".into(),
+                    format!(
+                        "connect {}, response {}",
+                        seconds(p.client.connect_timeout),
+                        seconds(p.client.response_timeout)
+                    ),
+                ));
+            }
+            Err(why) => k.push(("scenario".into(), format!("not readable: {why}"))),
+        }
+        for (ns, keys) in [("server", SERVER_KEYS), ("client", CLIENT_KEYS)] {
+            for (key, short) in keys {
+                if let Some(v) = self.sysctl(ns, key) {
+                    k.push((short.to_string(), v.to_string()));
+                }
+            }
+        }
+        k
+    }
+
+    /// The knobs on one or two lines of a plot caption: `name value · name value ...`.
+    pub fn caption(&self) -> String {
+        let knobs: Vec<String> = self
+            .knobs()
+            .into_iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!("{}: {}", self.name(), knobs.join(" · "))
+    }
+
+    /// When clients retransmit an unanswered SYN (see [`super::analysis::syn_retry_times`]),
+    /// from the client namespace's effective sysctls (kernel defaults 4 and 6 where unknown).
+    pub fn syn_retry_times(&self) -> Vec<f64> {
+        let get = |key, default| {
+            self.sysctl("client", key)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        super::analysis::syn_retry_times(
+            get("net.ipv4.tcp_syn_linear_timeouts", 4),
+            get("net.ipv4.tcp_syn_retries", 6),
+        )
+    }
+
+    /// Whether the SYN queue holds backlog + 1 (Linux 6.14 and later) rather than backlog.
+    pub fn syn_queue_capacity(&self) -> Option<u64> {
+        let limit = self.accept_queue_limit()?;
+        let release = self.kernel_release().unwrap_or("");
+        let mut parts = release
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|p| p.parse::<u32>().ok());
+        let newer = match (parts.next(), parts.next()) {
+            (Some(major), Some(minor)) => (major, minor) >= (6, 14),
+            _ => true,
+        };
+        Some(if newer { limit + 1 } else { limit })
+    }
+}
