@@ -22,7 +22,6 @@ use socket2::{Domain, Socket, Type};
 
 use crate::error::Failure;
 use crate::plan::LinkPlan;
-use crate::record::summary::Percentiles;
 use crate::topo::{link, Topology};
 
 /// What `bench-link` measures, from the command line.
@@ -158,16 +157,23 @@ fn accuracy(plan: &LinkPlan, n: usize) -> anyhow::Result<Accuracy> {
         times
     })??;
     let stats = topo.stop_link(0);
-    let p = Percentiles::of(times.into_iter());
+    // Exact order statistics: a histogram's 3 significant digits would round 200 ms to 0.1 ms.
+    let mut times = times;
+    times.sort_unstable();
+    let at = |q: f64| {
+        times
+            .get(((times.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .map_or(f64::NAN, |us| *us as f64 / 1e3)
+    };
     let rtt_ms = plan.rtt.as_secs_f64() * 1e3;
-    let p50 = p.p50.unwrap_or(f64::NAN);
+    let p50 = at(0.5);
     Ok(Accuracy {
         link: name(plan),
         rtt_ms,
         handshakes: n,
         p50_ms: p50,
-        p99_ms: p.p99.unwrap_or(f64::NAN),
-        max_ms: p.max.unwrap_or(f64::NAN),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
         error_ms: p50 - rtt_ms,
         within_target: plan.is_ideal() || (p50 - rtt_ms).abs() <= (0.05 * rtt_ms).max(0.2),
         calibration_us: stats.map_or(0.0, |s| s.calibration_us),
@@ -289,6 +295,9 @@ fn print(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 "MISSED"
             }
         )?;
+    }
+    if r.throughput.is_empty() {
+        return Ok(());
     }
     writeln!(
         out,
