@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use crate::client::flood::{Flood, FloodStats};
 use crate::client::{self, AttemptSpec, Storm, StormResult};
-use crate::counters::{CounterFiles, ListenDiag, Probes, QueueSample, Sample, Sampler, Snapshot};
+use crate::counters::{
+    CounterFiles, ListenDiag, Probes, QueueSample, Sample, Sampler, SamplingStats, Series, Snapshot,
+};
 use crate::error::Failure;
 use crate::export::{self, CounterPair};
 use crate::plan::{AcceptPolicy, Arrival, RunPlan};
@@ -190,12 +192,20 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     let flood = flood.map(Flood::stop);
     // The connections first: whatever fails after this, they are on disk.
     export::write_connections(&dir, &storm.records)?;
-    let (mut probes, samples) = sampler.stop();
+    let (mut probes, series, sampling) = sampler.stop();
     let after = match probes.sample(t0) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("warning: final counter reading failed ({e}); using the last sample");
-            samples.last().cloned().unwrap_or_else(|| before.clone())
+            match (series.last_snapshots(), series.points.last()) {
+                (Some((server, client)), Some(p)) => Sample {
+                    t_us: p.t_us,
+                    server,
+                    client,
+                    queue: p.queue,
+                },
+                _ => before.clone(),
+            }
         }
     };
     let server_stats = server.stop();
@@ -216,13 +226,14 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         },
     ];
     export::write_counters(&dir, &pairs)?;
-    export::write_timeseries(&dir, &samples, &pairs[0], &pairs[1])?;
+    export::write_timeseries(&dir, &series, &pairs[0], &pairs[1])?;
 
     let measured = Measured {
         storm: &storm,
         before: &before,
         after: &after,
-        samples: &samples,
+        series: &series,
+        sampling,
         link,
         flood,
     };
@@ -245,7 +256,8 @@ struct Measured<'a> {
     storm: &'a StormResult,
     before: &'a Sample,
     after: &'a Sample,
-    samples: &'a [Sample],
+    series: &'a Series,
+    sampling: SamplingStats,
     link: Option<LinkStats>,
     flood: Option<FloodStats>,
 }
@@ -260,7 +272,12 @@ fn summarize(
 ) -> anyhow::Result<Summary> {
     let records = &m.storm.records;
     let (connect, connect_from_start, response) = summary::latencies(records);
-    let queue = m.samples.iter().map(|s| s.queue).chain([m.after.queue]);
+    let queue = m
+        .series
+        .points
+        .iter()
+        .map(|p| p.queue)
+        .chain([m.after.queue]);
     let mut s = Summary {
         scenario: plan.name.clone(),
         connections: records.len() as u64,
@@ -294,6 +311,7 @@ fn summarize(
             syn_recv_max_seen: queue.map(|q| q.syn_recv).max().unwrap_or(0),
         },
         server,
+        sampling: m.sampling.clone(),
         link: m.link.clone(),
         flood: m.flood.clone(),
         warnings: Vec::new(),

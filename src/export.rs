@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::counters::{Sample, Snapshot};
+use crate::counters::{Series, Snapshot};
 use crate::error::Failure;
 use crate::record::summary::Summary;
 use crate::record::ConnRecord;
@@ -113,14 +113,24 @@ pub fn write_counters(dir: &Path, pairs: &[CounterPair]) -> anyhow::Result<()> {
 /// run, as the change since the reading taken before the storm.
 pub fn write_timeseries(
     dir: &Path,
-    samples: &[Sample],
+    series: &Series,
     server: &CounterPair,
     client: &CounterPair,
 ) -> anyhow::Result<()> {
-    let moved = |p: &CounterPair| -> Vec<String> {
-        Snapshot::moved(p.before, p.after).into_keys().collect()
+    // Only counters that moved over the run get a column, each as its change since the start.
+    let columns = |p: &CounterPair, names: &[String]| -> Vec<(String, usize, i64)> {
+        let moved = Snapshot::moved(p.before, p.after);
+        names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| moved.contains_key(*n))
+            .map(|(i, n)| (n.clone(), i, p.before.get(n).unwrap_or(0)))
+            .collect()
     };
-    let (skeys, ckeys) = (moved(server), moved(client));
+    let cols = [
+        columns(server, &series.names[0]),
+        columns(client, &series.names[1]),
+    ];
     let path = dir.join("timeseries.csv");
     let mut w = csv::Writer::from_path(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -130,26 +140,33 @@ pub fn write_timeseries(
         "accept_queue_limit".into(),
         "syn_recv".into(),
     ];
-    header.extend(skeys.iter().map(|k| format!("server:{k}")));
-    header.extend(ckeys.iter().map(|k| format!("client:{k}")));
+    for (ns, c) in ["server", "client"].iter().zip(&cols) {
+        header.extend(c.iter().map(|(k, _, _)| format!("{ns}:{k}")));
+    }
     w.write_record(&header)?;
-    for s in samples {
+    let mut result = Ok(());
+    series.replay(|p, values| {
+        if result.is_err() {
+            return;
+        }
         let mut row = vec![
-            s.t_us.to_string(),
-            s.queue.accept_queue.to_string(),
-            s.queue
+            p.t_us.to_string(),
+            p.queue.accept_queue.to_string(),
+            p.queue
                 .accept_queue_limit
                 .map(|l| l.to_string())
                 .unwrap_or_default(),
-            s.queue.syn_recv.to_string(),
+            p.queue.syn_recv.to_string(),
         ];
-        let d = |snap: &Snapshot, base: &Snapshot, k: &str| {
-            (snap.get(k).unwrap_or(0) - base.get(k).unwrap_or(0)).to_string()
-        };
-        row.extend(skeys.iter().map(|k| d(&s.server, server.before, k)));
-        row.extend(ckeys.iter().map(|k| d(&s.client, client.before, k)));
-        w.write_record(&row)?;
-    }
+        for (ns, c) in cols.iter().enumerate() {
+            row.extend(
+                c.iter()
+                    .map(|(_, i, base)| (values[ns][*i] - base).to_string()),
+            );
+        }
+        result = w.write_record(&row);
+    });
+    result?;
     w.flush()?;
     Ok(())
 }

@@ -414,7 +414,7 @@ impl RunPlan {
         let sample_interval = duration(
             "sample_interval",
             &f.sample_interval,
-            Duration::from_millis(100),
+            Duration::from_millis(10),
         )?;
         if !(Duration::from_millis(1)..=Duration::from_secs(10)).contains(&sample_interval) {
             return Err(bad("sample_interval: from 1ms to 10s".into()));

@@ -45,10 +45,74 @@ impl Probes {
     }
 }
 
+/// The sampled time series, stored sparsely: each point keeps only the counters that changed
+/// since the point before (as new absolute values). At the default 10 ms a 600 s run is 60,000
+/// points; storing all ~310 counters of both namespaces each time would take ~300 MB, while a
+/// storm moves a few dozen per point.
+#[derive(Debug, Default)]
+pub struct Series {
+    /// Counter names of the server and client namespaces, in file order.
+    pub names: [Vec<String>; 2],
+    pub points: Vec<Point>,
+}
+
+/// One sample: the listen queue, and the counters that changed (per namespace: index into
+/// [`Series::names`], new value).
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// Microseconds since the storm's time zero.
+    pub t_us: u64,
+    pub queue: QueueSample,
+    changed: [Vec<(u16, i64)>; 2],
+}
+
+impl Series {
+    /// Calls `f` with each point and the full counter values of both namespaces at that point.
+    pub fn replay(&self, mut f: impl FnMut(&Point, &[Vec<i64>; 2])) {
+        let mut values = [
+            vec![0i64; self.names[0].len()],
+            vec![0i64; self.names[1].len()],
+        ];
+        for p in &self.points {
+            for (ns, changes) in p.changed.iter().enumerate() {
+                for &(i, v) in changes {
+                    values[ns][i as usize] = v;
+                }
+            }
+            f(p, &values);
+        }
+    }
+
+    /// The last point as snapshots (server, client), if there is one.
+    pub fn last_snapshots(&self) -> Option<(Snapshot, Snapshot)> {
+        let mut last = None;
+        self.replay(|_, v| last = Some(v.clone()));
+        let [s, c] = last?;
+        let snap =
+            |names: &[String], vals: Vec<i64>| Snapshot(names.iter().cloned().zip(vals).collect());
+        Some((snap(&self.names[0], s), snap(&self.names[1], c)))
+    }
+}
+
+/// What sampling cost, for the summary: it runs beside the storm on the same cores.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SamplingStats {
+    pub interval_ms: f64,
+    pub samples: u64,
+    /// Ticks that came after the next one was already due (the sampler fell behind).
+    pub late: u64,
+    /// CPU time of the sampler thread (user + system), ms.
+    pub cpu_ms: f64,
+    /// That CPU time as a share of one core over the sampling span.
+    pub cpu_share: f64,
+    /// Peak memory of the stored series, bytes (estimate).
+    pub series_bytes: u64,
+}
+
 /// Samples [`Probes`] every `interval` until stopped.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<(Probes, Vec<Sample>)>,
+    thread: JoinHandle<(Probes, Series, SamplingStats)>,
 }
 
 impl Sampler {
@@ -58,11 +122,40 @@ impl Sampler {
         let thread = std::thread::Builder::new()
             .name("bl-sampler".into())
             .spawn(move || {
-                let mut samples = Vec::new();
+                let started = Instant::now();
+                let mut series = Series::default();
+                let mut stats = SamplingStats {
+                    interval_ms: interval.as_secs_f64() * 1e3,
+                    ..Default::default()
+                };
+                let mut layouts = [read::Layout::default(), read::Layout::default()];
+                let mut prev: [Vec<i64>; 2] = Default::default();
+                let mut now_vals: [Vec<i64>; 2] = Default::default();
                 let mut next = Instant::now();
                 while !flag.load(Ordering::Relaxed) {
-                    if let Ok(s) = probes.sample(t0) {
-                        samples.push(s);
+                    let t_us = t0.elapsed().as_micros() as u64;
+                    let queue = probes.diag.sample().unwrap_or_default();
+                    let read = probes
+                        .server
+                        .read_values(&mut layouts[0], &mut now_vals[0])
+                        .and_then(|_| probes.client.read_values(&mut layouts[1], &mut now_vals[1]));
+                    if read.is_ok() {
+                        let mut changed: [Vec<(u16, i64)>; 2] = Default::default();
+                        for ns in 0..2 {
+                            for (i, v) in now_vals[ns].iter().enumerate() {
+                                if prev[ns].get(i) != Some(v) {
+                                    changed[ns].push((i as u16, *v));
+                                }
+                            }
+                            stats.series_bytes += changed[ns].len() as u64 * 16;
+                            std::mem::swap(&mut prev[ns], &mut now_vals[ns]);
+                        }
+                        stats.series_bytes += std::mem::size_of::<Point>() as u64;
+                        series.points.push(Point {
+                            t_us,
+                            queue,
+                            changed,
+                        });
                     }
                     next += interval;
                     let now = Instant::now();
@@ -70,19 +163,40 @@ impl Sampler {
                         // Parked, not slept, so that stop() wakes it at once.
                         std::thread::park_timeout(next - now);
                     } else {
+                        stats.late += 1;
                         next = now;
                     }
                 }
-                (probes, samples)
+                series.names = layouts.map(|l| l.names);
+                stats.samples = series.points.len() as u64;
+                stats.cpu_ms = thread_cpu_ms();
+                let span_ms = started.elapsed().as_secs_f64() * 1e3;
+                if span_ms > 0.0 {
+                    stats.cpu_share = stats.cpu_ms / span_ms;
+                }
+                (probes, series, stats)
             })
             .expect("spawn sampler thread");
         Sampler { stop, thread }
     }
 
-    /// Stops sampling and hands back the probes (for the final reading) and the series.
-    pub fn stop(self) -> (Probes, Vec<Sample>) {
+    /// Stops sampling and hands back the probes (for the final reading), the series and what
+    /// sampling cost.
+    pub fn stop(self) -> (Probes, Series, SamplingStats) {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.thread().unpark();
         self.thread.join().expect("sampler thread panicked")
     }
+}
+
+/// User + system CPU time of the calling thread, ms.
+fn thread_cpu_ms() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .map(|u| {
+            let t =
+                |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 * 1e3 + tv.tv_usec() as f64 / 1e3;
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or(0.0)
 }

@@ -118,6 +118,8 @@ pub struct Summary {
     pub sysctl: BTreeMap<String, BTreeMap<String, String>>,
     pub listen: Listen,
     pub server: crate::server::ServerStats,
+    /// What sampling the counters and the listen queue cost (it shares the cores with the storm).
+    pub sampling: crate::counters::SamplingStats,
     /// What the delay line did (absent on a plain veth link).
     pub link: Option<crate::topo::LinkStats>,
     /// What the SYN flood sent (absent without one).

@@ -31,7 +31,7 @@ pub struct ScenarioFile {
     pub description: Option<String>,
     /// Which incident this reproduces (e.g. `seeds/000`).
     pub incident: Option<String>,
-    /// How often counters and the listen queue are sampled, e.g. `100ms`.
+    /// How often counters and the listen queue are sampled, e.g. `10ms` (the default).
     pub sample_interval: Option<String>,
     #[serde(default)]
     pub server: ServerFile,
