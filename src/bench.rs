@@ -156,7 +156,7 @@ fn accuracy(plan: &LinkPlan, n: usize) -> anyhow::Result<Accuracy> {
         let _ = acceptor.join();
         times
     })??;
-    let stats = topo.stop_link(0);
+    let stats = topo.stop_link(Some(0));
     // Exact order statistics: a histogram's 3 significant digits would round 200 ms to 0.1 ms.
     let mut times = times;
     times.sort_unstable();

@@ -38,7 +38,7 @@ struct RunEntry {
 #[derive(Debug, Serialize)]
 struct Comparison {
     scenario: String,
-    /// The keys that vary (`case` for `[[case]]`).
+    /// The keys the runs were given: axis keys, `case` for `[[case]]`, and the keys any case sets.
     axes: Vec<String>,
     runs: Vec<RunEntry>,
 }
@@ -73,7 +73,28 @@ pub fn run(
             progress: display.progress,
             print: Print::Nothing,
         };
-        let result = app::run(plan, Some(&parent.join(&sub)), &per_run)?;
+        let result = match app::run(plan, Some(&parent.join(&sub)), &per_run) {
+            Ok(r) => r,
+            Err(e) => {
+                // What ran is still written, then the error ends the comparison.
+                let comparison = Comparison {
+                    scenario: name.to_string(),
+                    axes,
+                    runs: entries,
+                };
+                export::write_json(&parent, "comparison.json", &comparison)?;
+                let labelled: Vec<(&str, &Summary)> =
+                    done.iter().map(|(l, s)| (l.as_str(), s)).collect();
+                export::write_comparison_csv(&parent, &labelled)?;
+                return Err(e.context(format!(
+                    "run {} of {} (`{}`) failed; the runs before it are in {}",
+                    i + 1,
+                    runs.len(),
+                    combo.label,
+                    parent.display()
+                )));
+            }
+        };
         let s = result.summary.clone();
         if display.print == Print::Table {
             writeln!(stderr, "      {}", report::one_line(&s))?;

@@ -69,7 +69,7 @@ fn load_single(args: &ScenarioArgs, command: &str) -> anyhow::Result<RunPlan> {
     if plans.len() != 1 {
         return Err(error::Failure::bad_input(format!(
             "`{command}` takes one scenario, and this is a comparison of {} runs; pick one with \
-             --set (e.g. the case's settings) or remove [matrix]/[[case]]",
+             --set (e.g. --set case= --set matrix= and the settings of the run you want)",
             plans.len()
         ))
         .into());
@@ -104,6 +104,13 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Serve(args) => {
             let plan = load_single(&args.scenario, "serve")?;
+            if plan.flood.is_some() {
+                return Err(error::Failure::bad_input(
+                    "`serve` sends no traffic of its own, and this scenario has a [flood]: \
+                     remove it (--set flood=) or use `run`",
+                )
+                .into());
+            }
             topo::netns::become_root_in_user_namespace_if_needed()?;
             serve::serve(&plan, args.duration, &mut out)
         }

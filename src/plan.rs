@@ -48,7 +48,8 @@ pub enum Arrival {
 pub struct LinkPlan {
     /// Round-trip time; each direction holds packets for half of it.
     pub rtt: Duration,
-    /// Each packet's hold varies uniformly by ± this much (order is kept).
+    /// Each packet's hold varies uniformly by ± this much, drawn per packet (so packets closer
+    /// together than that may be reordered, as with netem).
     pub jitter: Duration,
     /// Probability that a packet towards the server (client → server) is dropped.
     pub loss_to_server: f64,

@@ -7,6 +7,13 @@ fn passes(name: &str) {
     let _lab = util::lab();
     let (_tmp, out) = out_dir();
     let o = util::run(name, &out, &[]);
+    // Exit 1 means an expectation failed (listed below); anything else is a broken run.
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "{name}: exit {:?}: {}",
+        o.status.code(),
+        util::stderr(&o)
+    );
     // A comparison writes one run folder per combination, listed in comparison.json.
     let runs: Vec<std::path::PathBuf> = match util::comparison(&out) {
         Some(c) => c["runs"]

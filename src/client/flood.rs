@@ -38,9 +38,11 @@ pub struct FloodStats {
 }
 
 /// A flood running on its own thread in the client namespace.
+/// Dropping it stops the flood too (and waits for its thread), so an error elsewhere in a run
+/// never leaves SYNs going out.
 pub struct Flood {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<FloodStats>,
+    thread: Option<JoinHandle<FloodStats>>,
 }
 
 impl Flood {
@@ -74,15 +76,32 @@ impl Flood {
             .name("bl-flood".into())
             .spawn(move || send_all(&socket, &plan, target, t0, seed, &flag))
             .map_err(|e| Failure::environment(format!("cannot start the SYN flood: {e}")))?;
-        Ok(Flood { stop, thread })
+        Ok(Flood {
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Stops early if still sending, and returns what was sent.
-    pub fn stop(self) -> FloodStats {
+    pub fn stop(mut self) -> FloodStats {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread.join().expect("flood thread panicked")
+        let thread = self.thread.take().expect("stopped once");
+        thread.join().expect("flood thread panicked")
     }
 }
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Longest single sleep of the flood thread, so a stop request is seen promptly even when the
+/// next SYN is far off (a late `flood.start`, or a slow rate).
+const NAP: Duration = Duration::from_millis(20);
 
 fn send_all(
     socket: &Socket,
@@ -104,9 +123,15 @@ fn send_all(
             break;
         }
         let due = start + gap.mul_f64(i as f64);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+        loop {
+            let now = Instant::now();
+            if due <= now || stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep((due - now).min(NAP));
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
         }
         let host: u16 = rng.random_range(1..=u16::MAX - 1);
         let source = Ipv4Addr::from(u32::from(FLOOD_NET.0) | u32::from(host));

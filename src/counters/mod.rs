@@ -101,6 +101,8 @@ pub struct SamplingStats {
     pub samples: u64,
     /// Ticks that came after the next one was already due (the sampler fell behind).
     pub late: u64,
+    /// Ticks whose counters could not be read (the point is missing from the series).
+    pub failed: u64,
     /// CPU time of the sampler thread (user + system), ms.
     pub cpu_ms: f64,
     /// That CPU time as a share of one core over the sampling span.
@@ -139,16 +141,19 @@ impl Sampler {
                         .server
                         .read_values(&mut layouts[0], &mut now_vals[0])
                         .and_then(|_| probes.client.read_values(&mut layouts[1], &mut now_vals[1]));
-                    if read.is_ok() {
+                    if read.is_err() {
+                        stats.failed += 1;
+                    } else {
                         let mut changed: [Vec<(u16, i64)>; 2] = Default::default();
                         for ns in 0..2 {
+                            prev[ns].resize(now_vals[ns].len(), 0);
                             for (i, v) in now_vals[ns].iter().enumerate() {
                                 if prev[ns].get(i) != Some(v) {
                                     changed[ns].push((i as u16, *v));
                                 }
                             }
                             stats.series_bytes += changed[ns].len() as u64 * 16;
-                            std::mem::swap(&mut prev[ns], &mut now_vals[ns]);
+                            prev[ns].clone_from(&now_vals[ns]);
                         }
                         stats.series_bytes += std::mem::size_of::<Point>() as u64;
                         series.points.push(Point {

@@ -60,32 +60,18 @@ impl CounterFiles {
             .map_err(|e| Failure::environment(format!("parsing {} counters: {e}", self.label)))
     }
 
-    /// Reads every counter now as bare values, in the order of `layout.names`, which the first
-    /// call fills in. The sampler's fast path: no name is allocated, and a kernel whose counter
-    /// layout changed under a running lab (it cannot) would be an error, not a silent shift.
-    pub fn read_values(&mut self, layout: &mut Layout, out: &mut Vec<i64>) -> Result<(), Failure> {
+    /// Reads every counter now into `values`, indexed like `layout.names` (which grows as
+    /// counters appear). The sampler's fast path: while the files' header lines stay the same,
+    /// no name is parsed or allocated. They can change during a run: `/proc/net/snmp` prints its
+    /// `IcmpMsg:` lines only once a message type has been counted, so the first ICMP message in
+    /// a namespace adds counters; the layout then learns them, and old indices stay valid.
+    pub fn read_values(
+        &mut self,
+        layout: &mut Layout,
+        values: &mut Vec<i64>,
+    ) -> Result<(), Failure> {
         self.fill()?;
         let bad = |e: String| Failure::environment(format!("parsing {} counters: {e}", self.label));
-        if layout.names.is_empty() {
-            // Validate the whole text once, then keep the file's order for positional reads.
-            Snapshot::parse(&self.buf).map_err(bad)?;
-            layout.headers.clear();
-            for (i, line) in self
-                .buf
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .enumerate()
-            {
-                if i % 2 == 0 {
-                    let (section, names) = line.split_once(':').unwrap_or(("", ""));
-                    layout
-                        .names
-                        .extend(names.split_whitespace().map(|n| format!("{section}.{n}")));
-                    layout.headers.push_str(line);
-                }
-            }
-        }
-        out.clear();
         let mut headers = String::with_capacity(layout.headers.len());
         for (i, line) in self
             .buf
@@ -95,18 +81,52 @@ impl CounterFiles {
         {
             if i % 2 == 0 {
                 headers.push_str(line);
+                headers.push('\n');
+            }
+        }
+        if headers != layout.headers {
+            // New or first layout: validate the text, then map each position to a name's index.
+            Snapshot::parse(&self.buf).map_err(bad)?;
+            layout.order.clear();
+            for line in headers.lines() {
+                let (section, names) = line.split_once(':').unwrap_or(("", ""));
+                for n in names.split_whitespace() {
+                    let name = format!("{section}.{n}");
+                    let next = layout.names.len();
+                    let idx = *layout.index.entry(name.clone()).or_insert(next);
+                    if idx == next {
+                        layout.names.push(name);
+                    }
+                    layout.order.push(idx);
+                }
+            }
+            layout.headers = headers;
+        }
+        values.resize(layout.names.len(), 0);
+        let mut pos = 0;
+        for (i, line) in self
+            .buf
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+        {
+            if i % 2 == 0 {
                 continue;
             }
             let (_, nums) = line.split_once(':').unwrap_or(("", ""));
             for num in nums.split_whitespace() {
-                out.push(
-                    num.parse()
-                        .map_err(|_| bad(format!("`{num}` is not a number")))?,
-                );
+                let idx = *layout
+                    .order
+                    .get(pos)
+                    .ok_or_else(|| bad("more values than names".into()))?;
+                values[idx] = num
+                    .parse()
+                    .map_err(|_| bad(format!("`{num}` is not a number")))?;
+                pos += 1;
             }
         }
-        if headers != layout.headers || out.len() != layout.names.len() {
-            return Err(bad("the counter layout changed during the run".into()));
+        if pos != layout.order.len() {
+            return Err(bad("fewer values than names".into()));
         }
         Ok(())
     }
@@ -124,10 +144,14 @@ impl CounterFiles {
     }
 }
 
-/// The names of a namespace's counters in file order (`TcpExt.ListenOverflows`), and the header
-/// lines they came from, for [`CounterFiles::read_values`].
+/// The names of a namespace's counters (`TcpExt.ListenOverflows`), append-only, and where each
+/// value of the current file layout goes, for [`CounterFiles::read_values`].
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
     pub names: Vec<String>,
+    index: std::collections::HashMap<String, usize>,
+    /// For each value in file order, its index in `names`.
+    order: Vec<usize>,
+    /// The header lines the order was computed from.
     headers: String,
 }

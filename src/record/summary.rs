@@ -294,6 +294,13 @@ pub fn warnings(
                 link.ring_drops
             ));
         }
+        if link.ring_drops_unknown {
+            w.push(
+                "the TUN rings' drop counters could not be read: link.ring_drops proves nothing \
+                 in this run"
+                    .into(),
+            );
+        }
         if link.lateness_us_p99 > 1000 {
             w.push(format!(
                 "the delay line delivered 1 % of packets more than {:.1} ms late (p99): the machine \
@@ -301,6 +308,12 @@ pub fn warnings(
                 link.lateness_us_p99 as f64 / 1000.0
             ));
         }
+    }
+    if s.sampling.failed > 0 {
+        w.push(format!(
+            "{} of the sampler's ticks could not read the counters; timeseries.csv has gaps there",
+            s.sampling.failed
+        ));
     }
     if let Some(flood) = &s.flood {
         if flood.errors > 0 {

@@ -36,9 +36,12 @@ pub struct Combination {
 
 /// Expands `loaded` (whose text still holds `[matrix]` and `[[case]]`) and the list-valued
 /// `--set` axes into its runs. A scenario with no axes is one run, labelled with its name.
+/// `plain_sets`: keys given a single value with `--set`; a case may not set one of those, nor an
+/// axis key (the case would silently win).
 pub fn expand(
     loaded: &Loaded,
     cli_axes: &[(String, Vec<toml::Value>)],
+    plain_sets: &[&str],
 ) -> Result<Vec<Combination>, Failure> {
     let mut doc: toml::Table =
         toml::from_str(&loaded.text).map_err(|e| describe(&loaded.origin, &loaded.text, &e))?;
@@ -75,6 +78,26 @@ pub fn expand(
                     "{}: every [[case]] needs a label of its own (`{}` is empty or repeated)",
                     loaded.origin, c.label
                 )));
+            }
+        }
+        for c in &loaded.file.case {
+            for (key, _) in flatten(&c.set) {
+                let axis = axes
+                    .iter()
+                    .any(|a| matches!(a, Axis::Key { key: k, .. } if *k == key));
+                if axis || plain_sets.contains(&key.as_str()) {
+                    return Err(Failure::bad_input(format!(
+                        "{}: case `{}` sets `{key}`, which {}; the case would win unseen. Vary \
+                         it in the cases themselves, or drop them with --set case=",
+                        loaded.origin,
+                        c.label,
+                        if axis {
+                            "is also a comparison axis"
+                        } else {
+                            "is also given with --set"
+                        }
+                    )));
+                }
             }
         }
         axes.push(Axis::Cases(loaded.file.case.clone()));
@@ -183,9 +206,15 @@ fn combination(
     })
 }
 
-/// `server.sysctl.net.ipv4.tcp_abort_on_overflow` → `tcp_abort_on_overflow`; `link.rtt` → `rtt`.
-fn short_key(key: &str) -> &str {
-    key.rsplit('.').next().unwrap_or(key)
+/// `server.sysctl.net.ipv4.tcp_abort_on_overflow` → `tcp_abort_on_overflow`; `link.rtt` → `rtt`;
+/// a client sysctl keeps `client.` so it never reads like the server's.
+fn short_key(key: &str) -> String {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    if key.starts_with("client.sysctl.") {
+        format!("client.{last}")
+    } else {
+        last.to_string()
+    }
 }
 
 fn display(v: &toml::Value) -> String {
@@ -236,7 +265,12 @@ mod tests {
     fn combos(text: &str, sets: &[&str]) -> Result<Vec<Combination>, Failure> {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         let (loaded, axes) = load_text("t.toml", text, "t", &sets)?;
-        expand(&loaded, &axes)
+        let plain: Vec<&str> = sets
+            .iter()
+            .filter_map(|s| s.split_once('=').map(|(k, _)| k))
+            .filter(|k| !axes.iter().any(|(a, _)| a == k))
+            .collect();
+        expand(&loaded, &axes, &plain)
     }
 
     #[test]
@@ -290,6 +324,24 @@ backlog = 32768
         let c = combos(text, &["server.backlog=7,8"]).unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c[1].loaded.file.server.backlog, Some(8));
+    }
+
+    #[test]
+    fn a_case_may_not_set_an_axis_or_a_set_key_but_the_last_set_wins() {
+        let text = "[[case]]\nlabel = \"a\"\nset = { \"server.backlog\" = 4 }\n";
+        let err = combos(text, &["server.backlog=1,2"]).unwrap_err();
+        assert!(err.message.contains("comparison axis"), "{}", err.message);
+        let err = combos(text, &["server.backlog=8"]).unwrap_err();
+        assert!(err.message.contains("--set"), "{}", err.message);
+        let c = combos("", &["server.backlog=1,2", "server.backlog=3"]).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].loaded.file.server.backlog, Some(3));
+        let c = combos(
+            "[server]\nbacklog = 5\n",
+            &["server.backlog=1,2", "server.backlog="],
+        )
+        .unwrap();
+        assert_eq!((c.len(), c[0].loaded.file.server.backlog), (1, None));
     }
 
     #[test]

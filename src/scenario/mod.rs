@@ -204,7 +204,13 @@ pub struct Loaded {
 pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Vec<Combination>, Failure> {
     let (origin, text, stem) = source(path)?;
     let (loaded, axes) = load_text(&origin, &text, &stem, sets)?;
-    matrix::expand(&loaded, &axes)
+    let plain: Vec<&str> = sets
+        .iter()
+        .filter_map(|s| s.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| !axes.iter().any(|(a, _)| a == k))
+        .collect();
+    matrix::expand(&loaded, &axes, &plain)
 }
 
 /// Where the scenario text comes from: `(origin, text, stem)`.
@@ -265,10 +271,11 @@ fn load_text(
             ))
         })?;
         let (key, raw) = (key.trim(), raw.trim());
+        // The last `--set` of a key wins, whether it made an axis or a value.
+        axes.retain(|(k, _)| k != key);
         if raw.is_empty() {
             set_in(&mut doc, key, None)?; // `--set KEY=` unsets KEY
         } else if let Some(values) = list_value(raw) {
-            axes.retain(|(k, _)| k != key);
             axes.push((key.to_string(), values));
         } else {
             set_in(&mut doc, key, Some(parse_value(raw)))?;

@@ -135,6 +135,8 @@ pub struct LinkStats {
     /// Packets the TUN rings dropped during the run (`tx_dropped` of `bl-dl` in the server and
     /// client namespaces): loss nobody asked for. 0 in a trustworthy run.
     pub ring_drops: u64,
+    /// The rings' counters could not be read, so `ring_drops` proves nothing.
+    pub ring_drops_unknown: bool,
 }
 
 /// Shared settings the pump reads on every packet, so calibration can run before the delays and
@@ -243,6 +245,7 @@ impl DelayLine {
             lateness_us_p99: q(0.99),
             lateness_us_max: r.lateness.max(),
             ring_drops: 0,
+            ring_drops_unknown: false,
         }
     }
 }
@@ -442,8 +445,9 @@ pub fn calibrate(server: &Netns, client: &Netns) -> Result<Duration, Failure> {
     use std::net::SocketAddrV4;
     let failed = |what: &str, e: std::io::Error| {
         Failure::environment(format!(
-            "the emulated link does not carry a TCP handshake ({what}: {e}); \
-             check that nothing else changed the lab namespaces' routes"
+            "the emulated link did not carry a TCP handshake in time ({what}: {e}); a scenario \
+             sysctl that breaks TCP in the lab, or a machine too busy to run the delay line, can \
+             do this: check [server.sysctl]/[client.sysctl], or retry on an idle machine"
         ))
     };
     let listener = server

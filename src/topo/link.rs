@@ -6,7 +6,7 @@
 //! client namespace by file descriptor, so no interface ever appears in the host namespace, not
 //! even for a moment. Equivalent shell, run inside the server namespace:
 //! `ip link add bl-srv type veth peer name bl-cli netns CLIENT`, then in each namespace
-//! `ip link set lo up; ip link set DEV up; ip addr add ADDR/24 dev DEV`.
+//! `ip link set lo up; ip link set DEV txqueuelen 10000 up; ip addr add ADDR/24 dev DEV`.
 //!
 //! Addresses come from 198.18.0.0/15 (RFC 2544, benchmarking), so no real network is shadowed,
 //! and they exist only inside the lab's namespaces. [`FLOOD_NET`] (198.19.0.0/16) is where a SYN

@@ -52,6 +52,9 @@ impl Topology {
             let probe = (link_plan.rtt / 2).min(std::time::Duration::from_millis(1));
             line.probe(probe);
             let handshake = delay::calibrate(&server, &client)?;
+            // Let the calibration's closing segments cross at the probe delay, so none is
+            // held for a full rtt/2 into the run and its counters.
+            std::thread::sleep(probe * 6 + std::time::Duration::from_millis(10));
             line.arm(handshake.saturating_sub(probe * 2) / 2);
             Some(line)
         };
@@ -68,22 +71,26 @@ impl Topology {
 
     /// Stops the delay line (if any) and returns what it did, with the TUN rings' drops
     /// since `ring_drops_before`.
-    pub fn stop_link(&mut self, ring_drops_before: u64) -> Option<LinkStats> {
+    pub fn stop_link(&mut self, ring_drops_before: Option<u64>) -> Option<LinkStats> {
         // Read first: the devices vanish with the pump's descriptors.
-        let drops = self.ring_drops().saturating_sub(ring_drops_before);
+        let now = self.ring_drops();
         let mut stats = self.delay.take()?.stop();
-        stats.ring_drops = drops;
+        match (ring_drops_before, now) {
+            (Some(before), Some(now)) => stats.ring_drops = now.saturating_sub(before),
+            _ => stats.ring_drops_unknown = true,
+        }
         Some(stats)
     }
 
-    /// Packets both TUN rings have dropped so far (0 on veth, or if unreadable).
-    pub fn ring_drops(&self) -> u64 {
+    /// Packets both TUN rings have dropped so far: 0 on veth, `None` if unreadable.
+    pub fn ring_drops(&self) -> Option<u64> {
         if self.delay.is_none() {
-            return 0;
+            return Some(0);
         }
-        [&self.server, &self.client]
-            .iter()
-            .map(|ns| link::ring_drops(ns).unwrap_or(0))
-            .sum()
+        let mut sum = 0;
+        for ns in [&self.server, &self.client] {
+            sum += link::ring_drops(ns).ok()?;
+        }
+        Some(sum)
     }
 }
