@@ -163,8 +163,12 @@ impl Chart for QueueOccupancy<'_> {
                 syn_color.stroke_width(2),
             ))?;
         }
-        chart.draw_series(LineSeries::new(syn, syn_color.stroke_width(2)))?;
-        chart.draw_series(LineSeries::new(accept, accept_color.stroke_width(2)))?;
+        // plotters joins a wide polyline with mitres, and a one-sample dip (common at 10 ms
+        // sampling) turns into a spike far past the axis; 1-pixel lines have no joins.
+        let width = |n: usize| if n > 300 { 1 } else { 2 };
+        let (ws, wa) = (width(syn.len()), width(accept.len()));
+        chart.draw_series(LineSeries::new(syn, syn_color.stroke_width(ws)))?;
+        chart.draw_series(LineSeries::new(accept, accept_color.stroke_width(wa)))?;
         Ok(())
     }
 }
