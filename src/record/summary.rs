@@ -294,6 +294,13 @@ pub fn warnings(
                 link.ring_drops
             ));
         }
+        if link.calibration_capped {
+            w.push(format!(
+                "the delay line's calibration measured an implausible overhead (the machine \
+                 stalled) and used {:.0} µs per direction instead; RTTs may be slightly long",
+                link.calibration_us
+            ));
+        }
         if link.ring_drops_unknown {
             w.push(
                 "the TUN rings' drop counters could not be read: link.ring_drops proves nothing \

@@ -125,6 +125,8 @@ pub struct LinkStats {
     /// The pump's own overhead per direction, measured before the run and subtracted from each
     /// packet's hold so a handshake takes the configured RTT, not RTT plus overhead.
     pub calibration_us: f64,
+    /// The measured overhead was implausibly large (a stalled machine) and was capped.
+    pub calibration_capped: bool,
     pub to_server: DirectionStats,
     pub to_client: DirectionStats,
     /// How late packets left the pump against their due time, µs: p50, p99 and max. Large
@@ -157,6 +159,7 @@ pub struct DelayLine {
     knobs: Arc<Knobs>,
     thread: Option<JoinHandle<PumpResult>>,
     calibration: Duration,
+    calibration_capped: bool,
 }
 
 struct PumpResult {
@@ -190,6 +193,7 @@ impl DelayLine {
             knobs,
             thread: Some(thread),
             calibration: Duration::ZERO,
+            calibration_capped: false,
         })
     }
 
@@ -205,7 +209,10 @@ impl DelayLine {
     /// from each packet's hold.
     pub fn arm(&mut self, overhead: Duration) {
         let one_way = self.plan.rtt / 2;
-        self.calibration = overhead.min(one_way);
+        // A measured overhead above the cap means the machine stalled through every batch;
+        // trusting it would remove real delay (it once zeroed a 1 ms link).
+        self.calibration_capped = overhead > MAX_OVERHEAD;
+        self.calibration = overhead.min(MAX_OVERHEAD).min(one_way);
         let hold = one_way - self.calibration;
         self.knobs
             .hold_ns
@@ -239,6 +246,7 @@ impl DelayLine {
             loss_to_server: self.plan.loss_to_server,
             loss_to_client: self.plan.loss_to_client,
             calibration_us: self.calibration.as_secs_f64() * 1e6,
+            calibration_capped: self.calibration_capped,
             to_server: r.to_server,
             to_client: r.to_client,
             lateness_us_p50: q(0.5),
@@ -431,6 +439,9 @@ fn pump(server_tun: OwnedFd, client_tun: OwnedFd, plan: &LinkPlan, knobs: &Knobs
 
 /// Handshakes timed to measure the pump's overhead.
 const CALIBRATION_HANDSHAKES: usize = 120;
+/// The most calibration may subtract per direction: 2–3 times what this machine measures when
+/// calm (29–51 µs).
+const MAX_OVERHEAD: Duration = Duration::from_micros(120);
 /// ... in this many batches: the result is the lowest batch median. A VM stall only ever adds
 /// time, and it comes in bursts, so one stalled batch must not decide the correction (it did:
 /// a 268 µs "overhead" once made a 1 ms link 0.72 ms).
