@@ -107,7 +107,13 @@ fn syncookies_2_never_resets_even_with_abort_on_overflow() {
     assert_eq!(counter(&s, "server", "Tcp.OutRsts"), 0);
     assert_eq!(outcome(&s, "reset_after_connect"), 0);
     assert_eq!(outcome(&s, "connect_reset"), 0);
-    assert_eq!(s["listen"]["syn_recv_max_seen"], 0);
+    // No request sockets. sock_diag's SYN_RECV also lists a child socket in the instant between
+    // its creation from a cookie and ESTABLISHED, which a 10 ms sampler can catch.
+    assert!(
+        s["listen"]["syn_recv_max_seen"].as_u64().unwrap() <= 2,
+        "{}",
+        s["listen"]
+    );
 }
 
 /// `client.request_bytes = 0`: the server greets first and the client sends nothing.
