@@ -73,16 +73,9 @@ impl CounterFiles {
         self.fill()?;
         let bad = |e: String| Failure::environment(format!("parsing {} counters: {e}", self.label));
         let mut headers = String::with_capacity(layout.headers.len());
-        for (i, line) in self
-            .buf
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .enumerate()
-        {
-            if i % 2 == 0 {
-                headers.push_str(line);
-                headers.push('\n');
-            }
+        for (header, _) in line_pairs(&self.buf) {
+            headers.push_str(header);
+            headers.push('\n');
         }
         if headers != layout.headers {
             // New or first layout: validate the text, then map each position to a name's index.
@@ -104,15 +97,7 @@ impl CounterFiles {
         }
         values.resize(layout.names.len(), 0);
         let mut pos = 0;
-        for (i, line) in self
-            .buf
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .enumerate()
-        {
-            if i % 2 == 0 {
-                continue;
-            }
+        for (_, line) in line_pairs(&self.buf) {
             let (_, nums) = line.split_once(':').unwrap_or(("", ""));
             for num in nums.split_whitespace() {
                 let idx = *layout
@@ -142,6 +127,12 @@ impl CounterFiles {
         }
         Ok(())
     }
+}
+
+/// The (header, values) line pairs of `/proc/net/netstat` + `/proc/net/snmp` text.
+fn line_pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    std::iter::from_fn(move || Some((lines.next()?, lines.next()?)))
 }
 
 /// The names of a namespace's counters (`TcpExt.ListenOverflows`), append-only, and where each
