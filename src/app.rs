@@ -16,6 +16,7 @@ use crate::client::{self, AttemptSpec, Storm, StormResult};
 use crate::counters::{
     CounterFiles, ListenDiag, Probes, QueueSample, Sample, Sampler, SamplingStats, Series, Snapshot,
 };
+use crate::drops::{self, DropStats};
 use crate::error::Failure;
 use crate::export::{self, CounterPair};
 use crate::plan::{AcceptPolicy, Arrival, RunPlan};
@@ -160,8 +161,12 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     };
     export::write_json(&dir, "environment.json", &env)?;
 
+    // Tracing starts before the first counter reading and stops after the last, so every event
+    // the counters saw is in the trace.
+    let tracing = drops::Recording::start(target, plan.trace_drops);
     // Time zero comes after every setup step, so the first arrivals are not a catch-up burst.
     let t0 = Instant::now() + Duration::from_millis(20);
+    let t0_mono_ns = drops::monotonic_ns(t0);
     let before = probes.sample(t0)?;
     let ring_drops_before = topo.ring_drops();
     server.begin(t0);
@@ -208,6 +213,7 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
             }
         }
     };
+    let trace = tracing.stop();
     let server_stats = server.stop();
     let link = topo.stop_link(ring_drops_before);
     drop(probes);
@@ -227,6 +233,10 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     ];
     export::write_counters(&dir, &pairs)?;
     export::write_timeseries(&dir, &series, &pairs[0], &pairs[1])?;
+    let drop_rows = drops::rows(&trace, &storm.records, t0_mono_ns);
+    if trace.unavailable.is_none() {
+        export::write_drops(&dir, &drop_rows)?;
+    }
 
     let measured = Measured {
         storm: &storm,
@@ -236,6 +246,8 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
         sampling,
         link,
         flood,
+        drops: DropStats::of(&trace, &drop_rows),
+        reasons_known: &trace.reasons_known,
     };
     let s = summarize(plan, &measured, initial_queue, server_stats, sysctls)?;
     export::write_summary(&dir, &s)?;
@@ -260,6 +272,9 @@ struct Measured<'a> {
     sampling: SamplingStats,
     link: Option<LinkStats>,
     flood: Option<FloodStats>,
+    drops: DropStats,
+    /// Drop reasons this kernel names, for expectations on `drops.by_reason.*`.
+    reasons_known: &'a std::collections::BTreeSet<String>,
 }
 
 /// The summary of a run, with its warnings and the verdict on each expectation.
@@ -314,6 +329,7 @@ fn summarize(
         sampling: m.sampling.clone(),
         link: m.link.clone(),
         flood: m.flood.clone(),
+        drops: m.drops.clone(),
         warnings: Vec::new(),
         expectations: Vec::new(),
     };
@@ -321,7 +337,9 @@ fn summarize(
     let bursty = matches!(plan.client.arrival, Arrival::Burst { .. });
     s.warnings = summary::warnings(&s, records, overflow_expected, bursty);
     let value = serde_json::to_value(&s)?;
-    let known = |name: &str| m.before.server.get(name).is_some();
+    let known = |name: &str| {
+        m.before.server.get(name).is_some() || (s.drops.recorded && m.reasons_known.contains(name))
+    };
     s.expectations = plan
         .expect
         .iter()

@@ -48,6 +48,9 @@ pub enum Command {
     Check(ScenarioArgs),
     /// List the bundled scenarios.
     List,
+    /// Internal: removes a trace instance once the run that made it is gone (even by SIGKILL).
+    #[command(hide = true)]
+    TraceJanitor { instance: std::path::PathBuf },
     /// Draw the plots and write report.html and report.md of a result folder, from its files.
     ///
     /// Reads connections.csv, timeseries.csv, summary.json (and environment.json and

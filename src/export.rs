@@ -6,6 +6,7 @@
 //! - `connections.csv`: one row per connection
 //! - `counters.csv`: namespace, counter, before, after, delta (every counter)
 //! - `timeseries.csv`: the sampled listen queue and the counters that moved, as deltas from the start
+//! - `drops.csv`: the kernel's drop and reset events for the lab, tied to connections
 //! - `summary.json`: the summary and the verdict on each expectation
 
 use std::path::{Path, PathBuf};
@@ -62,26 +63,54 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> anyhow::Res
 }
 
 pub fn write_connections(dir: &Path, records: &[ConnRecord]) -> anyhow::Result<()> {
-    let path = dir.join("connections.csv");
+    const HEADER: &[&str] = &[
+        "id",
+        "scheduled_us",
+        "started_us",
+        "connected_us",
+        "first_byte_us",
+        "finished_us",
+        "outcome",
+        "errno",
+        "retransmits",
+        "local_port",
+        "bytes",
+    ];
+    write_rows(dir, "connections.csv", records, HEADER)
+}
+
+/// `drops.csv`: one row per trace event of the lab (see [`crate::drops::Row`]).
+pub fn write_drops(dir: &Path, rows: &[crate::drops::Row]) -> anyhow::Result<()> {
+    const HEADER: &[&str] = &[
+        "t_us",
+        "event",
+        "side",
+        "reason",
+        "state",
+        "local",
+        "remote",
+        "connection",
+        "location",
+    ];
+    write_rows(dir, "drops.csv", rows, HEADER)
+}
+
+/// A CSV of serialized rows; `header` (the rows' field names) is written when there are none,
+/// so an empty file still says what it would hold.
+fn write_rows<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    rows: &[T],
+    header: &[&str],
+) -> anyhow::Result<()> {
+    let path = dir.join(name);
     let mut w = csv::Writer::from_path(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    for r in records {
+    for r in rows {
         w.serialize(r)?;
     }
-    if records.is_empty() {
-        w.write_record([
-            "id",
-            "scheduled_us",
-            "started_us",
-            "connected_us",
-            "first_byte_us",
-            "finished_us",
-            "outcome",
-            "errno",
-            "retransmits",
-            "local_port",
-            "bytes",
-        ])?;
+    if rows.is_empty() {
+        w.write_record(header)?;
     }
     w.flush()?;
     Ok(())

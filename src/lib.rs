@@ -9,6 +9,7 @@
 //! - [`server`]: the deliberately slow server (listen backlog, accept policies).
 //! - [`client`]: the open-loop storm of short connections and its arrival schedules.
 //! - [`counters`]: `/proc/net/netstat` + `/proc/net/snmp` per namespace, and sock_diag queue reads.
+//! - [`drops`]: where packets died: the kernel's drop reasons and TCP trace events (tracefs).
 //! - [`record`]: per-connection records, outcomes, and the summary.
 //! - [`export`]: the result folder (CSV and JSON).
 //! - [`report`]: the progress line and the summary table; `report.md` and `report.html`.
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod compare;
 pub mod counters;
+pub mod drops;
 pub mod error;
 pub mod export;
 pub mod plan;
@@ -138,6 +140,10 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
         Command::Plot(args) => {
             let files = postmortem::render(&args.dir)?;
             writeln!(out, "{}", postmortem::describe(&args.dir, &files))?;
+            Ok(0)
+        }
+        Command::TraceJanitor { instance } => {
+            drops::tracefs::janitor(&instance);
             Ok(0)
         }
         Command::List => {

@@ -125,6 +125,8 @@ pub struct RunPlan {
     pub scenario_text: String,
     pub origin: String,
     pub sample_interval: Duration,
+    /// Whether to record drop reasons from tracefs (`drops.csv`).
+    pub trace_drops: bool,
     pub server: ServerPlan,
     pub client: ClientPlan,
     pub link: LinkPlan,
@@ -485,6 +487,7 @@ impl RunPlan {
             scenario_text: loaded.text.clone(),
             origin: loaded.origin.clone(),
             sample_interval,
+            trace_drops: f.trace_drops.unwrap_or(true),
             server: ServerPlan {
                 backlog: s.backlog.unwrap_or(128),
                 accept,

@@ -43,7 +43,10 @@ fn a_run_leaves_host_sysctls_and_links_unchanged() {
     );
     assert_eq!(s["flood"]["sent"], 2000);
     assert_eq!(s["link"]["ring_drops"], 0);
-    // ...and the host never did.
+    // Drop reasons were traced (in a private tracefs mount, gone with the run)...
+    assert_eq!(s["drops"]["recorded"], true, "{}", s["drops"]);
+    assert!(s["drops"]["synack_retransmits"].as_u64().unwrap() > 0);
+    // ...and the host never did, nor its mount table or its tracing setup.
     assert_eq!(host_state(), before);
 }
 
@@ -82,8 +85,9 @@ fn anyone_holds(inode: u64) -> bool {
     })
 }
 
-/// SIGKILL in the middle of a storm: nothing can clean up, and nothing needs to. The namespaces
-/// die with the process's descriptors, taking the veth pair with them.
+/// SIGKILL in the middle of a storm: the run cannot clean up, and nothing needs it to. The
+/// namespaces die with the process's descriptors, taking the veth pair with them; the trace
+/// instance is removed by the janitor process that was waiting for exactly this.
 #[test]
 fn sigkill_mid_run_leaves_nothing_behind() {
     let _lab = util::lab();
@@ -119,10 +123,16 @@ fn sigkill_mid_run_leaves_nothing_behind() {
     child.kill().unwrap();
     child.wait().unwrap();
 
+    // The trace instance is removed by the run's janitor process, which notices the run's death
+    // a moment later.
+    let t = Instant::now();
+    while host_state() != before && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(
         host_state(),
         before,
-        "host sysctls, links and named namespaces"
+        "host sysctls, links, named namespaces, mounts and tracing"
     );
     let t = Instant::now();
     while lab_ns.iter().any(|i| anyone_holds(*i)) {
@@ -177,6 +187,17 @@ fn an_ordinary_user_runs_the_lab_in_a_user_namespace() {
             "set inside the user's netns"
         );
         assert_eq!(s["listen"]["accept_queue_limit"], 128);
+        // tracefs cannot be mounted from a user namespace: said once, and the run goes on.
+        assert_eq!(s["drops"]["recorded"], false);
+        assert_eq!(
+            util::stderr(&o)
+                .matches("drop reasons are not recorded")
+                .count(),
+            1,
+            "{}",
+            util::stderr(&o)
+        );
+        assert!(!out.join("drops.csv").exists());
     } else {
         assert_eq!(o.status.code(), Some(3), "{}", util::stderr(&o));
         assert!(

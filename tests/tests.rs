@@ -5,6 +5,7 @@
 mod util;
 
 mod cli;
+mod drops;
 mod host;
 mod link;
 mod overflow;

@@ -124,6 +124,8 @@ pub struct Summary {
     pub link: Option<crate::topo::LinkStats>,
     /// What the SYN flood sent (absent without one).
     pub flood: Option<crate::client::flood::FloodStats>,
+    /// Where packets died, from the kernel's trace events (`drops.csv` has each one).
+    pub drops: crate::drops::DropStats,
     pub warnings: Vec<String>,
     pub expectations: Vec<Verdict>,
 }

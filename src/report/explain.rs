@@ -64,6 +64,89 @@ fn spans_text(spans: &[(f64, f64)], max: usize) -> String {
     join(&parts)
 }
 
+/// What the kernel's trace events add to the counters: which packets died and why.
+fn explain_drops(s: &serde_json::Value, overflows: u64, out: &mut Vec<String>) {
+    let d = &s["drops"];
+    if d["recorded"] != true {
+        if let Some(why) = d["unavailable"].as_str() {
+            out.push(format!("Drop reasons were not recorded: {why}."));
+        }
+        return;
+    }
+    let reason = |r: &str| d["by_reason"][r].as_u64().unwrap_or(0);
+    let mut reasons: Vec<(u64, String)> = d["by_reason"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(r, _)| r.as_str() != "QUEUE_PURGE")
+        .map(|(r, n)| (n.as_u64().unwrap_or(0), r.clone()))
+        .collect();
+    reasons.sort_by(|a, b| b.cmp(a));
+    if !reasons.is_empty() {
+        let list: Vec<String> = reasons
+            .iter()
+            .take(5)
+            .map(|(n, r)| format!("{} {r}", thousands(*n)))
+            .collect();
+        out.push(format!(
+            "The kernel's drop reasons (skb:kfree_skb, every IPv4 drop on the machine during the \
+             run; buffers freed at close left out): {}.",
+            join(&list)
+        ));
+    }
+    let listen = reason("TCP_LISTEN_OVERFLOW");
+    let cookie = d["by_function"]["cookie_v4_check"]["NO_SOCKET"]
+        .as_u64()
+        .unwrap_or(0);
+    if overflows > 0 && listen + cookie > 0 {
+        let mut t = format!(
+            "Of the {} accept-queue overflows, {} were handshakes' final ACKs (TCP_LISTEN_OVERFLOW)",
+            thousands(overflows),
+            thousands(listen)
+        );
+        if cookie > 0 {
+            t.push_str(&format!(
+                " and {} syncookie ACKs whose new socket could not be queued (NO_SOCKET in \
+                 cookie_v4_check)",
+                thousands(cookie)
+            ));
+        }
+        let rest = overflows.saturating_sub(listen + cookie);
+        if rest > 0 {
+            t.push_str(&format!(
+                "; the other {} were SYNs, which the kernel discards without a drop reason (it \
+                 consumes them), so only ListenOverflows and the clients' SYN retransmissions ({} \
+                 traced) show them",
+                thousands(rest),
+                thousands(d["syn_retransmits"].as_u64().unwrap_or(0))
+            ));
+        }
+        t.push('.');
+        out.push(t);
+    }
+    let sent = &d["resets_sent"]["server"];
+    if let Some(by) = sent.as_object().filter(|o| !o.is_empty()) {
+        let list: Vec<String> = by
+            .iter()
+            .map(|(r, n)| format!("{} {r}", thousands(n.as_u64().unwrap_or(0))))
+            .collect();
+        let mut t = format!("The server sent RSTs with reasons {}", join(&list));
+        if by.contains_key("INVALID_SYN")
+            && s["sysctl"]["server"]["net.ipv4.tcp_abort_on_overflow"] == "1"
+        {
+            t.push_str(" (INVALID_SYN is what Linux calls the reset of tcp_abort_on_overflow)");
+        }
+        t.push('.');
+        out.push(t);
+    }
+    if d["lost_events"].as_u64().unwrap_or(0) > 0 {
+        out.push(format!(
+            "{} trace events were lost in the kernel's buffer: the counts above are short.",
+            thousands(d["lost_events"].as_u64().unwrap_or(0))
+        ));
+    }
+}
+
 /// The sentences, in reading order.
 pub fn explain(run: &RunFolder) -> Vec<String> {
     let mut out = Vec::new();
@@ -143,6 +226,8 @@ pub fn explain(run: &RunFolder) -> Vec<String> {
                 .into(),
         );
     }
+
+    explain_drops(s, overflows, &mut out);
 
     // The SYN queue.
     let full_syn = server("TcpExt.TCPReqQFullDoCookies");

@@ -239,6 +239,22 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
     for (ns, counters) in &s.counters {
         out.push_str(&counter_table(ns, counters));
     }
+    match serde_json::to_value(s).map(|v| sections::drop_table(&v)) {
+        Ok(Ok(rows)) if !rows.is_empty() => {
+            out.push_str("\n  kernel trace events (drops.csv)\n");
+            for r in rows {
+                let what = [&r[0], &r[1], &r[2]]
+                    .iter()
+                    .filter(|x| !x.is_empty())
+                    .map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                out.push_str(&format!("    {what:<50} {:>10}\n", r[3]));
+            }
+        }
+        Ok(Err(why)) => out.push_str(&format!("\n  drop reasons: not recorded ({why})\n")),
+        _ => {}
+    }
 
     for w in &s.warnings {
         out.push_str(&format!("\n  warning: {w}\n"));

@@ -264,13 +264,80 @@ pub fn run_document(run: &RunFolder, plots: &[PathBuf]) -> Document {
     doc.table(&["counter", "server", "client"], rows, &[1, 2]);
     doc.para("Every counter of both namespaces, before and after, is in counters.csv.");
 
+    doc.h3("Where packets died (kernel trace events)");
+    match drop_table(s) {
+        Ok(rows) if rows.is_empty() => {
+            doc.para("No drop, retransmission or reset event was traced.")
+        }
+        Ok(rows) => {
+            doc.table(&["event", "side", "reason or state", "count"], rows, &[3]);
+            doc.para(
+                "kfree_skb drops carry no address: they are every IPv4 drop on the machine during \
+                 the run. The tcp_* events are only those between the lab's hosts; drops.csv has \
+                 each one, with its time and the connection it belongs to.",
+            );
+        }
+        Err(why) => doc.para(format!("Not recorded: {why}.")),
+    }
+
     doc.para(format!(
-        "Data: connections.csv, timeseries.csv, counters.csv, summary.json, environment.json and \
+        "Data: connections.csv, timeseries.csv, counters.csv, drops.csv, summary.json, environment.json and \
          scenario.toml in {}. Re-render with `backlog-lab plot {}`.",
         run.dir.display(),
         run.dir.display()
     ));
     doc
+}
+
+/// `summary.json → drops` as rows of (event, side, reason or state, count), or why it is
+/// missing. Shared by the terminal table and the report.
+pub fn drop_table(s: &Value) -> Result<Vec<Vec<String>>, String> {
+    let d = &s["drops"];
+    if d["recorded"] != true {
+        return Err(d["unavailable"]
+            .as_str()
+            .unwrap_or("this run predates drop tracing")
+            .to_string());
+    }
+    let mut rows = Vec::new();
+    let mut row = |event: &str, side: &str, what: &str, n: &Value| {
+        if n.as_u64().unwrap_or(0) > 0 {
+            rows.push(vec![event.into(), side.into(), what.into(), text(n)]);
+        }
+    };
+    for (reason, n) in d["by_reason"].as_object().into_iter().flatten() {
+        row("kfree_skb", "", reason, n);
+    }
+    row(
+        "tcp_retransmit_synack",
+        "server",
+        "",
+        &d["synack_retransmits"],
+    );
+    row(
+        "tcp_retransmit_skb",
+        "client",
+        "TCP_SYN_SENT",
+        &d["syn_retransmits"],
+    );
+    row(
+        "tcp_retransmit_skb",
+        "",
+        "other states",
+        &d["other_retransmits"],
+    );
+    for (side, reasons) in d["resets_sent"].as_object().into_iter().flatten() {
+        for (reason, n) in reasons.as_object().into_iter().flatten() {
+            row("tcp_send_reset", side, reason, n);
+        }
+    }
+    for (side, n) in d["resets_received"].as_object().into_iter().flatten() {
+        row("tcp_receive_reset", side, "", n);
+    }
+    if d["lost_events"].as_u64().unwrap_or(0) > 0 {
+        row("(lost in the trace buffer)", "", "", &d["lost_events"]);
+    }
+    Ok(rows)
 }
 
 /// The report of a comparison folder; `plots` are its own comparison charts.

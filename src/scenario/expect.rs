@@ -62,6 +62,7 @@ const OPEN: &[&str] = &[
     "counters.client.",
     "sysctl.server.",
     "sysctl.client.",
+    "drops.by_reason.",
 ];
 
 impl Expectation {
@@ -219,6 +220,13 @@ fn lookup(v: &Value, path: &str, known: &dyn Fn(&str) -> bool) -> Option<f64> {
         return match v["counters"][ns].get(name) {
             Some(n) => n.as_f64(),
             None => known(name).then_some(0.0),
+        };
+    }
+    if let Some(reason) = path.strip_prefix("drops.by_reason.") {
+        // A reason that never happened is absent and reads 0, if the kernel knows the name.
+        return match v["drops"]["by_reason"].get(reason) {
+            Some(n) => n.as_f64(),
+            None => known(reason).then_some(0.0),
         };
     }
     let cur = walk(v, path)?;

@@ -33,6 +33,9 @@ pub struct ScenarioFile {
     pub incident: Option<String>,
     /// How often counters and the listen queue are sampled, e.g. `10ms` (the default).
     pub sample_interval: Option<String>,
+    /// Record the kernel's drop reasons and TCP trace events into `drops.csv` (default true;
+    /// needs root and tracefs, and is skipped with a note where they are missing).
+    pub trace_drops: Option<bool>,
     #[serde(default)]
     pub server: ServerFile,
     #[serde(default)]

@@ -99,6 +99,10 @@ pub struct HostState {
     pub sysctls: BTreeMap<String, String>,
     pub links: Vec<String>,
     pub named_netns: Vec<String>,
+    /// The host's mount table (the lab mounts tracefs only in a private one).
+    pub mounts: Vec<String>,
+    /// tracefs as others see it: the top-level settings and every instance.
+    pub tracing: String,
 }
 
 pub fn host_state() -> HostState {
@@ -127,9 +131,33 @@ pub fn host_state() -> HostState {
         })
         .unwrap_or_default();
     named_netns.sort();
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
+        .expect("/proc/self/mounts")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    mounts.sort();
     HostState {
         sysctls,
         links,
         named_netns,
+        mounts,
+        tracing: tracing_state(),
     }
+}
+
+/// tracefs's top-level switches, enabled events and instances, read through a mount of our own
+/// (`unshare -m`, so the host's mount table is untouched by the test too).
+pub fn tracing_state() -> String {
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tracefs nodev /sys/kernel/tracing && cd /sys/kernel/tracing && \
+             for f in tracing_on current_tracer trace_clock set_event buffer_size_kb; do \
+             echo \"$f: $(cat $f | tr '\\n' ' ')\"; done && ls instances",
+        )
+        .output()
+        .expect("unshare (util-linux)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }

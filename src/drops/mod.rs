@@ -1,0 +1,643 @@
+//! Where each packet died: the kernel's own trace events, recorded during the storm.
+//!
+//! Counters say *how many* SYNs or ACKs were dropped; these events say *which* and *why*:
+//!
+//! - `skb:kfree_skb` with its drop reason (`TCP_LISTEN_OVERFLOW`, `NO_SOCKET`, ...) and the
+//!   kernel function that dropped the packet. It carries no addresses and no namespace, so these
+//!   are counted per reason for the whole machine (IPv4 only, filtered in the kernel) while the
+//!   storm runs; on a machine that does nothing else they are the lab's.
+//! - `tcp:tcp_retransmit_synack`, `tcp:tcp_retransmit_skb`, `tcp:tcp_send_reset` and
+//!   `tcp:tcp_receive_reset`, which carry the 4-tuple: only those between the lab's server and its
+//!   client (or flood sources) are kept, and each is tied to the connection that used that client
+//!   port at the time (`drops.csv`, column `connection`).
+//!
+//! A surprise worth knowing (Linux 6.18): a SYN dropped because the accept queue is full is not a
+//! `kfree_skb` at all. `tcp_rcv_state_process` *consumes* it after `conn_request` declined it, so
+//! it is invisible to drop monitors; only `ListenOverflows` and the client's SYN retransmission
+//! show it. The final ACK that meets a full queue is the `TCP_LISTEN_OVERFLOW` drop.
+//!
+//! Where tracefs cannot be used (no root, no tracefs), the run says so once and goes on without.
+
+pub mod event;
+pub mod tracefs;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{ErrorKind, Read};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use event::{Event, Kind};
+
+use crate::record::ConnRecord;
+use crate::topo::link::{CLIENT_ADDR, FLOOD_NET};
+
+/// Rows kept for `drops.csv`; beyond this events are still counted, not stored (a long storm
+/// could otherwise hold millions of them in memory).
+const MAX_ROWS: usize = 500_000;
+
+/// How long the reader sleeps in `poll` between looks at the stop flag.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What the run records; the caller asks for drops only if the scenario wants them.
+pub enum Recording {
+    Tracing(Tracer),
+    /// Not recorded, and why.
+    Unavailable(String),
+}
+
+impl Recording {
+    /// Starts tracing the lab's events around `server` (its address and port), or says why not,
+    /// once per process on stderr. Nothing is ever written outside the lab's own instance.
+    pub fn start(server: SocketAddrV4, wanted: bool) -> Recording {
+        if !wanted {
+            return Recording::Unavailable("off in the scenario (trace_drops = false)".into());
+        }
+        match Tracer::start(server) {
+            Ok(t) => Recording::Tracing(t),
+            Err(why) => {
+                static SAID: Once = Once::new();
+                SAID.call_once(|| {
+                    eprintln!(
+                        "note: drop reasons are not recorded ({why}); counters and everything \
+                         else are. Run as root on a kernel with tracefs to get drops.csv"
+                    )
+                });
+                Recording::Unavailable(why)
+            }
+        }
+    }
+
+    /// Stops tracing and returns what was recorded.
+    pub fn stop(self) -> Trace {
+        match self {
+            Recording::Tracing(t) => t.stop(),
+            Recording::Unavailable(why) => Trace {
+                unavailable: Some(why),
+                ..Trace::default()
+            },
+        }
+    }
+}
+
+/// The reading thread: it owns the private mount, the instance and its `trace_pipe`.
+pub struct Tracer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Trace>>,
+}
+
+/// Everything recorded, before it is tied to connections.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// Why nothing was recorded, when nothing was.
+    pub unavailable: Option<String>,
+    /// The lab's events in the order read (up to [`MAX_ROWS`]).
+    pub events: Vec<Event>,
+    /// Events of the lab past [`MAX_ROWS`]: counted below, not in `events`.
+    pub not_stored: u64,
+    pub counts: Counts,
+    /// Events the trace buffer overwrote or never took (`per_cpu/*/stats`, `[LOST n EVENTS]`).
+    pub lost: u64,
+    /// Events this kernel does not have.
+    pub missing: Vec<&'static str>,
+    /// Every drop reason this kernel names (from the event's format), so an expectation on a
+    /// reason that never happened reads 0 and a misspelt one is an error.
+    pub reasons_known: BTreeSet<String>,
+    /// CPU time of the reading thread.
+    pub cpu_ms: f64,
+}
+
+/// Counts of the lab's events (all of them, stored or not).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Counts {
+    /// `kfree_skb` drops per reason (machine-wide, IPv4).
+    pub by_reason: BTreeMap<String, u64>,
+    /// The same per kernel function that dropped them, then per reason: a `NO_SOCKET` in
+    /// `cookie_v4_check` (a syncookie ACK whose child found the accept queue full) is not one in
+    /// `tcp_v4_rcv` (a packet for a connection that does not exist).
+    pub by_function: BTreeMap<String, BTreeMap<String, u64>>,
+    /// SYN-ACKs the server resent (`tcp_retransmit_synack`), to clients and flood sources.
+    pub synack_retransmits: u64,
+    /// SYNs the client resent (`tcp_retransmit_skb` in `TCP_SYN_SENT`).
+    pub syn_retransmits: u64,
+    /// Other retransmissions of either side (data, FIN).
+    pub other_retransmits: u64,
+    /// RSTs sent per side, per reason.
+    pub resets_sent: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Sockets reset by their peer, per side.
+    pub resets_received: BTreeMap<String, u64>,
+}
+
+impl Tracer {
+    fn start(server: SocketAddrV4) -> Result<Tracer, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("bl-tracefs".into())
+            .spawn(move || read_events(server, flag, ready_tx))
+            .map_err(|e| format!("cannot start the tracing thread: {e}"))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Tracer {
+                stop,
+                thread: Some(thread),
+            }),
+            Ok(Err(why)) => {
+                let _ = thread.join();
+                Err(why)
+            }
+            Err(_) => Err("the tracing thread ended before it was ready".into()),
+        }
+    }
+
+    fn stop(mut self) -> Trace {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_else(|| Trace {
+                unavailable: Some("the tracing thread panicked".into()),
+                ..Trace::default()
+            })
+    }
+}
+
+impl Drop for Tracer {
+    /// An error path that never calls `stop` still ends the thread, which removes the instance.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The tracing thread: set up, say ready (or why not), read until told to stop, tear down.
+fn read_events(
+    server: SocketAddrV4,
+    stop: Arc<AtomicBool>,
+    ready: mpsc::Sender<Result<(), String>>,
+) -> Trace {
+    let cpu_start = thread_cpu();
+    let setup = || -> Result<(tracefs::Instance, std::fs::File, Trace), String> {
+        let root = tracefs::mount_privately()?;
+        let instance = tracefs::Instance::create(&root)?;
+        let mut trace = Trace::default();
+        let port = server.port();
+        for kind in Kind::ALL {
+            if !instance.has(kind) {
+                trace.missing.push(kind.name());
+                continue;
+            }
+            // Filters in the kernel keep the reader's work small; fields differ between kernel
+            // versions, so a refused filter falls back to none (the reader filters anyway).
+            let filter = match kind {
+                Kind::KfreeSkb => "protocol == 2048".to_string(), // ETH_P_IP
+                Kind::SendReset => String::new(),                 // no port fields to filter on
+                _ => format!("sport == {port} || dport == {port}"),
+            };
+            if instance.enable(kind, &filter).is_err() {
+                instance.enable(kind, "0")?; // "0" clears a filter
+            }
+        }
+        if trace.missing.len() == Kind::ALL.len() {
+            return Err("this kernel has none of the trace events the lab uses".into());
+        }
+        trace.reasons_known = instance
+            .format(Kind::KfreeSkb)
+            .map(|f| symbolic_names(&f))
+            .unwrap_or_default();
+        let pipe = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(instance.dir.join("trace_pipe"))
+            .map_err(|e| format!("opening trace_pipe: {e}"))?;
+        Ok((instance, pipe, trace))
+    };
+    let (instance, mut pipe, mut trace) = match setup() {
+        Ok(s) => s,
+        Err(why) => {
+            let _ = ready.send(Err(why.clone()));
+            return Trace {
+                unavailable: Some(why),
+                ..Trace::default()
+            };
+        }
+    };
+    let _ = ready.send(Ok(()));
+
+    let mut reader = LineReader::default();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping {
+            // Nothing new goes in; what is buffered is still read below.
+            let _ = instance.write("tracing_on", "0");
+        }
+        let mut fds = [nix::poll::PollFd::new(
+            pipe.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let timeout = if stopping {
+            0u16
+        } else {
+            POLL.as_millis() as u16
+        };
+        let _ = nix::poll::poll(&mut fds, timeout);
+        let drained = reader.read(&mut pipe, |l| trace.take(l, server));
+        if stopping && drained {
+            break;
+        }
+    }
+    trace.lost += instance.lost();
+    drop(pipe);
+    drop(instance);
+    trace.cpu_ms = (thread_cpu() - cpu_start).as_secs_f64() * 1e3;
+    trace
+}
+
+impl Trace {
+    /// Counts and keeps one line if it is the lab's event.
+    fn take(&mut self, line: &str, server: SocketAddrV4) {
+        if let Some(n) = lost_marker(line) {
+            self.lost += n;
+            return;
+        }
+        let Some(e) = event::parse(line) else {
+            return;
+        };
+        if e.kind != Kind::KfreeSkb && !between_lab_hosts(&e, server) {
+            return;
+        }
+        let c = &mut self.counts;
+        let side = side(&e).to_string();
+        match e.kind {
+            Kind::KfreeSkb => {
+                *c.by_reason.entry(e.reason.clone()).or_default() += 1;
+                let function = e.location.split('+').next().unwrap_or_default();
+                *c.by_function
+                    .entry(function.to_string())
+                    .or_default()
+                    .entry(e.reason.clone())
+                    .or_default() += 1;
+            }
+            Kind::RetransmitSynack => c.synack_retransmits += 1,
+            Kind::RetransmitSkb if e.state == "TCP_SYN_SENT" => c.syn_retransmits += 1,
+            Kind::RetransmitSkb => c.other_retransmits += 1,
+            Kind::SendReset => {
+                *c.resets_sent
+                    .entry(side)
+                    .or_default()
+                    .entry(e.reason.clone())
+                    .or_default() += 1
+            }
+            Kind::ReceiveReset => *c.resets_received.entry(side).or_default() += 1,
+        }
+        if self.events.len() < MAX_ROWS {
+            self.events.push(e);
+        } else {
+            self.not_stored += 1;
+        }
+    }
+}
+
+/// Splits what `trace_pipe` gives into lines (a read can end mid-line).
+#[derive(Default)]
+struct LineReader {
+    pending: Vec<u8>,
+}
+
+impl LineReader {
+    /// Reads what is there now; true once the pipe is empty (or gone).
+    fn read(&mut self, pipe: &mut std::fs::File, mut on_line: impl FnMut(&str)) -> bool {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    let mut start = 0;
+                    while let Some(i) = self.pending[start..].iter().position(|&b| b == b'\n') {
+                        on_line(&String::from_utf8_lossy(&self.pending[start..start + i]));
+                        start += i + 1;
+                    }
+                    self.pending.drain(..start);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// `CPU:1 [LOST 12 EVENTS]`, which trace_pipe prints where its ring overran.
+fn lost_marker(line: &str) -> Option<u64> {
+    let rest = line.split("[LOST ").nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// The names in a format file's `__print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, ...)`.
+fn symbolic_names(format: &str) -> BTreeSet<String> {
+    let Some(list) = format.split("__print_symbolic(REC->reason").nth(1) else {
+        return BTreeSet::new();
+    };
+    list.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether a TCP event is between the lab's server and its client or a flood source (not the
+/// link's calibration address, not anyone else on the machine). A RST the listener itself sends
+/// names no peer; it is the lab's if the listener is.
+fn between_lab_hosts(e: &Event, server: SocketAddrV4) -> bool {
+    let peer = |a: &SocketAddrV4| *a.ip() == CLIENT_ADDR || in_flood_net(a.ip());
+    match (e.local, e.remote) {
+        (Some(local), Some(remote)) => {
+            (local == server && peer(&remote)) || (remote == server && peer(&local))
+        }
+        (Some(local), None) => e.kind == Kind::SendReset && local == server,
+        _ => false,
+    }
+}
+
+fn in_flood_net(ip: &Ipv4Addr) -> bool {
+    let (net, len) = FLOOD_NET;
+    let mask = u32::MAX << (32 - len);
+    u32::from(*ip) & mask == u32::from(net) & mask
+}
+
+/// `server`, `client`, or empty (a `kfree_skb`, which has no addresses).
+fn side(e: &Event) -> &'static str {
+    match e.local {
+        Some(l) if *l.ip() == CLIENT_ADDR => "client",
+        Some(_) => "server",
+        None => "",
+    }
+}
+
+fn thread_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+/// `CLOCK_MONOTONIC` at `instant`, in nanoseconds: the trace's clock for the storm's time zero.
+pub fn monotonic_ns(instant: Instant) -> u64 {
+    let now = Instant::now();
+    let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| Duration::from(t).as_nanos() as i128)
+        .unwrap_or(0);
+    let delta = if instant >= now {
+        (instant - now).as_nanos() as i128
+    } else {
+        -((now - instant).as_nanos() as i128)
+    };
+    (mono + delta).max(0) as u64
+}
+
+/// One row of `drops.csv`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Microseconds since the storm's time zero (negative: before it).
+    pub t_us: i64,
+    pub event: &'static str,
+    /// `server` or `client`: whose socket; empty for `kfree_skb`.
+    pub side: &'static str,
+    pub reason: String,
+    pub state: String,
+    /// The event's own end and the other end (`kfree_skb`: empty).
+    pub local: String,
+    pub remote: String,
+    /// The id in `connections.csv` of the connection that used this client port at the time.
+    pub connection: Option<u64>,
+    pub location: String,
+}
+
+/// Ties every event to its connection where the 4-tuple allows: the latest connection from that
+/// client port that had started by then (a SYN-ACK retransmitted after the client gave up still
+/// belongs to it, until the port is used again).
+pub fn rows(trace: &Trace, records: &[ConnRecord], t0_mono_ns: u64) -> Vec<Row> {
+    let mut by_port: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
+    for r in records {
+        if let Some(p) = r.local_port {
+            by_port.entry(p).or_default().push((r.started_us, r.id));
+        }
+    }
+    for starts in by_port.values_mut() {
+        starts.sort_unstable();
+    }
+    trace
+        .events
+        .iter()
+        .map(|e| {
+            let t_us = (e.t_ns as i64 - t0_mono_ns as i64) / 1000;
+            let client_port = [e.local, e.remote]
+                .into_iter()
+                .flatten()
+                .find(|a| *a.ip() == CLIENT_ADDR)
+                .map(|a| a.port());
+            // A connect() stamped a few µs after its SYN left: allow the clocks 1 ms.
+            let connection = client_port.and_then(|p| {
+                let starts = by_port.get(&p)?;
+                let i = starts.partition_point(|&(s, _)| (s as i64) <= t_us + 1000);
+                i.checked_sub(1).map(|i| starts[i].1)
+            });
+            let addr = |a: Option<SocketAddrV4>| a.map(|a| a.to_string()).unwrap_or_default();
+            Row {
+                t_us,
+                event: e.kind.name(),
+                side: side(e),
+                reason: e.reason.clone(),
+                state: e.state.clone(),
+                local: addr(e.local),
+                remote: addr(e.remote),
+                connection,
+                location: e.location.clone(),
+            }
+        })
+        .collect()
+}
+
+/// `summary.json → drops`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DropStats {
+    /// Whether the kernel's trace events were recorded.
+    pub recorded: bool,
+    /// Why not, when not.
+    pub unavailable: Option<String>,
+    /// Events of the lab recorded (rows of `drops.csv`, plus any past its row limit).
+    pub events: u64,
+    /// Rows not written to `drops.csv` because of its row limit (still counted here).
+    pub not_stored: u64,
+    /// Events lost in the trace buffer: nonzero means the counts below are short.
+    pub lost_events: u64,
+    /// Events this kernel lacks (their counts are 0 because they cannot be seen).
+    pub missing_events: Vec<String>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Connections with at least one event in `drops.csv`.
+    pub connections_with_events: u64,
+    /// CPU time the tracing thread used.
+    pub cpu_ms: f64,
+}
+
+impl DropStats {
+    pub fn of(trace: &Trace, rows: &[Row]) -> DropStats {
+        DropStats {
+            recorded: trace.unavailable.is_none(),
+            unavailable: trace.unavailable.clone(),
+            events: trace.events.len() as u64 + trace.not_stored,
+            not_stored: trace.not_stored,
+            lost_events: trace.lost,
+            missing_events: trace.missing.iter().map(|s| s.to_string()).collect(),
+            counts: trace.counts.clone(),
+            connections_with_events: rows
+                .iter()
+                .filter_map(|r| r.connection)
+                .collect::<BTreeSet<_>>()
+                .len() as u64,
+            cpu_ms: trace.cpu_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_lost_marker() {
+        assert_eq!(lost_marker("CPU:1 [LOST 12 EVENTS]"), Some(12));
+        assert_eq!(lost_marker("tcp_send_reset: src=1.2.3.4:5"), None);
+    }
+
+    #[test]
+    fn reads_the_reason_names_of_a_format() {
+        let f = r#"print fmt: "reason: %s", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 40, "TCP_LISTEN_OVERFLOW" })"#;
+        let names = symbolic_names(f);
+        assert!(names.contains("TCP_LISTEN_OVERFLOW") && names.contains("NOT_SPECIFIED"));
+        assert_eq!(names.len(), 2);
+    }
+
+    fn ev(t_ns: u64, kind: Kind, local: &str, remote: &str) -> Event {
+        Event {
+            t_ns,
+            kind,
+            reason: String::new(),
+            state: String::new(),
+            local: local.parse().ok(),
+            remote: remote.parse().ok(),
+            location: String::new(),
+        }
+    }
+
+    #[test]
+    fn keeps_only_events_between_the_lab_hosts() {
+        let server: SocketAddrV4 = "198.18.0.1:60011".parse().unwrap();
+        let k = Kind::RetransmitSynack;
+        assert!(between_lab_hosts(
+            &ev(0, k, "198.18.0.1:60011", "198.18.0.2:4000"),
+            server
+        ));
+        assert!(between_lab_hosts(
+            &ev(0, k, "198.18.0.1:60011", "198.19.3.4:4000"),
+            server
+        ));
+        assert!(between_lab_hosts(
+            &ev(0, k, "198.18.0.2:4000", "198.18.0.1:60011"),
+            server
+        ));
+        // The link's calibration address, another port, someone else's connection.
+        assert!(!between_lab_hosts(
+            &ev(0, k, "198.18.0.1:60011", "198.18.0.3:4000"),
+            server
+        ));
+        assert!(!between_lab_hosts(
+            &ev(0, k, "198.18.0.1:22", "198.18.0.2:4000"),
+            server
+        ));
+        assert!(!between_lab_hosts(
+            &ev(0, k, "10.0.0.1:60011", "10.0.0.2:4000"),
+            server
+        ));
+        // The listener's own RST (no peer in the event) is the lab's if the listener is.
+        let rst = Kind::SendReset;
+        assert!(between_lab_hosts(
+            &ev(0, rst, "198.18.0.1:60011", ""),
+            server
+        ));
+        assert!(!between_lab_hosts(&ev(0, rst, "198.18.0.1:22", ""), server));
+    }
+
+    #[test]
+    fn ties_events_to_the_latest_connection_on_the_port() {
+        let rec = |id, started_us, port| ConnRecord {
+            id,
+            scheduled_us: started_us,
+            started_us,
+            connected_us: None,
+            first_byte_us: None,
+            finished_us: started_us + 10,
+            outcome: crate::record::Outcome::Ok,
+            errno: None,
+            retransmits: 0,
+            local_port: Some(port),
+            bytes: 0,
+        };
+        let records = [
+            rec(0, 1_000, 4000),
+            rec(1, 5_000_000, 4000),
+            rec(2, 2_000, 4001),
+        ];
+        let t0 = 1_000_000_000;
+        let at = |us: u64| t0 + us * 1000;
+        let trace = Trace {
+            events: vec![
+                ev(
+                    at(1_000_500),
+                    Kind::RetransmitSynack,
+                    "198.18.0.1:80",
+                    "198.18.0.2:4000",
+                ),
+                ev(
+                    at(5_000_100),
+                    Kind::ReceiveReset,
+                    "198.18.0.2:4000",
+                    "198.18.0.1:80",
+                ),
+                ev(
+                    at(3_000),
+                    Kind::RetransmitSkb,
+                    "198.18.0.2:4001",
+                    "198.18.0.1:80",
+                ),
+                ev(
+                    at(3_000),
+                    Kind::RetransmitSkb,
+                    "198.18.0.2:4002",
+                    "198.18.0.1:80",
+                ),
+                ev(at(10), Kind::KfreeSkb, "", ""),
+            ],
+            ..Trace::default()
+        };
+        let rows = rows(&trace, &records, t0);
+        let ids: Vec<_> = rows.iter().map(|r| r.connection).collect();
+        assert_eq!(ids, [Some(0), Some(1), Some(2), None, None]);
+        assert_eq!(rows[0].t_us, 1_000_500);
+        assert_eq!(
+            (rows[0].side, rows[1].side, rows[4].side),
+            ("server", "client", "")
+        );
+        let stats = DropStats::of(&trace, &rows);
+        assert_eq!(stats.connections_with_events, 3);
+    }
+}

@@ -1,0 +1,127 @@
+//! Where each packet died: the kernel's trace events (tracefs) against its own counters and
+//! against the client's own view of each connection.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::util::{self, counter, out_dir, outcome, summary};
+
+fn drops_csv(out: &std::path::Path) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(out.join("drops.csv")).expect("drops.csv");
+    r.deserialize().map(|row| row.unwrap()).collect()
+}
+
+fn n(v: &serde_json::Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+/// Seed 002's mechanism at 20 ms RTT with tcp_abort_on_overflow=1. The trace and the counters
+/// are two views of the same kernel, so they must agree exactly:
+/// - every final ACK dropped at the full accept queue (`TCP_LISTEN_OVERFLOW`) drew a reset of a
+///   request socket (EmbryonicRsts);
+/// - every RST the server traced is one it counted (Tcp.OutRsts);
+/// - SYN and SYN-ACK retransmissions match TCPSynRetrans on each side;
+/// - each connection's SYN retransmissions, as traced, equal what its own socket reported
+///   (`tcpi_total_retrans`), and exactly the connections the client saw reset have a RST.
+#[test]
+fn trace_events_match_the_counters_and_each_connection() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = util::run(
+        "reset-by-peer",
+        &out,
+        &["client.connections=2000", "client.duration=1s", "expect="],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = summary(&out);
+    let d = &s["drops"];
+    assert_eq!(d["recorded"], true, "{d}");
+    assert_eq!(d["lost_events"], 0);
+    assert_eq!(d["missing_events"].as_array().unwrap().len(), 0, "{d}");
+
+    let embryonic = counter(&s, "server", "TcpExt.EmbryonicRsts");
+    assert!(
+        embryonic > 100,
+        "only {embryonic} resets: the queue never overflowed?"
+    );
+    assert_eq!(n(&d["by_reason"]["TCP_LISTEN_OVERFLOW"]), embryonic);
+    let sent: i64 = d["resets_sent"]["server"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(n)
+        .sum();
+    assert_eq!(sent, counter(&s, "server", "Tcp.OutRsts"));
+    assert_eq!(
+        n(&d["synack_retransmits"]),
+        counter(&s, "server", "TcpExt.TCPSynRetrans")
+    );
+    assert_eq!(
+        n(&d["syn_retransmits"]),
+        counter(&s, "client", "TcpExt.TCPSynRetrans")
+    );
+    assert!(n(&d["syn_retransmits"]) > 0);
+
+    // Per connection, from drops.csv and connections.csv.
+    let rows = drops_csv(&out);
+    assert_eq!(rows.len() as i64, n(&d["events"]));
+    let mut client_retrans: BTreeMap<String, u32> = BTreeMap::new();
+    let mut reset: BTreeSet<String> = BTreeSet::new();
+    for r in rows.iter().filter(|r| r["side"] == "client") {
+        let conn = r["connection"].clone();
+        assert!(!conn.is_empty(), "a client event with no connection: {r:?}");
+        match r["event"].as_str() {
+            "tcp_retransmit_skb" => *client_retrans.entry(conn).or_default() += 1,
+            "tcp_receive_reset" => assert!(reset.insert(conn), "two RSTs for one connection"),
+            _ => {}
+        }
+    }
+    let conns = util::connections(&out);
+    let mut checked = 0;
+    for c in &conns {
+        let traced = client_retrans.get(&c["id"]).copied().unwrap_or(0);
+        assert_eq!(
+            traced.to_string(),
+            c["retransmits"],
+            "connection {}: traced retransmissions against tcpi_total_retrans",
+            c["id"]
+        );
+        checked += u32::from(traced > 0);
+        assert_eq!(
+            reset.contains(&c["id"]),
+            c["outcome"] == "reset_after_connect",
+            "connection {} ({}): a traced RST iff the client saw one",
+            c["id"],
+            c["outcome"]
+        );
+    }
+    assert!(checked > 0, "no connection retransmitted a SYN");
+    assert_eq!(reset.len() as u64, outcome(&s, "reset_after_connect"));
+    assert!(std::fs::read_to_string(out.join("report.md"))
+        .unwrap()
+        .contains("TCP_LISTEN_OVERFLOW"));
+}
+
+/// `trace_drops = false` turns tracing off: no drops.csv, and the summary says why.
+#[test]
+fn trace_drops_false_records_nothing_and_says_so() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = util::run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "client.connections=300",
+            "client.duration=300ms",
+            "trace_drops=false",
+            "expect=",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = summary(&out);
+    assert_eq!(s["drops"]["recorded"], false);
+    assert!(s["drops"]["unavailable"]
+        .as_str()
+        .unwrap()
+        .contains("trace_drops"));
+    assert!(!out.join("drops.csv").exists());
+}
