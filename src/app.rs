@@ -337,8 +337,10 @@ fn summarize(
     let bursty = matches!(plan.client.arrival, Arrival::Burst { .. });
     s.warnings = summary::warnings(&s, records, overflow_expected, bursty);
     let value = serde_json::to_value(&s)?;
-    let known = |name: &str| {
-        m.before.server.get(name).is_some() || (s.drops.recorded && m.reasons_known.contains(name))
+    // A counter name, or `drops.by_reason.<REASON>` for a drop reason this kernel names.
+    let known = |name: &str| match name.strip_prefix("drops.by_reason.") {
+        Some(reason) => s.drops.recorded && m.reasons_known.contains(reason),
+        None => m.before.server.get(name).is_some(),
     };
     s.expectations = plan
         .expect

@@ -76,10 +76,12 @@ pub struct Event {
 /// Parses one `trace_pipe` line; `None` for lines of other events and anything malformed
 /// (the reader counts those, it does not guess).
 pub fn parse(line: &str) -> Option<Event> {
+    // `<task> [cpu] flags <timestamp>: <event>: <fields>`; the task name may hold anything.
     let (kind, head, body) = Kind::ALL.iter().find_map(|&k| {
-        let tag = format!(": {}: ", k.name());
-        line.find(&tag)
-            .map(|i| (k, &line[..i], &line[i + tag.len()..]))
+        let name = k.name();
+        let i = line.find(name)?;
+        let (head, tail) = (line[..i].strip_suffix(": ")?, &line[i + name.len()..]);
+        Some((k, head, tail.strip_prefix(": ")?))
     })?;
     let t_ns = parse_timestamp(head.rsplit(' ').next()?)?;
     let field = |key: &str| field(body, key);

@@ -5,7 +5,8 @@
 //! - `skb:kfree_skb` with its drop reason (`TCP_LISTEN_OVERFLOW`, `NO_SOCKET`, ...) and the
 //!   kernel function that dropped the packet. It carries no addresses and no namespace, so these
 //!   are counted per reason for the whole machine (IPv4 only, filtered in the kernel) while the
-//!   storm runs; on a machine that does nothing else they are the lab's.
+//!   storm runs; on a machine that does nothing else they are the lab's. `QUEUE_PURGE` (buffers
+//!   freed when a socket closes, not packets lost) is filtered out.
 //! - `tcp:tcp_retransmit_synack`, `tcp:tcp_retransmit_skb`, `tcp:tcp_send_reset` and
 //!   `tcp:tcp_receive_reset`, which carry the 4-tuple: only those between the lab's server and its
 //!   client (or flood sources) are kept, and each is tied to the connection that used that client
@@ -131,7 +132,14 @@ pub struct Counts {
     /// RSTs sent per side, per reason.
     pub resets_sent: BTreeMap<String, BTreeMap<String, u64>>,
     /// Sockets reset by their peer, per side.
-    pub resets_received: BTreeMap<String, u64>,
+    pub resets_received: Sides,
+}
+
+/// A count per side of the lab.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Sides {
+    pub server: u64,
+    pub client: u64,
 }
 
 impl Tracer {
@@ -190,6 +198,17 @@ fn read_events(
         let instance = tracefs::Instance::create(&root)?;
         let mut trace = Trace::default();
         let port = server.port();
+        let reasons = instance
+            .format(Kind::KfreeSkb)
+            .map(|f| drop_reasons(&f))
+            .unwrap_or_default();
+        // QUEUE_PURGE is a socket's own buffers freed when it closes (one or more per connection
+        // in any storm), not a packet lost on its way: left out in the kernel, before it costs
+        // the reader anything. Reason numbers differ between kernels; the names do not.
+        let kfree_filter = match reasons.get("QUEUE_PURGE") {
+            Some(n) => format!("protocol == 2048 && reason != {n}"), // ETH_P_IP
+            None => "protocol == 2048".to_string(),
+        };
         for kind in Kind::ALL {
             if !instance.has(kind) {
                 trace.missing.push(kind.name());
@@ -198,8 +217,8 @@ fn read_events(
             // Filters in the kernel keep the reader's work small; fields differ between kernel
             // versions, so a refused filter falls back to none (the reader filters anyway).
             let filter = match kind {
-                Kind::KfreeSkb => "protocol == 2048".to_string(), // ETH_P_IP
-                Kind::SendReset => String::new(),                 // no port fields to filter on
+                Kind::KfreeSkb => kfree_filter.clone(),
+                Kind::SendReset => String::new(), // no port fields to filter on
                 _ => format!("sport == {port} || dport == {port}"),
             };
             if instance.enable(kind, &filter).is_err() {
@@ -209,10 +228,7 @@ fn read_events(
         if trace.missing.len() == Kind::ALL.len() {
             return Err("this kernel has none of the trace events the lab uses".into());
         }
-        trace.reasons_known = instance
-            .format(Kind::KfreeSkb)
-            .map(|f| symbolic_names(&f))
-            .unwrap_or_default();
+        trace.reasons_known = reasons.into_keys().collect();
         let pipe = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
@@ -296,7 +312,8 @@ impl Trace {
                     .entry(e.reason.clone())
                     .or_default() += 1
             }
-            Kind::ReceiveReset => *c.resets_received.entry(side).or_default() += 1,
+            Kind::ReceiveReset if side == "client" => c.resets_received.client += 1,
+            Kind::ReceiveReset => c.resets_received.server += 1,
         }
         if self.events.len() < MAX_ROWS {
             self.events.push(e);
@@ -342,15 +359,19 @@ fn lost_marker(line: &str) -> Option<u64> {
     rest.split(' ').next()?.parse().ok()
 }
 
-/// The names in a format file's `__print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, ...)`.
-fn symbolic_names(format: &str) -> BTreeSet<String> {
+/// The drop reasons and their numbers in `kfree_skb`'s format:
+/// `__print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" }, ...)`.
+fn drop_reasons(format: &str) -> BTreeMap<String, u32> {
     let Some(list) = format.split("__print_symbolic(REC->reason").nth(1) else {
-        return BTreeSet::new();
+        return BTreeMap::new();
     };
-    list.split('"')
+    list.split('{')
         .skip(1)
-        .step_by(2)
-        .map(str::to_string)
+        .filter_map(|pair| {
+            let (number, rest) = pair.split_once(',')?;
+            let name = rest.split('"').nth(1)?;
+            Some((name.to_string(), number.trim().parse().ok()?))
+        })
         .collect()
 }
 
@@ -522,8 +543,9 @@ mod tests {
     #[test]
     fn reads_the_reason_names_of_a_format() {
         let f = r#"print fmt: "reason: %s", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 40, "TCP_LISTEN_OVERFLOW" })"#;
-        let names = symbolic_names(f);
-        assert!(names.contains("TCP_LISTEN_OVERFLOW") && names.contains("NOT_SPECIFIED"));
+        let names = drop_reasons(f);
+        assert_eq!(names.get("TCP_LISTEN_OVERFLOW"), Some(&40));
+        assert_eq!(names.get("NOT_SPECIFIED"), Some(&2));
         assert_eq!(names.len(), 2);
     }
 

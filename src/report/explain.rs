@@ -78,7 +78,6 @@ fn explain_drops(s: &serde_json::Value, overflows: u64, out: &mut Vec<String>) {
         .as_object()
         .into_iter()
         .flatten()
-        .filter(|(r, _)| r.as_str() != "QUEUE_PURGE")
         .map(|(r, n)| (n.as_u64().unwrap_or(0), r.clone()))
         .collect();
     reasons.sort_by(|a, b| b.cmp(a));
@@ -90,7 +89,7 @@ fn explain_drops(s: &serde_json::Value, overflows: u64, out: &mut Vec<String>) {
             .collect();
         out.push(format!(
             "The kernel's drop reasons (skb:kfree_skb, every IPv4 drop on the machine during the \
-             run; buffers freed at close left out): {}.",
+             run): {}.",
             join(&list)
         ));
     }

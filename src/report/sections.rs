@@ -331,8 +331,8 @@ pub fn drop_table(s: &Value) -> Result<Vec<Vec<String>>, String> {
             row("tcp_send_reset", side, reason, n);
         }
     }
-    for (side, n) in d["resets_received"].as_object().into_iter().flatten() {
-        row("tcp_receive_reset", side, "", n);
+    for side in ["server", "client"] {
+        row("tcp_receive_reset", side, "", &d["resets_received"][side]);
     }
     if d["lost_events"].as_u64().unwrap_or(0) > 0 {
         row("(lost in the trace buffer)", "", "", &d["lost_events"]);

@@ -63,6 +63,8 @@ const OPEN: &[&str] = &[
     "sysctl.server.",
     "sysctl.client.",
     "drops.by_reason.",
+    "drops.by_function.",
+    "drops.resets_sent.",
 ];
 
 impl Expectation {
@@ -92,8 +94,9 @@ impl Expectation {
         })
     }
 
-    /// Evaluates against the summary JSON; `known` says whether a counter name exists on this
-    /// kernel (so that one that did not move reads 0).
+    /// Evaluates against the summary JSON; `known` says whether a counter name
+    /// (`TcpExt.ListenDrops`) or a drop-reason path (`drops.by_reason.NO_SOCKET`) exists on this
+    /// kernel (so that one that did not move or never happened reads 0).
     pub fn check(&self, summary: &Value, known: &dyn Fn(&str) -> bool) -> Verdict {
         let value = lookup(summary, &self.lhs, known);
         let expected = self.rhs.iter().try_fold(0.0, |acc, t| {
@@ -208,7 +211,8 @@ fn walk<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// The number at `path`. A counter absent from the summary did not move and reads 0, but only if
-/// the kernel has a counter of that name (`known`): a misspelt counter is missing, not zero.
+/// the kernel has a counter of that name (`known`): a misspelt counter is missing, not zero. Drop
+/// reasons likewise.
 fn lookup(v: &Value, path: &str, known: &dyn Fn(&str) -> bool) -> Option<f64> {
     let counter = [
         ("server", "counters.server."),
@@ -226,7 +230,7 @@ fn lookup(v: &Value, path: &str, known: &dyn Fn(&str) -> bool) -> Option<f64> {
         // A reason that never happened is absent and reads 0, if the kernel knows the name.
         return match v["drops"]["by_reason"].get(reason) {
             Some(n) => n.as_f64(),
-            None => known(reason).then_some(0.0),
+            None => known(path).then_some(0.0),
         };
     }
     let cur = walk(v, path)?;
@@ -245,7 +249,8 @@ mod tests {
             "outcomes": {"ok": 60, "connect_timeout": 40},
             "counters": {"server": {"TcpExt.ListenOverflows": 12, "TcpExt.ListenDrops": 12}, "client": {}},
             "listen": {"accept_queue_limit": 128},
-            "sysctl": {"server": {"net.core.somaxconn": "128"}}
+            "sysctl": {"server": {"net.core.somaxconn": "128"}},
+            "drops": {"recorded": true, "by_reason": {"TCP_LISTEN_OVERFLOW": 12}}
         })
     }
 
@@ -254,6 +259,8 @@ mod tests {
             "TcpExt.ListenOverflows",
             "TcpExt.TCPBacklogDrop",
             "Tcp.RetransSegs",
+            "drops.by_reason.TCP_LISTEN_OVERFLOW",
+            "drops.by_reason.NO_SOCKET",
         ]
         .contains(&name)
     }
@@ -280,6 +287,17 @@ mod tests {
         ));
         assert!(check("sysctl.server.net.core.somaxconn", "== 128"));
         assert!(!check("outcomes.ok", "> 60"));
+    }
+
+    #[test]
+    fn drop_reasons_that_never_happened_read_zero_and_misspelt_ones_fail() {
+        assert!(check(
+            "drops.by_reason.TCP_LISTEN_OVERFLOW",
+            "== counters.server.TcpExt.ListenOverflows"
+        ));
+        assert!(check("drops.by_reason.NO_SOCKET", "== 0"));
+        assert!(!check("drops.by_reason.NO_SOKET", "== 0"));
+        assert!(Expectation::parse("drops.by_reason.NO_SOCKET", "== 0").is_ok());
     }
 
     #[test]
