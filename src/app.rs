@@ -213,7 +213,7 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
             }
         }
     };
-    let trace = tracing.stop();
+    let mut trace = tracing.stop();
     let server_stats = server.stop();
     let link = topo.stop_link(ring_drops_before);
     drop(probes);
@@ -233,7 +233,7 @@ pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Res
     ];
     export::write_counters(&dir, &pairs)?;
     export::write_timeseries(&dir, &series, &pairs[0], &pairs[1])?;
-    let drop_rows = drops::rows(&trace, &storm.records, t0_mono_ns);
+    let drop_rows = drops::attribute(&mut trace, &storm.records, t0_mono_ns);
     if trace.unavailable.is_none() {
         export::write_drops(&dir, &drop_rows)?;
     }

@@ -105,6 +105,9 @@ pub struct Trace {
     pub counts: Counts,
     /// Events the trace buffer overwrote or never took (`per_cpu/*/stats`, `[LOST n EVENTS]`).
     pub lost: u64,
+    /// Events with the lab's addresses that belonged to no connection of this run (see
+    /// [`attribute`]); not in the rows or the counts.
+    pub foreign: u64,
     /// Events this kernel does not have.
     pub missing: Vec<&'static str>,
     /// Every drop reason this kernel names (from the event's format), so an expectation on a
@@ -140,6 +143,37 @@ pub struct Counts {
 pub struct Sides {
     pub server: u64,
     pub client: u64,
+}
+
+impl Counts {
+    /// Counts `e` in (or, with `add` false, back out of) its category.
+    fn tally(&mut self, e: &Event, add: bool) {
+        let n = |c: &mut u64| *c = if add { *c + 1 } else { c.saturating_sub(1) };
+        let side = side(e);
+        match e.kind {
+            Kind::KfreeSkb => {
+                n(self.by_reason.entry(e.reason.clone()).or_default());
+                let function = e.location.split('+').next().unwrap_or_default();
+                n(self
+                    .by_function
+                    .entry(function.to_string())
+                    .or_default()
+                    .entry(e.reason.clone())
+                    .or_default());
+            }
+            Kind::RetransmitSynack => n(&mut self.synack_retransmits),
+            Kind::RetransmitSkb if e.state == "TCP_SYN_SENT" => n(&mut self.syn_retransmits),
+            Kind::RetransmitSkb => n(&mut self.other_retransmits),
+            Kind::SendReset => n(self
+                .resets_sent
+                .entry(side.to_string())
+                .or_default()
+                .entry(e.reason.clone())
+                .or_default()),
+            Kind::ReceiveReset if side == "client" => n(&mut self.resets_received.client),
+            Kind::ReceiveReset => n(&mut self.resets_received.server),
+        }
+    }
 }
 
 impl Tracer {
@@ -290,31 +324,7 @@ impl Trace {
         if e.kind != Kind::KfreeSkb && !between_lab_hosts(&e, server) {
             return;
         }
-        let c = &mut self.counts;
-        let side = side(&e).to_string();
-        match e.kind {
-            Kind::KfreeSkb => {
-                *c.by_reason.entry(e.reason.clone()).or_default() += 1;
-                let function = e.location.split('+').next().unwrap_or_default();
-                *c.by_function
-                    .entry(function.to_string())
-                    .or_default()
-                    .entry(e.reason.clone())
-                    .or_default() += 1;
-            }
-            Kind::RetransmitSynack => c.synack_retransmits += 1,
-            Kind::RetransmitSkb if e.state == "TCP_SYN_SENT" => c.syn_retransmits += 1,
-            Kind::RetransmitSkb => c.other_retransmits += 1,
-            Kind::SendReset => {
-                *c.resets_sent
-                    .entry(side)
-                    .or_default()
-                    .entry(e.reason.clone())
-                    .or_default() += 1
-            }
-            Kind::ReceiveReset if side == "client" => c.resets_received.client += 1,
-            Kind::ReceiveReset => c.resets_received.server += 1,
-        }
+        self.counts.tally(&e, true);
         if self.events.len() < MAX_ROWS {
             self.events.push(e);
         } else {
@@ -445,7 +455,13 @@ pub struct Row {
 /// Ties every event to its connection where the 4-tuple allows: the latest connection from that
 /// client port that had started by then (a SYN-ACK retransmitted after the client gave up still
 /// belongs to it, until the port is used again).
-pub fn rows(trace: &Trace, records: &[ConnRecord], t0_mono_ns: u64) -> Vec<Row> {
+///
+/// An event from the client's address whose port no connection of this run had used by then is
+/// not this run's: tracepoints see every namespace, and an earlier lab's namespace, with the
+/// same addresses, lives on after that lab exits for as long as its orphaned sockets (FIN_WAIT,
+/// CLOSING, LAST_ACK) keep retransmitting. Such events are taken out of the rows and the counts
+/// and counted in `trace.foreign`.
+pub fn attribute(trace: &mut Trace, records: &[ConnRecord], t0_mono_ns: u64) -> Vec<Row> {
     let mut by_port: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
     for r in records {
         if let Some(p) = r.local_port {
@@ -455,10 +471,9 @@ pub fn rows(trace: &Trace, records: &[ConnRecord], t0_mono_ns: u64) -> Vec<Row> 
     for starts in by_port.values_mut() {
         starts.sort_unstable();
     }
-    trace
-        .events
-        .iter()
-        .map(|e| {
+    let mut rows = Vec::with_capacity(trace.events.len());
+    for e in &trace.events {
+        let row = {
             let t_us = (e.t_ns as i64 - t0_mono_ns as i64) / 1000;
             let client_port = [e.local, e.remote]
                 .into_iter()
@@ -483,8 +498,22 @@ pub fn rows(trace: &Trace, records: &[ConnRecord], t0_mono_ns: u64) -> Vec<Row> 
                 connection,
                 location: e.location.clone(),
             }
-        })
-        .collect()
+        };
+        if row.connection.is_none() && !row.local.is_empty() && has_client_port(e) {
+            trace.counts.tally(e, false);
+            trace.foreign += 1;
+        } else {
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+fn has_client_port(e: &Event) -> bool {
+    [e.local, e.remote]
+        .into_iter()
+        .flatten()
+        .any(|a| *a.ip() == CLIENT_ADDR)
 }
 
 /// `summary.json → drops`.
@@ -500,6 +529,9 @@ pub struct DropStats {
     pub not_stored: u64,
     /// Events lost in the trace buffer: nonzero means the counts below are short.
     pub lost_events: u64,
+    /// Events with the lab's addresses from no connection of this run (an earlier run's
+    /// namespace, alive while its orphaned sockets retransmit): left out of everything here.
+    pub foreign_events: u64,
     /// Events this kernel lacks (their counts are 0 because they cannot be seen).
     pub missing_events: Vec<String>,
     #[serde(flatten)]
@@ -515,9 +547,10 @@ impl DropStats {
         DropStats {
             recorded: trace.unavailable.is_none(),
             unavailable: trace.unavailable.clone(),
-            events: trace.events.len() as u64 + trace.not_stored,
+            events: rows.len() as u64 + trace.not_stored,
             not_stored: trace.not_stored,
             lost_events: trace.lost,
+            foreign_events: trace.foreign,
             missing_events: trace.missing.iter().map(|s| s.to_string()).collect(),
             counts: trace.counts.clone(),
             connections_with_events: rows
@@ -600,7 +633,7 @@ mod tests {
     }
 
     #[test]
-    fn ties_events_to_the_latest_connection_on_the_port() {
+    fn ties_events_to_the_latest_connection_on_the_port_and_leaves_out_strangers() {
         let rec = |id, started_us, port| ConnRecord {
             id,
             scheduled_us: started_us,
@@ -651,15 +684,26 @@ mod tests {
             ],
             ..Trace::default()
         };
-        let rows = rows(&trace, &records, t0);
+        let mut trace = trace;
+        for e in trace.events.clone() {
+            trace.counts.tally(&e, true);
+        }
+        assert_eq!(trace.counts.other_retransmits, 2);
+        let rows = attribute(&mut trace, &records, t0);
         let ids: Vec<_> = rows.iter().map(|r| r.connection).collect();
-        assert_eq!(ids, [Some(0), Some(1), Some(2), None, None]);
+        // Port 4002 was no connection's: an earlier lab's socket, left out.
+        assert_eq!(ids, [Some(0), Some(1), Some(2), None]);
         assert_eq!(rows[0].t_us, 1_000_500);
         assert_eq!(
-            (rows[0].side, rows[1].side, rows[4].side),
+            (rows[0].side, rows[1].side, rows[3].side),
             ("server", "client", "")
         );
         let stats = DropStats::of(&trace, &rows);
         assert_eq!(stats.connections_with_events, 3);
+        assert_eq!(
+            (stats.foreign_events, stats.counts.other_retransmits),
+            (1, 1)
+        );
+        assert_eq!(stats.events, 4);
     }
 }

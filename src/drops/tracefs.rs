@@ -76,16 +76,24 @@ impl Instance {
         let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let dir = instances.join(format!("{PREFIX}{}-{n}", std::process::id()));
         fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        let janitor = std::env::current_exe().ok().and_then(|exe| {
-            std::process::Command::new(exe)
-                .arg("trace-janitor")
-                .arg(&dir)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .ok()
-        });
+        // Only this tool's own binary knows `trace-janitor` (not a test harness linking the lib).
+        let own_binary = |exe: &PathBuf| {
+            exe.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("backlog-lab"))
+        };
+        let janitor = std::env::current_exe()
+            .ok()
+            .filter(own_binary)
+            .and_then(|exe| {
+                std::process::Command::new(exe)
+                    .arg("trace-janitor")
+                    .arg(&dir)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .ok()
+            });
         let instance = Instance { dir, janitor };
         instance.write("trace_clock", "mono")?;
         instance.write("buffer_size_kb", &BUFFER_KB.to_string())?;
