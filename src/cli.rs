@@ -30,12 +30,21 @@ pub enum Command {
     ///   backlog-lab run scenarios/netty-backlog-50.toml
     ///   backlog-lab run netty-backlog-50 --set server.backlog=1024
     ///   backlog-lab run --set server.sysctl.net.core.somaxconn=4096 --set client.rate=5000
+    ///   backlog-lab run reset-by-peer --set trace_drops=false   # without the tracefs events
+    ///
+    /// Writes scenario.toml, environment.json, connections.csv, counters.csv, timeseries.csv,
+    /// drops.csv (where packets died, from the kernel's trace events; needs root and tracefs),
+    /// summary.json, plots/ and report.{md,html} into the result folder (results/README.md).
+    /// Exit code: 0 every expectation held, 1 one failed, 2 bad input, 3 the machine cannot
+    /// host the lab, 130 interrupted (what was measured is still written).
+    #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Build the lab and run its server without a storm, for a client of your own.
     ///
     /// Prints the client namespace as /proc/PID/fd/N; run any client inside it with nsenter:
     ///   backlog-lab serve --set server.accept=fast --for 1m
     ///   nsenter --net=/proc/PID/fd/N wrk -t2 -c64 -d10s -H 'Connection: close' http://198.18.0.1:8080/
+    #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
     /// Measure the emulated link on this machine: handshake accuracy per RTT and packet rate,
     /// against a plain veth pair measured in the same run (needs root: TUN devices).
@@ -43,6 +52,7 @@ pub enum Command {
     /// Examples:
     ///   backlog-lab bench-link
     ///   backlog-lab bench-link --rtt 1ms,20ms --rate 100000 --seconds 3 --json
+    #[command(verbatim_doc_comment)]
     BenchLink(BenchLinkArgs),
     /// Parse and validate a scenario without running it (no privileges needed); print the plan.
     Check(ScenarioArgs),
