@@ -88,6 +88,13 @@ async fn exchange(
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return (Outcome::of_connect_error(&e), Some(e)),
     }
+    // The port is bound once the SYN is on its way: recorded now, so that a connect that never
+    // completes can still be found in drops.csv (its SYN retransmissions carry this port).
+    rec.local_port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port());
     let stream = match TcpStream::from_std(socket.into()) {
         Ok(s) => s,
         Err(e) => return (Outcome::Other, Some(e)),
@@ -113,7 +120,6 @@ async fn exchange(
     }
     let connected = Instant::now();
     rec.connected_us = Some(us(spec.t0, connected));
-    rec.local_port = stream.local_addr().ok().map(|a| a.port());
 
     let mut stream = stream;
     let mut first_byte = None;
