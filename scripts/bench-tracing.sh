@@ -9,7 +9,8 @@
 #     --set server.accept_rate= --set expect=
 # Needs root. Prints one line per run and the ratio on/off of the medians.
 set -euo pipefail
-n=${1:-3}; scenario=${2:-envoy-somaxconn-128}; shift 2 || true
+n=${1:-3}; scenario=${2:-envoy-somaxconn-128}; shift $(( $# < 2 ? $# : 2 ))
+cpus=$(nproc)
 bin=${BIN:-target/release/backlog-lab}
 [ -x "$bin" ] || cargo build --release -q
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -20,11 +21,11 @@ for i in $(seq "$n"); do
     "$bin" run "$scenario" --quiet --out "$tmp/$t-$i" --set trace_drops=$t "$@" || true
     [ -f "$tmp/$t-$i/summary.json" ] || { echo "the run failed (see above)" >&2; exit 1; }
     read -r b1 a1 < <(busy)
-    python3 - "$tmp/$t-$i/summary.json" "$t" $((b1-b0)) $((a1-a0)) <<'PY'
+    python3 - "$tmp/$t-$i/summary.json" "$t" $((b1-b0)) $((a1-a0)) "$cpus" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1])); d = s["drops"]
 busy, total = int(sys.argv[3]), int(sys.argv[4])
-secs = total / 100 / 2   # USER_HZ ticks over 2 CPUs
+secs = total / 100 / int(sys.argv[5])   # USER_HZ ticks over all CPUs
 print(f"trace_drops={sys.argv[2]:<5} rate {s['schedule']['achieved_rate']:8.1f}/s  machine CPU "
       f"{busy/100:6.2f} s in {secs:5.2f} s  events {d['events']:>7}  reader {d['cpu_ms']:6.0f} ms  "
       f"ok {s['outcomes']['ok']}")

@@ -71,6 +71,8 @@ pub struct Event {
     pub remote: Option<SocketAddrV4>,
     /// Where in the kernel a packet was dropped (`kfree_skb`), e.g. `tcp_v4_rcv+0x91/0x13f0`.
     pub location: String,
+    /// The packet's ethertype (`kfree_skb`; 2048 is IPv4), 0 where the event has none.
+    pub protocol: u16,
 }
 
 /// Parses one `trace_pipe` line; `None` for lines of other events and anything malformed
@@ -93,22 +95,24 @@ pub fn parse(line: &str) -> Option<Event> {
         local: None,
         remote: None,
         location: String::new(),
+        protocol: 0,
+    };
+    let addr = |a: &str, p: &str| {
+        Some(SocketAddrV4::new(
+            field(a)?.parse::<Ipv4Addr>().ok()?,
+            field(p)?.parse().ok()?,
+        ))
     };
     match kind {
         Kind::KfreeSkb => {
             event.location = field("location").unwrap_or_default().to_string();
+            event.protocol = field("protocol").and_then(|p| p.parse().ok()).unwrap_or(0);
             event.reason = body
                 .rsplit_once("reason: ")
                 .map(|(_, r)| r.trim().to_string())
                 .unwrap_or_default();
         }
         Kind::RetransmitSynack | Kind::RetransmitSkb | Kind::ReceiveReset => {
-            let addr = |a: &str, p: &str| {
-                Some(SocketAddrV4::new(
-                    field(a)?.parse::<Ipv4Addr>().ok()?,
-                    field(p)?.parse().ok()?,
-                ))
-            };
             event.local = addr("saddr", "sport");
             event.remote = addr("daddr", "dport");
             event.state = field("state").unwrap_or_default().to_string();
@@ -117,9 +121,14 @@ pub fn parse(line: &str) -> Option<Event> {
             // `src` is the end that sends the RST, also when no socket exists (NO_SOCKET). When the
             // socket is a listener (the RST of tcp_abort_on_overflow), the addresses are the
             // listener's own and `dest` is 0.0.0.0:0: the peer is not in the event.
-            event.local = field("src").and_then(|s| s.parse().ok());
+            // Kernels before 6.10 print it like the other socket events (`sport= ... saddr=`),
+            // without a reason, and only for RSTs sent by a socket.
+            event.local = field("src")
+                .and_then(|s| s.parse().ok())
+                .or_else(|| addr("saddr", "sport"));
             event.remote = field("dest")
                 .and_then(|s| s.parse::<SocketAddrV4>().ok())
+                .or_else(|| addr("daddr", "dport"))
                 .filter(|a| !a.ip().is_unspecified());
             event.state = field("state").unwrap_or_default().to_string();
             event.reason = field("reason").unwrap_or_default().to_string();
@@ -171,6 +180,12 @@ mod tests {
             None,
             "a listener's RST has no peer"
         );
+        // Before 6.10: the socket-event layout, no reason.
+        let old = "  x-1 [000] ..s.. 100.000001: tcp_send_reset: skbaddr=0 skaddr=0 family=AF_INET sport=8080 dport=4000 saddr=198.18.0.1 daddr=198.18.0.2 saddrv6=::1 daddrv6=::1 state=TCP_SYN_RECV";
+        let e = parse(old).unwrap();
+        assert_eq!(e.local, Some("198.18.0.1:8080".parse().unwrap()));
+        assert_eq!(e.remote, Some("198.18.0.2:4000".parse().unwrap()));
+        assert_eq!((e.reason.as_str(), e.state.as_str()), ("", "TCP_SYN_RECV"));
 
         let e = parse(RECEIVE_RESET).unwrap();
         assert_eq!(e.kind, Kind::ReceiveReset);
@@ -181,6 +196,7 @@ mod tests {
         assert_eq!(e.kind, Kind::KfreeSkb);
         assert_eq!(e.reason, "TCP_LISTEN_OVERFLOW");
         assert_eq!(e.location, "tcp_v4_rcv+0x91/0x13f0");
+        assert_eq!(e.protocol, 2048);
         assert_eq!((e.local, e.remote), (None, None));
 
         let e = parse(RETRANS).unwrap();

@@ -27,7 +27,7 @@ use std::io::{ErrorKind, Read};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,6 +43,9 @@ use crate::topo::link::{CLIENT_ADDR, FLOOD_NET};
 /// could otherwise hold millions of them in memory).
 const MAX_ROWS: usize = 500_000;
 
+/// `kfree_skb`'s `protocol` for IPv4.
+const ETH_P_IP: u16 = 0x0800;
+
 /// How long the reader sleeps in `poll` between looks at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -55,7 +58,8 @@ pub enum Recording {
 
 impl Recording {
     /// Starts tracing the lab's events around `server` (its address and port), or says why not,
-    /// once per process on stderr. Nothing is ever written outside the lab's own instance.
+    /// once per process on stderr. Nothing is written outside the lab's own instance, except
+    /// that instances of earlier lab processes that are gone are removed.
     pub fn start(server: SocketAddrV4, wanted: bool) -> Recording {
         if !wanted {
             return Recording::Unavailable("off in the scenario (trace_drops = false)".into());
@@ -75,10 +79,36 @@ impl Recording {
         }
     }
 
-    /// Stops tracing and returns what was recorded.
+    /// Marks the start of the window the counters cover: call it just before their first
+    /// reading. Events before it are not counted.
+    pub fn open_window(&self) {
+        if let Recording::Tracing(t) = self {
+            t.window[0].store(monotonic_now_ns(), Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the end of that window: call it just before the counters' last reading. Both
+    /// marks come just before a reading because the server's counters are read first in it: an
+    /// event can then fall between mark and reading only for the few µs of that file read.
+    pub fn close_window(&self) {
+        if let Recording::Tracing(t) = self {
+            t.window[1].store(monotonic_now_ns(), Ordering::Relaxed);
+        }
+    }
+
+    /// Stops tracing and returns what was recorded inside the window (up to now if it was never
+    /// closed), so that the trace and the counters count the same events.
     pub fn stop(self) -> Trace {
         match self {
-            Recording::Tracing(t) => t.stop(),
+            Recording::Tracing(t) => {
+                let _ = t.window[1].compare_exchange(
+                    0,
+                    monotonic_now_ns(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                t.stop()
+            }
             Recording::Unavailable(why) => Trace {
                 unavailable: Some(why),
                 ..Trace::default()
@@ -90,6 +120,8 @@ impl Recording {
 /// The reading thread: it owns the private mount, the instance and its `trace_pipe`.
 pub struct Tracer {
     stop: Arc<AtomicBool>,
+    /// `CLOCK_MONOTONIC` ns of the counters' first and last readings (0: not yet).
+    window: Arc<[AtomicU64; 2]>,
     thread: Option<JoinHandle<Trace>>,
 }
 
@@ -108,6 +140,11 @@ pub struct Trace {
     /// Events with the lab's addresses that belonged to no connection of this run (see
     /// [`attribute`]); not in the rows or the counts.
     pub foreign: u64,
+    /// Events of the lab before the counters' first reading or after their last: not in the
+    /// rows or the counts, so that both cover the same window.
+    pub outside_window: u64,
+    /// Why reading stopped early, if it did (the counts are then short).
+    pub read_error: Option<String>,
     /// Events this kernel does not have.
     pub missing: Vec<&'static str>,
     /// Every drop reason this kernel names (from the event's format), so an expectation on a
@@ -174,20 +211,32 @@ impl Counts {
             Kind::ReceiveReset => n(&mut self.resets_received.server),
         }
     }
+
+    /// Drops the reasons whose count went back to 0 (events taken out by [`attribute`]).
+    fn prune(&mut self) {
+        self.by_reason.retain(|_, n| *n > 0);
+        for nested in [&mut self.by_function, &mut self.resets_sent] {
+            nested.values_mut().for_each(|m| m.retain(|_, n| *n > 0));
+            nested.retain(|_, m| !m.is_empty());
+        }
+    }
 }
 
 impl Tracer {
     fn start(server: SocketAddrV4) -> Result<Tracer, String> {
         let stop = Arc::new(AtomicBool::new(false));
+        let window = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let (ready_tx, ready_rx) = mpsc::channel();
         let flag = stop.clone();
+        let bounds = window.clone();
         let thread = std::thread::Builder::new()
             .name("bl-tracefs".into())
-            .spawn(move || read_events(server, flag, ready_tx))
+            .spawn(move || read_events(server, flag, bounds, ready_tx))
             .map_err(|e| format!("cannot start the tracing thread: {e}"))?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Tracer {
                 stop,
+                window,
                 thread: Some(thread),
             }),
             Ok(Err(why)) => {
@@ -224,6 +273,7 @@ impl Drop for Tracer {
 fn read_events(
     server: SocketAddrV4,
     stop: Arc<AtomicBool>,
+    window: Arc<[AtomicU64; 2]>,
     ready: mpsc::Sender<Result<(), String>>,
 ) -> Trace {
     let cpu_start = thread_cpu();
@@ -240,8 +290,8 @@ fn read_events(
         // in any storm), not a packet lost on its way: left out in the kernel, before it costs
         // the reader anything. Reason numbers differ between kernels; the names do not.
         let kfree_filter = match reasons.get("QUEUE_PURGE") {
-            Some(n) => format!("protocol == 2048 && reason != {n}"), // ETH_P_IP
-            None => "protocol == 2048".to_string(),
+            Some(n) => format!("protocol == {ETH_P_IP} && reason != {n}"),
+            None => format!("protocol == {ETH_P_IP}"),
         };
         for kind in Kind::ALL {
             if !instance.has(kind) {
@@ -299,12 +349,19 @@ fn read_events(
             POLL.as_millis() as u16
         };
         let _ = nix::poll::poll(&mut fds, timeout);
-        let drained = reader.read(&mut pipe, |l| trace.take(l, server));
-        if stopping && drained {
+        let drained = match reader.read(&mut pipe, |l| trace.take(l, server, &window)) {
+            Ok(drained) => drained,
+            Err(e) => {
+                trace.read_error = Some(format!("reading trace_pipe: {e}"));
+                true
+            }
+        };
+        if (stopping && drained) || trace.read_error.is_some() {
             break;
         }
     }
-    trace.lost += instance.lost();
+    // The ring's own count (the `[LOST n EVENTS]` lines in trace_pipe report the same losses).
+    trace.lost = instance.lost();
     drop(pipe);
     drop(instance);
     trace.cpu_ms = (thread_cpu() - cpu_start).as_secs_f64() * 1e3;
@@ -312,16 +369,25 @@ fn read_events(
 }
 
 impl Trace {
-    /// Counts and keeps one line if it is the lab's event.
-    fn take(&mut self, line: &str, server: SocketAddrV4) {
-        if let Some(n) = lost_marker(line) {
-            self.lost += n;
-            return;
-        }
+    /// Counts and keeps one line if it is the lab's event, inside the counters' window.
+    fn take(&mut self, line: &str, server: SocketAddrV4, window: &[AtomicU64; 2]) {
         let Some(e) = event::parse(line) else {
             return;
         };
-        if e.kind != Kind::KfreeSkb && !between_lab_hosts(&e, server) {
+        let ours = match e.kind {
+            // The kernel filter says the same, unless this kernel refused it.
+            Kind::KfreeSkb => e.protocol == ETH_P_IP && e.reason != "QUEUE_PURGE",
+            _ => between_lab_hosts(&e, server),
+        };
+        if !ours {
+            return;
+        }
+        let (start, end) = (
+            window[0].load(Ordering::Relaxed),
+            window[1].load(Ordering::Relaxed),
+        );
+        if start == 0 || e.t_ns < start || (end != 0 && e.t_ns > end) {
+            self.outside_window += 1;
             return;
         }
         self.counts.tally(&e, true);
@@ -341,11 +407,15 @@ struct LineReader {
 
 impl LineReader {
     /// Reads what is there now; true once the pipe is empty (or gone).
-    fn read(&mut self, pipe: &mut std::fs::File, mut on_line: impl FnMut(&str)) -> bool {
+    fn read(
+        &mut self,
+        pipe: &mut std::fs::File,
+        mut on_line: impl FnMut(&str),
+    ) -> std::io::Result<bool> {
         let mut buf = [0u8; 64 * 1024];
         loop {
             match pipe.read(&mut buf) {
-                Ok(0) => return true,
+                Ok(0) => return Ok(true),
                 Ok(n) => {
                     self.pending.extend_from_slice(&buf[..n]);
                     let mut start = 0;
@@ -356,17 +426,11 @@ impl LineReader {
                     self.pending.drain(..start);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
-                Err(_) => return true,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+                Err(e) => return Err(e),
             }
         }
     }
-}
-
-/// `CPU:1 [LOST 12 EVENTS]`, which trace_pipe prints where its ring overran.
-fn lost_marker(line: &str) -> Option<u64> {
-    let rest = line.split("[LOST ").nth(1)?;
-    rest.split(' ').next()?.parse().ok()
 }
 
 /// The drop reasons and their numbers in `kfree_skb`'s format:
@@ -420,12 +484,16 @@ fn thread_cpu() -> Duration {
         .unwrap_or_default()
 }
 
+fn monotonic_now_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| Duration::from(t).as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 /// `CLOCK_MONOTONIC` at `instant`, in nanoseconds: the trace's clock for the storm's time zero.
 pub fn monotonic_ns(instant: Instant) -> u64 {
     let now = Instant::now();
-    let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| Duration::from(t).as_nanos() as i128)
-        .unwrap_or(0);
+    let mono = monotonic_now_ns() as i128;
     let delta = if instant >= now {
         (instant - now).as_nanos() as i128
     } else {
@@ -480,40 +548,40 @@ pub fn attribute(trace: &mut Trace, records: &[ConnRecord], t0_mono_ns: u64) -> 
                 .flatten()
                 .find(|a| *a.ip() == CLIENT_ADDR)
                 .map(|a| a.port());
-            // A connect() stamped a few µs after its SYN left: allow the clocks 1 ms.
+            // `started_us` is stamped before socket() and connect(): no event of a connection
+            // comes before it.
             let connection = client_port.and_then(|p| {
                 let starts = by_port.get(&p)?;
-                let i = starts.partition_point(|&(s, _)| (s as i64) <= t_us + 1000);
+                let i = starts.partition_point(|&(s, _)| (s as i64) <= t_us);
                 i.checked_sub(1).map(|i| starts[i].1)
             });
             let addr = |a: Option<SocketAddrV4>| a.map(|a| a.to_string()).unwrap_or_default();
-            Row {
-                t_us,
-                event: e.kind.name(),
-                side: side(e),
-                reason: e.reason.clone(),
-                state: e.state.clone(),
-                local: addr(e.local),
-                remote: addr(e.remote),
-                connection,
-                location: e.location.clone(),
-            }
+            let foreign = client_port.is_some() && connection.is_none();
+            (
+                foreign,
+                Row {
+                    t_us,
+                    event: e.kind.name(),
+                    side: side(e),
+                    reason: e.reason.clone(),
+                    state: e.state.clone(),
+                    local: addr(e.local),
+                    remote: addr(e.remote),
+                    connection,
+                    location: e.location.clone(),
+                },
+            )
         };
-        if row.connection.is_none() && !row.local.is_empty() && has_client_port(e) {
-            trace.counts.tally(e, false);
-            trace.foreign += 1;
-        } else {
-            rows.push(row);
+        match row {
+            (true, _) => {
+                trace.counts.tally(e, false);
+                trace.foreign += 1;
+            }
+            (false, row) => rows.push(row),
         }
     }
+    trace.counts.prune();
     rows
-}
-
-fn has_client_port(e: &Event) -> bool {
-    [e.local, e.remote]
-        .into_iter()
-        .flatten()
-        .any(|a| *a.ip() == CLIENT_ADDR)
 }
 
 /// `summary.json → drops`.
@@ -529,8 +597,14 @@ pub struct DropStats {
     pub not_stored: u64,
     /// Events lost in the trace buffer: nonzero means the counts below are short.
     pub lost_events: u64,
+    /// Events of the lab before the counters' first reading or after their last, left out so
+    /// that the counts here and in counters.csv cover the same time.
+    pub outside_window: u64,
+    /// Why reading the trace stopped early, if it did (the counts are then short).
+    pub read_error: Option<String>,
     /// Events with the lab's addresses from no connection of this run (an earlier run's
-    /// namespace, alive while its orphaned sockets retransmit): left out of everything here.
+    /// namespace, alive while its orphaned sockets retransmit): left out of everything here. A
+    /// lower bound: such an event on a port this run also used cannot be told apart.
     pub foreign_events: u64,
     /// Events this kernel lacks (their counts are 0 because they cannot be seen).
     pub missing_events: Vec<String>,
@@ -551,6 +625,8 @@ impl DropStats {
             not_stored: trace.not_stored,
             lost_events: trace.lost,
             foreign_events: trace.foreign,
+            outside_window: trace.outside_window,
+            read_error: trace.read_error.clone(),
             missing_events: trace.missing.iter().map(|s| s.to_string()).collect(),
             counts: trace.counts.clone(),
             connections_with_events: rows
@@ -566,12 +642,6 @@ impl DropStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_lost_marker() {
-        assert_eq!(lost_marker("CPU:1 [LOST 12 EVENTS]"), Some(12));
-        assert_eq!(lost_marker("tcp_send_reset: src=1.2.3.4:5"), None);
-    }
 
     #[test]
     fn reads_the_reason_names_of_a_format() {
@@ -591,6 +661,7 @@ mod tests {
             local: local.parse().ok(),
             remote: remote.parse().ok(),
             location: String::new(),
+            protocol: 0,
         }
     }
 

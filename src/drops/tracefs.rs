@@ -24,8 +24,10 @@ use super::event::Kind;
 /// Where the private mount goes (a directory sysfs always has).
 const MOUNT_POINT: &str = "/sys/kernel/tracing";
 const PREFIX: &str = "backlog-lab-";
-/// Per-CPU ring size: about 40,000 events per CPU before the reader must have caught up.
-const BUFFER_KB: u32 = 4096;
+/// Ring size over all CPUs, split between them: at most 4 MB (about 40,000 events) per CPU,
+/// and 64 MB in all however many CPUs the host has.
+const BUFFER_KB_PER_CPU: u64 = 4096;
+const BUFFER_KB_TOTAL: u64 = 65536;
 
 static INSTANCES: AtomicU32 = AtomicU32::new(0);
 
@@ -96,7 +98,9 @@ impl Instance {
             });
         let instance = Instance { dir, janitor };
         instance.write("trace_clock", "mono")?;
-        instance.write("buffer_size_kb", &BUFFER_KB.to_string())?;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let per_cpu = BUFFER_KB_PER_CPU.min(BUFFER_KB_TOTAL / cpus).max(256);
+        instance.write("buffer_size_kb", &per_cpu.to_string())?;
         Ok(instance)
     }
 
@@ -111,7 +115,8 @@ impl Instance {
         self.event_dir(kind).join("enable").exists()
     }
 
-    /// Sets the event's in-kernel filter (an empty string clears it) and enables it.
+    /// Sets the event's in-kernel filter (none if `filter` is empty; "0" clears one) and
+    /// enables the event.
     pub fn enable(&self, kind: Kind, filter: &str) -> Result<(), String> {
         let dir = self.event_dir(kind);
         if !filter.is_empty() {
@@ -186,17 +191,17 @@ fn remove(dir: &Path) -> io::Result<()> {
 }
 
 /// `backlog-lab trace-janitor DIR`: waits until stdin closes (the run ended, however it ended),
-/// then removes the instance if the run did not. Ctrl-C reaches the whole process group; the
-/// janitor ignores it, since the run then cleans up itself and closes the pipe.
+/// then removes the instance if the run did not. Ctrl-C, a hangup or a `kill` of the process
+/// group reaches the janitor too; it ignores them, since it must outlive the run to be of use.
 pub fn janitor(dir: &Path) {
-    use std::io::Read;
     // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
     }
-    let mut sink = [0u8; 64];
-    while matches!(io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+    // Until EOF (io::copy retries EINTR): the run closed the pipe or died.
+    let _ = io::copy(&mut io::stdin(), &mut io::sink());
     let _ = write_file(&dir.join("tracing_on"), "0");
     let _ = remove(dir);
 }

@@ -257,6 +257,19 @@ pub fn warnings(
             ));
         }
     }
+    let d = &s.drops;
+    if d.lost_events > 0 {
+        w.push(format!(
+            "{} trace events were lost in the kernel's buffer: the counts in drops are short \
+             (drops.csv misses them too); a slower storm or fewer events (trace_drops = false) helps",
+            d.lost_events
+        ));
+    }
+    if let Some(e) = &d.read_error {
+        w.push(format!(
+            "the trace stopped early ({e}): the counts in drops are short"
+        ));
+    }
     let errno_count = |e: i32| records.iter().filter(|r| r.errno == Some(e)).count();
     let ports = errno_count(libc::EADDRNOTAVAIL);
     if ports > 0 {

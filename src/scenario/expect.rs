@@ -94,6 +94,15 @@ impl Expectation {
         })
     }
 
+    /// Whether the assertion reads any value under `prefix` (e.g. `drops.`), on either side.
+    pub fn reads(&self, prefix: &str) -> bool {
+        self.lhs.starts_with(prefix)
+            || self
+                .rhs
+                .iter()
+                .any(|t| matches!(t, Term::Path(_, p) if p.starts_with(prefix)))
+    }
+
     /// Evaluates against the summary JSON; `known` says whether a counter name
     /// (`TcpExt.ListenDrops`) or a drop-reason path (`drops.by_reason.NO_SOCKET`) exists on this
     /// kernel (so that one that did not move or never happened reads 0).
@@ -235,6 +244,7 @@ fn lookup(v: &Value, path: &str, known: &dyn Fn(&str) -> bool) -> Option<f64> {
     }
     let cur = walk(v, path)?;
     cur.as_f64()
+        .or_else(|| cur.as_bool().map(|b| f64::from(u8::from(b))))
         .or_else(|| cur.as_str().and_then(|s| s.parse().ok()))
 }
 
