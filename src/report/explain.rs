@@ -65,7 +65,7 @@ fn spans_text(spans: &[(f64, f64)], max: usize) -> String {
 }
 
 /// What the kernel's trace events add to the counters: which packets died and why.
-fn explain_drops(s: &serde_json::Value, overflows: u64, out: &mut Vec<String>) {
+fn explain_drops(s: &serde_json::Value, overflows: u64, gave_up: u64, out: &mut Vec<String>) {
     let d = &s["drops"];
     if d["recorded"] != true {
         if let Some(why) = d["unavailable"].as_str() {
@@ -119,14 +119,25 @@ fn explain_drops(s: &serde_json::Value, overflows: u64, out: &mut Vec<String>) {
             join(&parts)
         );
         let rest = overflows - listen - cookie;
+        let syn_retrans = d["syn_retransmits"].as_u64().unwrap_or(0);
         if rest > 0 {
             t.push_str(&format!(
                 "; the other {} were SYNs, which the kernel discards without a drop reason (it \
                  consumes them), so only ListenOverflows and the clients' SYN retransmissions ({} \
                  traced) show them",
                 thousands(rest),
-                thousands(d["syn_retransmits"].as_u64().unwrap_or(0))
+                thousands(syn_retrans)
             ));
+            // Every dropped SYN was either retransmitted or the last of a connect that gave up.
+            if rest == syn_retrans + gave_up && gave_up > 0 {
+                t.push_str(&format!(
+                    ": {} retransmitted plus the last SYNs of the {} connects that gave up make \
+                     exactly {}",
+                    thousands(syn_retrans),
+                    thousands(gave_up),
+                    thousands(rest)
+                ));
+            }
         }
         t.push('.');
         out.push(t);
@@ -234,7 +245,7 @@ pub fn explain(run: &RunFolder) -> Vec<String> {
         );
     }
 
-    explain_drops(s, overflows, &mut out);
+    explain_drops(s, overflows, count(Outcome::ConnectTimeout), &mut out);
 
     // The SYN queue.
     let full_syn = server("TcpExt.TCPReqQFullDoCookies");
