@@ -538,6 +538,41 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_splits_the_overflows_and_names_the_reset_reason() {
+        let mut r = run();
+        // 9 overflows = 2 final ACKs + 1 cookie ACK + 6 SYNs (4 retransmitted + the last of 2
+        // connects that gave up).
+        r.summary["drops"] = json!({
+            "recorded": true,
+            "by_reason": {"TCP_LISTEN_OVERFLOW": 2, "NO_SOCKET": 1},
+            "by_function": {"cookie_v4_check": {"NO_SOCKET": 1}},
+            "syn_retransmits": 4,
+            "resets_sent": {"server": {"INVALID_SYN": 2}},
+            "lost_events": 0
+        });
+        r.summary["sysctl"] = json!({"server": {"net.ipv4.tcp_abort_on_overflow": "1"}});
+        let text = explain(&r).join("\n");
+        assert!(text.contains("Of the 9 accept-queue overflows, 2 were handshakes' final ACKs (TCP_LISTEN_OVERFLOW) and 1 syncookie ACKs whose new socket could not be queued"), "{text}");
+        assert!(
+            text.contains(
+                "4 retransmitted plus the last SYNs of the 2 connects that gave up make exactly 6"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("INVALID_SYN is what Linux calls the reset of tcp_abort_on_overflow"),
+            "{text}"
+        );
+
+        r.summary["drops"] = json!({"recorded": false, "unavailable": "no tracefs"});
+        let text = explain(&r).join("\n");
+        assert!(
+            text.contains("Drop reasons were not recorded: no tracefs."),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_quiet_run_says_the_queue_never_filled() {
         let mut r = run();
         r.series.columns[0].1 = vec![Some(1.0); 8];
