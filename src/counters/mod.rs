@@ -194,8 +194,8 @@ impl Sampler {
     }
 }
 
-/// User + system CPU time of the calling thread, ms.
-fn thread_cpu_ms() -> f64 {
+/// User + system CPU time of the calling thread, ms (the sampler's and the tracer's cost).
+pub(crate) fn thread_cpu_ms() -> f64 {
     use nix::sys::resource::{getrusage, UsageWho};
     getrusage(UsageWho::RUSAGE_THREAD)
         .map(|u| {

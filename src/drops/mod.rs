@@ -276,7 +276,7 @@ fn read_events(
     window: Arc<[AtomicU64; 2]>,
     ready: mpsc::Sender<Result<(), String>>,
 ) -> Trace {
-    let cpu_start = thread_cpu();
+    let cpu_start = crate::counters::thread_cpu_ms();
     let setup = || -> Result<(tracefs::Instance, std::fs::File, Trace), String> {
         let root = tracefs::mount_privately()?;
         let instance = tracefs::Instance::create(&root)?;
@@ -364,7 +364,7 @@ fn read_events(
     trace.lost = instance.lost();
     drop(pipe);
     drop(instance);
-    trace.cpu_ms = (thread_cpu() - cpu_start).as_secs_f64() * 1e3;
+    trace.cpu_ms = crate::counters::thread_cpu_ms() - cpu_start;
     trace
 }
 
@@ -476,12 +476,6 @@ fn side(e: &Event) -> &'static str {
         Some(_) => "server",
         None => "",
     }
-}
-
-fn thread_cpu() -> Duration {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(Duration::from)
-        .unwrap_or_default()
 }
 
 fn monotonic_now_ns() -> u64 {

@@ -367,30 +367,32 @@ pub fn comparison_rows(runs: &[(&str, &Summary)]) -> Vec<(String, Vec<String>)> 
             }
         }
     }
-    // Where packets died (tracefs), every drop reason and RST reason seen in any run.
-    let mut traced: std::collections::BTreeSet<(String, String)> = Default::default();
+    // Where packets died (tracefs): every drop reason (side None) and RST reason seen in any run.
+    let mut traced: std::collections::BTreeSet<(Option<String>, String)> = Default::default();
     for (_, s) in runs {
         let c = &s.drops.counts;
-        traced.extend(c.by_reason.keys().map(|r| ("drop".to_string(), r.clone())));
+        traced.extend(c.by_reason.keys().map(|r| (None, r.clone())));
         for (side, reasons) in &c.resets_sent {
-            traced.extend(reasons.keys().map(|r| (format!("{side} RST"), r.clone())));
+            traced.extend(reasons.keys().map(|r| (Some(side.clone()), r.clone())));
         }
     }
-    for (what, reason) in traced {
+    for (side, reason) in traced {
         let values = runs.iter().map(|(_, s)| {
             let c = &s.drops.counts;
-            let n = if what == "drop" {
-                c.by_reason.get(&reason)
-            } else {
-                let side = what.trim_end_matches(" RST");
-                c.resets_sent.get(side).and_then(|r| r.get(&reason))
+            let n = match &side {
+                None => c.by_reason.get(&reason),
+                Some(side) => c.resets_sent.get(side).and_then(|r| r.get(&reason)),
             };
             match (s.drops.recorded, n) {
                 (false, _) => "-".to_string(),
                 (true, n) => n.copied().unwrap_or(0).to_string(),
             }
         });
-        rows.push((format!("{what} {reason}"), values.collect()));
+        let label = match &side {
+            None => format!("drop {reason}"),
+            Some(side) => format!("{side} RST {reason}"),
+        };
+        rows.push((label, values.collect()));
     }
     rows.push((
         "expectations held".to_string(),
