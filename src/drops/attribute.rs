@@ -1,0 +1,234 @@
+//! Which events are the lab's, and which connection each belongs to.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::event::{Event, Kind};
+use super::stats::{Row, Trace};
+use crate::record::ConnRecord;
+use crate::topo::link::{CLIENT_ADDR, FLOOD_NET};
+
+/// Whether a TCP event is between the lab's server and its client or a flood source (not the
+/// link's calibration address, not anyone else on the machine). A RST the listener itself sends
+/// names no peer; it is the lab's if the listener is.
+pub(super) fn between_lab_hosts(e: &Event, server: SocketAddrV4) -> bool {
+    let peer = |a: &SocketAddrV4| *a.ip() == CLIENT_ADDR || in_flood_net(a.ip());
+    match (e.local, e.remote) {
+        (Some(local), Some(remote)) => {
+            (local == server && peer(&remote)) || (remote == server && peer(&local))
+        }
+        (Some(local), None) => e.kind == Kind::SendReset && local == server,
+        _ => false,
+    }
+}
+
+fn in_flood_net(ip: &Ipv4Addr) -> bool {
+    let (net, len) = FLOOD_NET;
+    let mask = u32::MAX << (32 - len);
+    u32::from(*ip) & mask == u32::from(net) & mask
+}
+
+/// `server`, `client`, or empty (a `kfree_skb`, which has no addresses).
+pub(super) fn side(e: &Event) -> &'static str {
+    match e.local {
+        Some(l) if *l.ip() == CLIENT_ADDR => "client",
+        Some(_) => "server",
+        None => "",
+    }
+}
+
+/// Ties every event to its connection where the 4-tuple allows: the latest connection from that
+/// client port that had started by then (a SYN-ACK retransmitted after the client gave up still
+/// belongs to it, until the port is used again).
+///
+/// An event from the client's address whose port no connection of this run had used by then is
+/// not this run's: tracepoints see every namespace, and an earlier lab's namespace, with the
+/// same addresses, lives on after that lab exits for as long as its orphaned sockets (FIN_WAIT,
+/// CLOSING, LAST_ACK) keep retransmitting. Such events are taken out of the rows and the counts
+/// and counted in `trace.foreign`.
+pub fn attribute(trace: &mut Trace, records: &[ConnRecord], t0_mono_ns: u64) -> Vec<Row> {
+    let mut by_port: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
+    for r in records {
+        if let Some(p) = r.local_port {
+            by_port.entry(p).or_default().push((r.started_us, r.id));
+        }
+    }
+    for starts in by_port.values_mut() {
+        starts.sort_unstable();
+    }
+    let mut rows = Vec::with_capacity(trace.events.len());
+    for e in &trace.events {
+        let row = {
+            let t_us = (e.t_ns as i64 - t0_mono_ns as i64) / 1000;
+            let client_port = [e.local, e.remote]
+                .into_iter()
+                .flatten()
+                .find(|a| *a.ip() == CLIENT_ADDR)
+                .map(|a| a.port());
+            // `started_us` is stamped before socket() and connect(): no event of a connection
+            // comes before it.
+            let connection = client_port.and_then(|p| {
+                let starts = by_port.get(&p)?;
+                let i = starts.partition_point(|&(s, _)| (s as i64) <= t_us);
+                i.checked_sub(1).map(|i| starts[i].1)
+            });
+            let addr = |a: Option<SocketAddrV4>| a.map(|a| a.to_string()).unwrap_or_default();
+            let foreign = client_port.is_some() && connection.is_none();
+            (
+                foreign,
+                Row {
+                    t_us,
+                    event: e.kind.name(),
+                    side: side(e),
+                    reason: e.reason.clone(),
+                    state: e.state.clone(),
+                    local: addr(e.local),
+                    remote: addr(e.remote),
+                    connection,
+                    location: e.location.clone(),
+                },
+            )
+        };
+        match row {
+            (true, _) => {
+                trace.counts.tally(e, false);
+                trace.foreign += 1;
+            }
+            (false, row) => rows.push(row),
+        }
+    }
+    trace.counts.prune();
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drops::DropStats;
+
+    fn ev(t_ns: u64, kind: Kind, local: &str, remote: &str) -> Event {
+        Event {
+            t_ns,
+            kind,
+            reason: String::new(),
+            state: String::new(),
+            local: local.parse().ok(),
+            remote: remote.parse().ok(),
+            location: String::new(),
+            protocol: 0,
+        }
+    }
+
+    #[test]
+    fn keeps_only_events_between_the_lab_hosts() {
+        let server: SocketAddrV4 = "198.18.0.1:60011".parse().unwrap();
+        let k = Kind::RetransmitSynack;
+        assert!(between_lab_hosts(
+            &ev(0, k, "198.18.0.1:60011", "198.18.0.2:4000"),
+            server
+        ));
+        assert!(between_lab_hosts(
+            &ev(0, k, "198.18.0.1:60011", "198.19.3.4:4000"),
+            server
+        ));
+        assert!(between_lab_hosts(
+            &ev(0, k, "198.18.0.2:4000", "198.18.0.1:60011"),
+            server
+        ));
+        // The link's calibration address, another port, someone else's connection.
+        assert!(!between_lab_hosts(
+            &ev(0, k, "198.18.0.1:60011", "198.18.0.3:4000"),
+            server
+        ));
+        assert!(!between_lab_hosts(
+            &ev(0, k, "198.18.0.1:22", "198.18.0.2:4000"),
+            server
+        ));
+        assert!(!between_lab_hosts(
+            &ev(0, k, "10.0.0.1:60011", "10.0.0.2:4000"),
+            server
+        ));
+        // The listener's own RST (no peer in the event) is the lab's if the listener is.
+        let rst = Kind::SendReset;
+        assert!(between_lab_hosts(
+            &ev(0, rst, "198.18.0.1:60011", ""),
+            server
+        ));
+        assert!(!between_lab_hosts(&ev(0, rst, "198.18.0.1:22", ""), server));
+    }
+
+    #[test]
+    fn ties_events_to_the_latest_connection_on_the_port_and_leaves_out_strangers() {
+        let rec = |id, started_us, port| ConnRecord {
+            id,
+            scheduled_us: started_us,
+            started_us,
+            connected_us: None,
+            first_byte_us: None,
+            finished_us: started_us + 10,
+            outcome: crate::record::Outcome::Ok,
+            errno: None,
+            retransmits: 0,
+            local_port: Some(port),
+            bytes: 0,
+        };
+        let records = [
+            rec(0, 1_000, 4000),
+            rec(1, 5_000_000, 4000),
+            rec(2, 2_000, 4001),
+        ];
+        let t0 = 1_000_000_000;
+        let at = |us: u64| t0 + us * 1000;
+        let trace = Trace {
+            events: vec![
+                ev(
+                    at(1_000_500),
+                    Kind::RetransmitSynack,
+                    "198.18.0.1:80",
+                    "198.18.0.2:4000",
+                ),
+                ev(
+                    at(5_000_100),
+                    Kind::ReceiveReset,
+                    "198.18.0.2:4000",
+                    "198.18.0.1:80",
+                ),
+                ev(
+                    at(3_000),
+                    Kind::RetransmitSkb,
+                    "198.18.0.2:4001",
+                    "198.18.0.1:80",
+                ),
+                ev(
+                    at(3_000),
+                    Kind::RetransmitSkb,
+                    "198.18.0.2:4002",
+                    "198.18.0.1:80",
+                ),
+                ev(at(10), Kind::KfreeSkb, "", ""),
+            ],
+            ..Trace::default()
+        };
+        let mut trace = trace;
+        for e in trace.events.clone() {
+            trace.counts.tally(&e, true);
+        }
+        assert_eq!(trace.counts.other_retransmits, 2);
+        let rows = attribute(&mut trace, &records, t0);
+        let ids: Vec<_> = rows.iter().map(|r| r.connection).collect();
+        // Port 4002 was no connection's: an earlier lab's socket, left out.
+        assert_eq!(ids, [Some(0), Some(1), Some(2), None]);
+        assert_eq!(rows[0].t_us, 1_000_500);
+        assert_eq!(
+            (rows[0].side, rows[1].side, rows[3].side),
+            ("server", "client", "")
+        );
+        let stats = DropStats::of(&trace, &rows);
+        assert_eq!(stats.connections_with_events, 3);
+        assert_eq!(
+            (stats.foreign_events, stats.counts.other_retransmits),
+            (1, 1)
+        );
+        assert_eq!(stats.events, 4);
+    }
+}

@@ -1,0 +1,310 @@
+//! The tracing thread: it sets up the lab's tracefs instance, reads its `trace_pipe` while the
+//! storm runs, and keeps the lab's events that fall inside the counters' window.
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read};
+use std::net::SocketAddrV4;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::attribute::between_lab_hosts;
+use super::event::{self, Kind};
+use super::stats::Trace;
+use super::tracefs;
+
+/// Rows kept for `drops.csv`; beyond this events are still counted, not stored (a long storm
+/// could otherwise hold millions of them in memory).
+pub(super) const MAX_ROWS: usize = 500_000;
+
+/// `kfree_skb`'s `protocol` for IPv4.
+const ETH_P_IP: u16 = 0x0800;
+
+/// How long the reader sleeps in `poll` between looks at the stop flag.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The reading thread: it owns the private mount, the instance and its `trace_pipe`.
+pub struct Tracer {
+    stop: Arc<AtomicBool>,
+    /// `CLOCK_MONOTONIC` ns of the counters' first and last readings (0: not yet).
+    pub(super) window: Arc<[AtomicU64; 2]>,
+    thread: Option<JoinHandle<Trace>>,
+}
+
+impl Tracer {
+    pub(super) fn start(server: SocketAddrV4) -> Result<Tracer, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let window = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let flag = stop.clone();
+        let bounds = window.clone();
+        let thread = std::thread::Builder::new()
+            .name("bl-tracefs".into())
+            .spawn(move || read_events(server, flag, bounds, ready_tx))
+            .map_err(|e| format!("cannot start the tracing thread: {e}"))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Tracer {
+                stop,
+                window,
+                thread: Some(thread),
+            }),
+            Ok(Err(why)) => {
+                let _ = thread.join();
+                Err(why)
+            }
+            Err(_) => Err("the tracing thread ended before it was ready".into()),
+        }
+    }
+
+    pub(super) fn stop(mut self) -> Trace {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_else(|| Trace {
+                unavailable: Some("the tracing thread panicked".into()),
+                ..Trace::default()
+            })
+    }
+}
+
+impl Drop for Tracer {
+    /// An error path that never calls `stop` still ends the thread, which removes the instance.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The tracing thread: set up, say ready (or why not), read until told to stop, tear down.
+fn read_events(
+    server: SocketAddrV4,
+    stop: Arc<AtomicBool>,
+    window: Arc<[AtomicU64; 2]>,
+    ready: mpsc::Sender<Result<(), String>>,
+) -> Trace {
+    let cpu_start = crate::counters::thread_cpu_ms();
+    let (instance, mut pipe, mut trace) = match set_up(server) {
+        Ok(s) => s,
+        Err(why) => {
+            let _ = ready.send(Err(why.clone()));
+            return Trace {
+                unavailable: Some(why),
+                ..Trace::default()
+            };
+        }
+    };
+    let _ = ready.send(Ok(()));
+    read_until_stopped(&instance, &mut pipe, &mut trace, server, &stop, &window);
+    // The ring's own count (the `[LOST n EVENTS]` lines in trace_pipe report the same losses).
+    trace.lost = instance.lost();
+    drop(pipe);
+    drop(instance);
+    trace.cpu_ms = crate::counters::thread_cpu_ms() - cpu_start;
+    trace
+}
+
+/// Mounts tracefs privately, creates the lab's instance, enables its events with their kernel
+/// filters and opens its `trace_pipe`; the trace it returns already names the missing events
+/// and the known drop reasons.
+fn set_up(server: SocketAddrV4) -> Result<(tracefs::Instance, std::fs::File, Trace), String> {
+    let root = tracefs::mount_privately()?;
+    let instance = tracefs::Instance::create(&root)?;
+    let mut trace = Trace::default();
+    let port = server.port();
+    let reasons = instance
+        .format(Kind::KfreeSkb)
+        .map(|f| drop_reasons(&f))
+        .unwrap_or_default();
+    // QUEUE_PURGE is a socket's own buffers freed when it closes (one or more per connection
+    // in any storm), not a packet lost on its way: left out in the kernel, before it costs
+    // the reader anything. Reason numbers differ between kernels; the names do not.
+    let kfree_filter = match reasons.get("QUEUE_PURGE") {
+        Some(n) => format!("protocol == {ETH_P_IP} && reason != {n}"),
+        None => format!("protocol == {ETH_P_IP}"),
+    };
+    for kind in Kind::ALL {
+        if !instance.has(kind) {
+            trace.missing.push(kind.name());
+            continue;
+        }
+        // Filters in the kernel keep the reader's work small; fields differ between kernel
+        // versions, so a refused filter falls back to none (the reader filters anyway).
+        let filter = match kind {
+            Kind::KfreeSkb => kfree_filter.clone(),
+            Kind::SendReset => String::new(), // no port fields to filter on
+            _ => format!("sport == {port} || dport == {port}"),
+        };
+        if instance.enable(kind, &filter).is_err() {
+            instance.enable(kind, "0")?; // "0" clears a filter
+        }
+    }
+    if trace.missing.len() == Kind::ALL.len() {
+        return Err("this kernel has none of the trace events the lab uses".into());
+    }
+    trace.reasons_known = reasons.into_keys().collect();
+    let pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(instance.dir.join("trace_pipe"))
+        .map_err(|e| format!("opening trace_pipe: {e}"))?;
+    Ok((instance, pipe, trace))
+}
+
+/// Reads `trace_pipe` into `trace` until `stop` is set and what was buffered is read, or until
+/// reading fails (then `trace.read_error` says why).
+fn read_until_stopped(
+    instance: &tracefs::Instance,
+    pipe: &mut std::fs::File,
+    trace: &mut Trace,
+    server: SocketAddrV4,
+    stop: &AtomicBool,
+    window: &[AtomicU64; 2],
+) {
+    let mut reader = LineReader::default();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping {
+            // Nothing new goes in; what is buffered is still read below.
+            let _ = instance.write("tracing_on", "0");
+        }
+        let mut fds = [nix::poll::PollFd::new(
+            pipe.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let timeout = if stopping {
+            0u16
+        } else {
+            POLL.as_millis() as u16
+        };
+        let _ = nix::poll::poll(&mut fds, timeout);
+        let drained = match reader.read(pipe, |l| trace.take(l, server, window)) {
+            Ok(drained) => drained,
+            Err(e) => {
+                trace.read_error = Some(format!("reading trace_pipe: {e}"));
+                true
+            }
+        };
+        if (stopping && drained) || trace.read_error.is_some() {
+            break;
+        }
+    }
+}
+
+impl Trace {
+    /// Counts and keeps one line if it is the lab's event, inside the counters' window.
+    fn take(&mut self, line: &str, server: SocketAddrV4, window: &[AtomicU64; 2]) {
+        let Some(e) = event::parse(line) else {
+            return;
+        };
+        let ours = match e.kind {
+            // The kernel filter says the same, unless this kernel refused it.
+            Kind::KfreeSkb => e.protocol == ETH_P_IP && e.reason != "QUEUE_PURGE",
+            _ => between_lab_hosts(&e, server),
+        };
+        if !ours {
+            return;
+        }
+        let (start, end) = (
+            window[0].load(Ordering::Relaxed),
+            window[1].load(Ordering::Relaxed),
+        );
+        if start == 0 || e.t_ns < start || (end != 0 && e.t_ns > end) {
+            self.outside_window += 1;
+            return;
+        }
+        self.counts.tally(&e, true);
+        if self.events.len() < MAX_ROWS {
+            self.events.push(e);
+        } else {
+            self.not_stored += 1;
+        }
+    }
+}
+
+/// Splits what `trace_pipe` gives into lines (a read can end mid-line).
+#[derive(Default)]
+struct LineReader {
+    pending: Vec<u8>,
+}
+
+impl LineReader {
+    /// Reads what is there now; true once the pipe is empty (or gone).
+    fn read(
+        &mut self,
+        pipe: &mut std::fs::File,
+        mut on_line: impl FnMut(&str),
+    ) -> std::io::Result<bool> {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => return Ok(true),
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    let mut start = 0;
+                    while let Some(i) = self.pending[start..].iter().position(|&b| b == b'\n') {
+                        on_line(&String::from_utf8_lossy(&self.pending[start..start + i]));
+                        start += i + 1;
+                    }
+                    self.pending.drain(..start);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The drop reasons and their numbers in `kfree_skb`'s format:
+/// `__print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" }, ...)`.
+fn drop_reasons(format: &str) -> BTreeMap<String, u32> {
+    let Some(list) = format.split("__print_symbolic(REC->reason").nth(1) else {
+        return BTreeMap::new();
+    };
+    list.split('{')
+        .skip(1)
+        .filter_map(|pair| {
+            let (number, rest) = pair.split_once(',')?;
+            let name = rest.split('"').nth(1)?;
+            Some((name.to_string(), number.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+pub(super) fn monotonic_now_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| Duration::from(t).as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// `CLOCK_MONOTONIC` at `instant`, in nanoseconds: the trace's clock for the storm's time zero.
+pub fn monotonic_ns(instant: Instant) -> u64 {
+    let now = Instant::now();
+    let mono = monotonic_now_ns() as i128;
+    let delta = if instant >= now {
+        (instant - now).as_nanos() as i128
+    } else {
+        -((now - instant).as_nanos() as i128)
+    };
+    (mono + delta).max(0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_reason_names_of_a_format() {
+        let f = r#"print fmt: "reason: %s", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 40, "TCP_LISTEN_OVERFLOW" })"#;
+        let names = drop_reasons(f);
+        assert_eq!(names.get("TCP_LISTEN_OVERFLOW"), Some(&40));
+        assert_eq!(names.get("NOT_SPECIFIED"), Some(&2));
+        assert_eq!(names.len(), 2);
+    }
+}
