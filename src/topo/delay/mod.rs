@@ -16,9 +16,9 @@
 //! produces the SYN-ACK synchronously, and it is then readable at once by the same thread; two
 //! threads added a cross-CPU wakeup (0.6 ms on a busy host) to every handshake.
 //!
-//! Timing: the thread sets its timer slack to 1 ns and sleeps in `ppoll` until [`SPIN`] before
-//! the earliest due time, then spins: a plain sleep wakes 20–40 µs late at the median and
-//! Tokio's timers have 1 ms granularity.
+//! Timing: the thread sets its timer slack to 1 ns and sleeps in `ppoll` until
+//! [`SPIN`](pump::SPIN) before the earliest due time, then spins: a plain sleep wakes 20–40 µs
+//! late at the median and Tokio's timers have 1 ms granularity.
 //!
 //! Jitter draws each packet's one-way delay independently (uniform in ±jitter), so packets that
 //! follow each other closer than the jitter can be reordered, as with netem's default. Keeping
@@ -28,74 +28,30 @@
 //! Nothing is lost that the scenario did not ask for: the pump's queues are unbounded and the
 //! TUN rings are 10,000 packets long (a TUN drops silently when its ring is full). The rings'
 //! `tx_dropped` counters are read before and after each run and reported, so a run can tell.
+//!
+//! This file holds what the rest of the lab sees: the stats, and [`DelayLine`], which starts,
+//! tunes ([`DelayLine::probe`], [`DelayLine::arm`]) and stops the pump. The pieces: `tun`
+//! opens the devices, `pump` is the thread and its hot loop, `calibration` measures the
+//! overhead that [`DelayLine::arm`] subtracts.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+mod calibration;
+mod pump;
+mod tun;
+
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hdrhistogram::Histogram;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::netns::Netns;
+pub use calibration::calibrate;
+pub use tun::{open_tun, DEVICE, TXQUEUELEN};
+
 use crate::error::Failure;
 use crate::plan::LinkPlan;
-
-/// Name of the TUN device in each namespace.
-pub const DEVICE: &str = "bl-dl";
-/// Ring length of each TUN device: 100 ms at 100,000 packets/s, longer than this VM's stalls.
-pub const TXQUEUELEN: u32 = 10_000;
-/// How long before a packet is due the pump stops sleeping and spins.
-const SPIN: Duration = Duration::from_micros(200);
-/// The longest the pump sleeps when nothing is queued, so it notices a stop request.
-const IDLE: Duration = Duration::from_millis(20);
-/// Reads per device per pass, and due writes per direction per pass: bounded so that a backlog
-/// after a stall in one direction cannot starve the other or overflow a ring in one burst.
-const READS_PER_PASS: usize = 64;
-const WRITES_PER_PASS: usize = 128;
-/// Largest packet: the devices' MTU is 1500 and offloads are off, so every read is one wire
-/// packet; the slack is for safety.
-const BUF: usize = 2048;
-
-/// Opens a TUN device named [`DEVICE`] inside `ns`. The device exists as long as the returned
-/// descriptor is open, so it dies with the lab, however the lab ends.
-pub fn open_tun(ns: &Netns) -> Result<OwnedFd, Failure> {
-    let label = ns.label();
-    ns.run(|| -> std::io::Result<OwnedFd> {
-        // SAFETY: plain syscalls on a path and a descriptor we own; `ifr` is a zeroed ifreq
-        // (40 bytes) with the name and flags where the kernel expects them.
-        unsafe {
-            let fd = libc::open(
-                c"/dev/net/tun".as_ptr(),
-                libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK,
-            );
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let fd = OwnedFd::from_raw_fd(fd);
-            let mut ifr = [0u8; 40];
-            ifr[..DEVICE.len()].copy_from_slice(DEVICE.as_bytes());
-            let flags = (libc::IFF_TUN | libc::IFF_NO_PI) as i16;
-            ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
-            if libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, ifr.as_mut_ptr()) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(fd)
-        }
-    })?
-    .map_err(|e| {
-        Failure::environment(format!(
-            "cannot create the TUN device for the emulated link in the {label} namespace: {e}. \
-             Link emulation (link.rtt, link.jitter, link.loss) needs /dev/net/tun (modprobe tun) \
-             and real root: run as root, or drop the [link] settings to use a plain veth"
-        ))
-    })
-}
+use pump::{pump, PumpResult};
 
 /// Counts for one direction of the delay line.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -153,6 +109,10 @@ struct Knobs {
     stop: AtomicBool,
 }
 
+/// The most calibration may subtract per direction: 2–3 times what this machine measures when
+/// calm (29–51 µs).
+const MAX_OVERHEAD: Duration = Duration::from_micros(120);
+
 /// A running delay line. Dropping it stops the pump; the TUN devices go with their descriptors.
 pub struct DelayLine {
     plan: LinkPlan,
@@ -160,12 +120,6 @@ pub struct DelayLine {
     thread: Option<JoinHandle<PumpResult>>,
     calibration: Duration,
     calibration_capped: bool,
-}
-
-struct PumpResult {
-    to_server: DirectionStats,
-    to_client: DirectionStats,
-    lateness: Histogram<u64>,
 }
 
 impl DelayLine {
@@ -265,247 +219,4 @@ impl Drop for DelayLine {
             let _ = t.join();
         }
     }
-}
-
-/// A packet held until `due`; `seq` keeps packets with the same due time in arrival order.
-struct Held {
-    due: Instant,
-    seq: u64,
-    packet: Vec<u8>,
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Self) -> bool {
-        (self.due, self.seq) == (other.due, other.seq)
-    }
-}
-impl Eq for Held {}
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Held {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.due, self.seq).cmp(&(other.due, other.seq))
-    }
-}
-
-/// One direction: packets read from `from`, held, written to `to`.
-struct Direction {
-    from: RawFd,
-    to: RawFd,
-    loss: f64,
-    /// Earliest due first.
-    queue: BinaryHeap<Reverse<Held>>,
-    seq: u64,
-    stats: DirectionStats,
-}
-
-fn pump(server_tun: OwnedFd, client_tun: OwnedFd, plan: &LinkPlan, knobs: &Knobs) -> PumpResult {
-    // SAFETY: prctl with an integer argument affects only this thread.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
-    let mut dirs = [
-        Direction {
-            from: client_tun.as_raw_fd(),
-            to: server_tun.as_raw_fd(),
-            loss: plan.loss_to_server,
-            queue: BinaryHeap::new(),
-            seq: 0,
-            stats: DirectionStats::default(),
-        },
-        Direction {
-            from: server_tun.as_raw_fd(),
-            to: client_tun.as_raw_fd(),
-            loss: plan.loss_to_client,
-            queue: BinaryHeap::new(),
-            seq: 0,
-            stats: DirectionStats::default(),
-        },
-    ];
-    let mut rng = SmallRng::seed_from_u64(plan.seed);
-    let mut lateness = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
-    let mut pool: Vec<Vec<u8>> = Vec::new();
-    let mut fds = [
-        libc::pollfd {
-            fd: client_tun.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: server_tun.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    while !knobs.stop.load(Ordering::Relaxed) {
-        let hold = Duration::from_nanos(knobs.hold_ns.load(Ordering::Relaxed));
-        let jitter = knobs.jitter_ns.load(Ordering::Relaxed) as i64;
-        let armed = knobs.armed.load(Ordering::Relaxed);
-        let mut busy = false;
-        for d in &mut dirs {
-            // Deliver what is due.
-            let now = Instant::now();
-            for _ in 0..WRITES_PER_PASS {
-                match d.queue.peek() {
-                    Some(Reverse(h)) if h.due <= now => {}
-                    _ => break,
-                }
-                let Reverse(Held {
-                    due, packet: buf, ..
-                }) = d.queue.pop().expect("peeked");
-                // SAFETY: writing an initialized buffer to a descriptor we hold open.
-                let n = unsafe { libc::write(d.to, buf.as_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    d.stats.write_errors += 1;
-                } else {
-                    d.stats.delivered += 1;
-                }
-                lateness.saturating_record((now - due).as_micros() as u64);
-                pool.push(buf);
-                busy = true;
-            }
-            // Take in what was sent.
-            for _ in 0..READS_PER_PASS {
-                let mut buf = pool.pop().unwrap_or_default();
-                buf.resize(BUF, 0);
-                // SAFETY: reading into a buffer of the length given.
-                let n = unsafe { libc::read(d.from, buf.as_mut_ptr().cast(), buf.len()) };
-                if n <= 0 {
-                    pool.push(buf);
-                    break;
-                }
-                buf.truncate(n as usize);
-                busy = true;
-                d.stats.packets += 1;
-                if armed && d.loss > 0.0 && rng.random::<f64>() < d.loss {
-                    d.stats.lost += 1;
-                    pool.push(buf);
-                    continue;
-                }
-                let now = Instant::now();
-                let mut due = now + hold;
-                if armed && jitter > 0 {
-                    let j = rng.random_range(-jitter..=jitter);
-                    due = if j >= 0 {
-                        due + Duration::from_nanos(j as u64)
-                    } else {
-                        due.checked_sub(Duration::from_nanos(j.unsigned_abs()))
-                            .unwrap_or(now)
-                            .max(now)
-                    };
-                }
-                d.seq += 1;
-                d.queue.push(Reverse(Held {
-                    due,
-                    seq: d.seq,
-                    packet: buf,
-                }));
-                d.stats.max_queued = d.stats.max_queued.max(d.queue.len() as u64);
-            }
-        }
-        if busy {
-            continue;
-        }
-        let now = Instant::now();
-        let next = dirs
-            .iter()
-            .filter_map(|d| d.queue.peek().map(|Reverse(h)| h.due))
-            .min();
-        let wait = match next {
-            None => IDLE,
-            Some(due) => due.saturating_duration_since(now + SPIN).min(IDLE),
-        };
-        if wait.is_zero() {
-            std::hint::spin_loop();
-            continue;
-        }
-        let ts = libc::timespec {
-            tv_sec: wait.as_secs() as libc::time_t,
-            tv_nsec: wait.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: two valid pollfds and a timespec on the stack.
-        unsafe { libc::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
-    }
-    for d in &mut dirs {
-        d.stats.held_at_stop = d.queue.len() as u64;
-    }
-    PumpResult {
-        to_server: std::mem::take(&mut dirs[0].stats),
-        to_client: std::mem::take(&mut dirs[1].stats),
-        lateness,
-    }
-}
-
-/// Handshakes timed to measure the pump's overhead.
-const CALIBRATION_HANDSHAKES: usize = 120;
-/// The most calibration may subtract per direction: 2–3 times what this machine measures when
-/// calm (29–51 µs).
-const MAX_OVERHEAD: Duration = Duration::from_micros(120);
-/// ... in this many batches: the result is the lowest batch median. A VM stall only ever adds
-/// time, and it comes in bursts, so one stalled batch must not decide the correction (it did:
-/// a 268 µs "overhead" once made a 1 ms link 0.72 ms).
-const CALIBRATION_BATCHES: usize = 3;
-
-/// The lowest batch median of [`CALIBRATION_HANDSHAKES`] TCP handshakes over the line as it is
-/// (see [`DelayLine::probe`]): what a handshake costs beyond the holds. The client side binds
-/// [`super::link::CALIBRATION_ADDR`] and the server side accepts on an ephemeral port, so the
-/// storm's own address and port see nothing; the counters' baseline is taken after this.
-pub fn calibrate(server: &Netns, client: &Netns) -> Result<Duration, Failure> {
-    use socket2::{Domain, Socket, Type};
-    use std::net::SocketAddrV4;
-    let failed = |what: &str, e: std::io::Error| {
-        Failure::environment(format!(
-            "the emulated link did not carry a TCP handshake in time ({what}: {e}); a scenario \
-             sysctl that breaks TCP in the lab, or a machine too busy to run the delay line, can \
-             do this: check [server.sysctl]/[client.sysctl], or retry on an idle machine"
-        ))
-    };
-    let listener = server
-        .run(|| -> std::io::Result<Socket> {
-            let s = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), None)?;
-            s.bind(&SocketAddrV4::new(super::link::SERVER_ADDR, 0).into())?;
-            s.listen(64)?;
-            Ok(s)
-        })?
-        .map_err(|e| failed("listen", e))?;
-    let target = listener
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket_ipv4())
-        .ok_or_else(|| failed("listen", std::io::Error::other("no local address")))?;
-    std::thread::scope(|scope| {
-        // Accept every calibration connection, so a small somaxconn cannot stall the next one.
-        let acceptor = scope.spawn(|| {
-            for _ in 0..CALIBRATION_HANDSHAKES {
-                if listener.accept().is_err() {
-                    break;
-                }
-            }
-        });
-        let times = client.run(|| -> std::io::Result<Vec<Duration>> {
-            let mut times = Vec::with_capacity(CALIBRATION_HANDSHAKES);
-            for _ in 0..CALIBRATION_HANDSHAKES {
-                let s = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), None)?;
-                s.bind(&SocketAddrV4::new(super::link::CALIBRATION_ADDR, 0).into())?;
-                let start = Instant::now();
-                s.connect_timeout(&target.into(), Duration::from_secs(2))?;
-                times.push(start.elapsed());
-            }
-            Ok(times)
-        });
-        // Unblocks the acceptor if the client gave up early.
-        let _ = listener.shutdown(std::net::Shutdown::Both);
-        let _ = acceptor.join();
-        let times = times?.map_err(|e| failed("connect", e))?;
-        Ok(times
-            .chunks(CALIBRATION_HANDSHAKES / CALIBRATION_BATCHES)
-            .map(|batch| {
-                let mut batch = batch.to_vec();
-                batch.sort();
-                batch[batch.len() / 2]
-            })
-            .min()
-            .expect("at least one batch"))
-    })
 }
