@@ -1,14 +1,25 @@
 //! [`RunPlan`]: the validated, fully resolved description of one run. Built once from a loaded
 //! scenario; every default is filled in and every impossible combination rejected here, so the
 //! modules that run the lab only ever see typed values.
+//!
+//! The builders, one per part of the scenario, each own their keys' defaults and checks:
+//! `server` (accept policy, backlog, port, response size), `client` (arrivals, counts,
+//! durations, timeouts, request size), `link` (the link and the flood), `expectations` (the
+//! `[expect]` table), and `values`, the small parsers they share.
+
+mod client;
+mod expectations;
+mod link;
+mod server;
+mod values;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::Failure;
 use crate::scenario::expect::Expectation;
-use crate::scenario::{AcceptKind, ArrivalKind, Loaded};
-use crate::topo::sysctl;
+use crate::scenario::{Loaded, ScenarioFile};
+use values::{bad, duration};
 
 /// How the deliberately slow server takes connections off the accept queue.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,338 +159,26 @@ const MAX_REQUEST_BYTES: u32 = 1 << 20;
 const MAX_RTT: Duration = Duration::from_secs(10);
 const MAX_FLOOD_COUNT: u64 = 10_000_000;
 
-fn bad(msg: String) -> Failure {
-    Failure::bad_input(msg)
-}
-
-fn duration(key: &str, v: &Option<String>, default: Duration) -> Result<Duration, Failure> {
-    match v {
-        None => Ok(default),
-        Some(s) => humantime::parse_duration(s.trim()).map_err(|e| {
-            bad(format!(
-                "{key} = \"{s}\": {e}; expected a duration such as 3s, 250ms or 1m"
-            ))
-        }),
-    }
-}
-
-/// A rate per second, between one per 1000 s and 10 million.
-fn positive(key: &str, v: Option<f64>) -> Result<f64, Failure> {
-    match v {
-        Some(r) if (0.001..=1e7).contains(&r) => Ok(r),
-        Some(r) => Err(bad(format!(
-            "{key} = {r}: must be a rate per second from 0.001 to 1e7"
-        ))),
-        None => Err(bad(format!("{key} is required here"))),
-    }
-}
-
-fn unused<T>(key: &str, v: &Option<T>, why: &str) -> Result<(), Failure> {
-    match v {
-        Some(_) => Err(bad(format!(
-            "{key} is only used {why}; remove it or change the mode"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// `"0.5s-0.8s"` (or plain seconds, `"0.5-0.8"`) -> a window within the longest possible run.
-fn parse_window(s: &str) -> Result<(Duration, Duration), Failure> {
-    let err = || {
-        bad(format!(
-            "server.pauses: `{s}`: expected START-END within 0-600s, e.g. \"0.5s-0.8s\""
-        ))
-    };
-    let point = |t: &str| {
-        let t = t.trim();
-        humantime::parse_duration(t)
-            .ok()
-            .or_else(|| {
-                t.parse::<f64>()
-                    .ok()
-                    .and_then(|f| Duration::try_from_secs_f64(f).ok())
-            })
-            .filter(|d| *d <= MAX_DURATION)
-    };
-    let (a, b) = s.split_once('-').ok_or_else(err)?;
-    match (point(a), point(b)) {
-        (Some(a), Some(b)) if b > a => Ok((a, b)),
-        (Some(_), Some(_)) => Err(bad(format!(
-            "server.pauses: `{s}`: the end must come after the start"
-        ))),
-        _ => Err(err()),
-    }
-}
-
-fn probability(key: &str, v: Option<f64>) -> Result<Option<f64>, Failure> {
-    match v {
-        Some(p) if !(0.0..1.0).contains(&p) => Err(bad(format!(
-            "{key} = {p}: a probability from 0 (no loss) to below 1, e.g. 0.01 for 1 %"
-        ))),
-        other => Ok(other),
-    }
-}
-
-fn link_plan(l: &crate::scenario::LinkFile, seed: u64) -> Result<LinkPlan, Failure> {
-    let rtt = duration("link.rtt", &l.rtt, Duration::ZERO)?;
-    let jitter = duration("link.jitter", &l.jitter, Duration::ZERO)?;
-    if rtt > MAX_RTT {
-        return Err(bad(format!("link.rtt: at most {}s", MAX_RTT.as_secs())));
-    }
-    if jitter > rtt / 2 {
-        return Err(bad(format!(
-            "link.jitter = {:?} is more than half of link.rtt = {:?}: each direction holds a \
-             packet for rtt/2 ± jitter, which cannot go below zero",
-            jitter, rtt
-        )));
-    }
-    let both = probability("link.loss", l.loss)?;
-    let to_server = probability("link.loss_to_server", l.loss_to_server)?;
-    let to_client = probability("link.loss_to_client", l.loss_to_client)?;
-    Ok(LinkPlan {
-        rtt,
-        jitter,
-        loss_to_server: to_server.or(both).unwrap_or(0.0),
-        loss_to_client: to_client.or(both).unwrap_or(0.0),
-        seed,
-    })
-}
-
-fn flood_plan(f: &crate::scenario::FloodFile) -> Result<FloodPlan, Failure> {
-    let rate = positive("flood.rate", f.rate)?;
-    let count = match f.count {
-        Some(n) if (1..=MAX_FLOOD_COUNT).contains(&n) => n,
-        Some(n) => {
-            return Err(bad(format!(
-                "flood.count = {n}: must be between 1 and {MAX_FLOOD_COUNT}"
-            )))
-        }
-        None => return Err(bad("flood.count is required: every flood is bounded".into())),
-    };
-    let start = duration("flood.start", &f.start, Duration::ZERO)?;
-    if start > MAX_DURATION || Duration::from_secs_f64(count as f64 / rate) > MAX_DURATION {
-        return Err(bad(format!(
-            "flood: start and count/rate must each stay within {}s",
-            MAX_DURATION.as_secs()
-        )));
-    }
-    Ok(FloodPlan { rate, count, start })
-}
-
-fn sysctls(
-    side: &str,
-    values: &BTreeMap<String, crate::scenario::SysctlValue>,
-    defaults: &[(&str, &str)],
-) -> Result<BTreeMap<String, String>, Failure> {
-    let mut out: BTreeMap<String, String> = defaults
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    for (k, v) in values {
-        sysctl::validate_key(k).map_err(|e| bad(format!("{side}.sysctl: {}", e.message)))?;
-        out.insert(k.clone(), v.to_string());
-    }
-    Ok(out)
-}
-
 impl RunPlan {
+    /// Checks the scenario and fills in every default. The checks run in this order, so that when
+    /// several settings are wrong the same one is always reported: the accept policy, the arrivals,
+    /// the client's counts and timeouts, the sample interval, the server's response size and port,
+    /// the single-combination check, the link, the flood, the request size, the expectations, and
+    /// last the server's then the client's sysctls.
     pub fn from_scenario(loaded: &Loaded) -> Result<RunPlan, Failure> {
         let f = &loaded.file;
-        let s = &f.server;
-        let c = &f.client;
-
-        let accept_kind = s.accept.unwrap_or(AcceptKind::Fast);
-        let accept = match accept_kind {
-            AcceptKind::Fast => AcceptPolicy::Fast,
-            AcceptKind::Never => AcceptPolicy::Never,
-            AcceptKind::Rate => AcceptPolicy::Rate {
-                per_sec: positive("server.accept_rate", s.accept_rate)?,
-            },
-            AcceptKind::Pause => {
-                let windows = s
-                    .pauses
-                    .as_ref()
-                    .filter(|p| !p.is_empty())
-                    .ok_or_else(|| bad("server.pauses is required with accept = \"pause\", e.g. [\"0.5s-0.8s\"]".into()))?
-                    .iter()
-                    .map(|w| parse_window(w))
-                    .collect::<Result<Vec<_>, _>>()?;
-                AcceptPolicy::Pause { windows }
-            }
-            AcceptKind::Workers => AcceptPolicy::Workers {
-                count: match s.workers {
-                    Some(n) if n >= 1 => n,
-                    _ => {
-                        return Err(bad(
-                            "server.workers must be at least 1 with accept = \"workers\"".into(),
-                        ))
-                    }
-                },
-                service: duration("server.service_time", &s.service_time, Duration::ZERO)?,
-            },
-        };
-        if accept_kind != AcceptKind::Rate {
-            unused(
-                "server.accept_rate",
-                &s.accept_rate,
-                "with accept = \"rate\"",
-            )?;
-        }
-        if accept_kind != AcceptKind::Pause {
-            unused("server.pauses", &s.pauses, "with accept = \"pause\"")?;
-        }
-        if accept_kind != AcceptKind::Workers {
-            unused("server.workers", &s.workers, "with accept = \"workers\"")?;
-            unused(
-                "server.service_time",
-                &s.service_time,
-                "with accept = \"workers\"",
-            )?;
-        }
-
-        let arrival = match c.arrival.unwrap_or(ArrivalKind::Constant) {
-            ArrivalKind::Constant => Arrival::Constant {
-                rate: positive("client.rate", c.rate.or(Some(1000.0)))?,
-            },
-            ArrivalKind::Poisson => Arrival::Poisson {
-                rate: positive("client.rate", c.rate.or(Some(1000.0)))?,
-            },
-            ArrivalKind::Burst => {
-                unused(
-                    "client.rate",
-                    &c.rate,
-                    "with arrival = \"constant\" or \"poisson\"",
-                )?;
-                let size = match c.burst_size {
-                    Some(n) if n >= 1 => n,
-                    _ => {
-                        return Err(bad(
-                            "client.burst_size must be at least 1 with arrival = \"burst\"".into(),
-                        ))
-                    }
-                };
-                let interval = match &c.burst_interval {
-                    None => None,
-                    Some(_) => Some(duration(
-                        "client.burst_interval",
-                        &c.burst_interval,
-                        Duration::ZERO,
-                    )?)
-                    .filter(|d| !d.is_zero()),
-                };
-                Arrival::Burst { size, interval }
-            }
-        };
-        if !matches!(arrival, Arrival::Burst { .. }) {
-            unused(
-                "client.burst_size",
-                &c.burst_size,
-                "with arrival = \"burst\"",
-            )?;
-            unused(
-                "client.burst_interval",
-                &c.burst_interval,
-                "with arrival = \"burst\"",
-            )?;
-        }
-
-        let connections = c.connections.unwrap_or(1000);
-        if connections == 0 || connections > MAX_CONNECTIONS {
-            return Err(bad(format!(
-                "client.connections = {connections}: must be between 1 and {MAX_CONNECTIONS}"
-            )));
-        }
-        let dur = duration("client.duration", &c.duration, Duration::from_secs(10))?;
-        if dur > MAX_DURATION {
-            return Err(bad(format!(
-                "client.duration: at most {}s, so every storm stops by itself",
-                MAX_DURATION.as_secs()
-            )));
-        }
-        let connect_timeout = duration(
-            "client.connect_timeout",
-            &c.connect_timeout,
-            Duration::from_secs(3),
-        )?;
-        let response_timeout = duration(
-            "client.response_timeout",
-            &c.response_timeout,
-            Duration::from_secs(3),
-        )?;
-        for (k, d) in [
-            ("client.connect_timeout", connect_timeout),
-            ("client.response_timeout", response_timeout),
-        ] {
-            if d.is_zero() || d > Duration::from_secs(300) {
-                return Err(bad(format!("{k}: must be above 0 and at most 300s")));
-            }
-        }
-        let sample_interval = duration(
-            "sample_interval",
-            &f.sample_interval,
-            Duration::from_millis(10),
-        )?;
-        if !(Duration::from_millis(1)..=Duration::from_secs(10)).contains(&sample_interval) {
-            return Err(bad("sample_interval: from 1ms to 10s".into()));
-        }
-        let response_bytes = s.response_bytes.unwrap_or(128);
-        if response_bytes > MAX_RESPONSE_BYTES {
-            return Err(bad(format!(
-                "server.response_bytes: at most {MAX_RESPONSE_BYTES}"
-            )));
-        }
-        let port = s.port.unwrap_or(8080);
-        if port == 0 {
-            return Err(bad("server.port: must be 1-65535".into()));
-        }
-
-        if !f.matrix.is_empty() || !f.case.is_empty() {
-            return Err(bad(
-                "this scenario is a comparison ([matrix] or [[case]]): it runs as several plans; \
-                 use `backlog-lab run`, or pick one combination with --set"
-                    .into(),
-            ));
-        }
-        let seed = c.seed.unwrap_or(1);
-        let link = link_plan(&f.link, seed)?;
-        let flood = f.flood.as_ref().map(flood_plan).transpose()?;
-        let talk = match c.request_bytes {
-            Some(0) => Talk::ServerFirst,
-            None => Talk::ClientFirst {
-                request_bytes: crate::client::attempt::REQUEST.len() as u32,
-            },
-            Some(n)
-                if (crate::client::attempt::REQUEST.len() as u32..=MAX_REQUEST_BYTES)
-                    .contains(&n) =>
-            {
-                Talk::ClientFirst { request_bytes: n }
-            }
-            Some(n) => {
-                return Err(bad(format!(
-                    "client.request_bytes = {n}: use 0 (the server speaks first) or {} to \
-                     {MAX_REQUEST_BYTES} (an HTTP request, padded)",
-                    crate::client::attempt::REQUEST.len()
-                )))
-            }
-        };
-
-        let mut expect = Vec::new();
-        for (path, conds) in &f.expect {
-            // One condition ("> 0") or several (["> 0", "< 10"]) on the same value.
-            let conds: Vec<&toml::Value> = match conds {
-                toml::Value::Array(a) => a.iter().collect(),
-                one => vec![one],
-            };
-            for cond in conds {
-                let cond = cond.as_str().ok_or_else(|| {
-                    bad(format!(
-                        "expect.\"{path}\": a condition is a string such as \"> 0\", or a list of them"
-                    ))
-                })?;
-                expect.push(Expectation::parse(path, cond)?);
-            }
-        }
-
+        let accept = server::accept_policy(&f.server)?;
+        let arrival = client::arrival(&f.client)?;
+        let bounds = client::bounds(&f.client)?;
+        let sample_interval = sample_interval(f)?;
+        let listen = server::listen(&f.server)?;
+        single_combination(f)?;
+        let link = link::link_plan(&f.link, client::seed(&f.client))?;
+        let flood = f.flood.as_ref().map(link::flood_plan).transpose()?;
+        let talk = client::talk(&f.client)?;
+        let expect = expectations::parse(&f.expect)?;
+        let server = server::plan(&f.server, accept, listen, talk.clone())?;
+        let client = client::plan(&f.client, arrival, bounds, talk)?;
         Ok(RunPlan {
             name: f.name.clone().unwrap_or_else(|| loaded.stem.clone()),
             description: f.description.clone().unwrap_or_default(),
@@ -488,27 +187,36 @@ impl RunPlan {
             origin: loaded.origin.clone(),
             sample_interval,
             trace_drops: f.trace_drops.unwrap_or(true),
-            server: ServerPlan {
-                backlog: s.backlog.unwrap_or(128),
-                accept,
-                port,
-                response_bytes,
-                talk: talk.clone(),
-                sysctl: sysctls("server", &s.sysctl, &[])?,
-            },
-            client: ClientPlan {
-                arrival,
-                connections,
-                duration: dur,
-                connect_timeout,
-                response_timeout,
-                seed,
-                talk,
-                sysctl: sysctls("client", &c.sysctl, CLIENT_SYSCTL_DEFAULTS)?,
-            },
+            server,
+            client,
             link,
             flood,
             expect,
         })
     }
+}
+
+/// `sample_interval`: from 1 ms to 10 s, 10 ms unless set.
+fn sample_interval(f: &ScenarioFile) -> Result<Duration, Failure> {
+    let sample_interval = duration(
+        "sample_interval",
+        &f.sample_interval,
+        Duration::from_millis(10),
+    )?;
+    if !(Duration::from_millis(1)..=Duration::from_secs(10)).contains(&sample_interval) {
+        return Err(bad("sample_interval: from 1ms to 10s".into()));
+    }
+    Ok(sample_interval)
+}
+
+/// A comparison runs as several plans (one per combination), never as one.
+fn single_combination(f: &ScenarioFile) -> Result<(), Failure> {
+    if !f.matrix.is_empty() || !f.case.is_empty() {
+        return Err(bad(
+            "this scenario is a comparison ([matrix] or [[case]]): it runs as several plans; \
+             use `backlog-lab run`, or pick one combination with --set"
+                .into(),
+        ));
+    }
+    Ok(())
 }
