@@ -1,0 +1,222 @@
+//! [`RunPlan`]: the validated, fully resolved description of one run. Built once from a loaded
+//! scenario; every default is filled in and every impossible combination rejected here, so the
+//! modules that run the lab only ever see typed values.
+//!
+//! The builders, one per part of the scenario, each own their keys' defaults and checks:
+//! `server` (accept policy, backlog, port, response size), `client` (arrivals, counts,
+//! durations, timeouts, request size), `link` (the link and the flood), `expectations` (the
+//! `[expect]` table), and `values`, the small parsers they share.
+
+mod client;
+mod expectations;
+mod link;
+mod server;
+mod values;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::error::Failure;
+use crate::scenario::expect::Expectation;
+use crate::scenario::{Loaded, ScenarioFile};
+use values::{bad, duration};
+
+/// How the deliberately slow server takes connections off the accept queue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcceptPolicy {
+    /// Accept and serve as fast as possible (a healthy server).
+    Fast,
+    /// Never call `accept()`: the accept queue fills and stays full.
+    Never,
+    /// `per_sec` accepts per second while connections are waiting (credit is kept across
+    /// scheduling stalls, dropped when the accept queue is empty).
+    Rate { per_sec: f64 },
+    /// Accept fast, except inside these windows (from the storm's time zero): a GC pause or a
+    /// blocked event loop. After each window the queue drains. A window opens up to 2 ms early
+    /// (Tokio timers tick in milliseconds), never late.
+    Pause { windows: Vec<(Duration, Duration)> },
+    /// A pool of `count` workers, each holding a connection for `service` before answering; the
+    /// accept loop takes a connection only when a worker is free.
+    Workers { count: u32, service: Duration },
+}
+
+/// When connection attempts start, as an absolute schedule from time zero.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arrival {
+    /// Evenly spaced at `rate` per second.
+    Constant { rate: f64 },
+    /// Exponential gaps with mean 1/`rate` (seeded, so reruns are identical).
+    Poisson { rate: f64 },
+    /// `size` attempts at once, repeated every `interval` if given.
+    Burst {
+        size: u64,
+        interval: Option<Duration>,
+    },
+}
+
+/// The wire between the hosts. All zero: a plain veth pair. Anything else: the delay line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkPlan {
+    /// Round-trip time; each direction holds packets for half of it.
+    pub rtt: Duration,
+    /// Each packet's hold varies uniformly by ± this much, drawn per packet (so packets closer
+    /// together than that may be reordered, as with netem).
+    pub jitter: Duration,
+    /// Probability that a packet towards the server (client → server) is dropped.
+    pub loss_to_server: f64,
+    /// Probability that a packet towards the client is dropped.
+    pub loss_to_client: f64,
+    /// Seeds the loss and jitter draws (the storm's seed), so reruns are alike.
+    pub seed: u64,
+}
+
+impl LinkPlan {
+    /// True when the link needs no emulation: the lab uses veth, as fast as the machine allows.
+    pub fn is_ideal(&self) -> bool {
+        self.rtt.is_zero()
+            && self.jitter.is_zero()
+            && self.loss_to_server == 0.0
+            && self.loss_to_client == 0.0
+    }
+}
+
+/// Raw SYNs from spoofed sources in [`crate::topo::link::FLOOD_NET`], sent from the client
+/// namespace at a steady rate alongside the storm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloodPlan {
+    pub rate: f64,
+    pub count: u64,
+    /// From the storm's time zero.
+    pub start: Duration,
+}
+
+/// Who talks first on a connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Talk {
+    /// The client sends a request of this many bytes (an HTTP GET, padded), then reads the
+    /// response (HTTP, Redis...).
+    ClientFirst { request_bytes: u32 },
+    /// The server sends its response (a greeting) as soon as it accepts; the client sends
+    /// nothing (MySQL, SMTP, SSH...).
+    ServerFirst,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerPlan {
+    /// The exact value passed to `listen()`; -1 and values above somaxconn included.
+    pub backlog: i32,
+    pub accept: AcceptPolicy,
+    pub port: u16,
+    pub response_bytes: u32,
+    /// Whether the server waits for a request or greets first.
+    pub talk: Talk,
+    pub sysctl: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientPlan {
+    pub arrival: Arrival,
+    /// Upper bound on attempts.
+    pub connections: u64,
+    /// Upper bound on the arrival window: no attempt is scheduled later than this.
+    pub duration: Duration,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub seed: u64,
+    pub talk: Talk,
+    pub sysctl: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub name: String,
+    pub description: String,
+    pub incident: String,
+    /// The TOML actually run (file plus `--set`), saved with the results.
+    pub scenario_text: String,
+    pub origin: String,
+    pub sample_interval: Duration,
+    /// Whether to record drop reasons from tracefs (`drops.csv`).
+    pub trace_drops: bool,
+    pub server: ServerPlan,
+    pub client: ClientPlan,
+    pub link: LinkPlan,
+    pub flood: Option<FloodPlan>,
+    pub expect: Vec<Expectation>,
+}
+
+/// Client-namespace sysctls applied unless the scenario sets them: a wide port range and TIME_WAIT
+/// reuse, so that storms of 100k short connections are not limited by local ports.
+pub const CLIENT_SYSCTL_DEFAULTS: &[(&str, &str)] = &[
+    ("net.ipv4.ip_local_port_range", "1024 65535"),
+    ("net.ipv4.tcp_tw_reuse", "1"),
+];
+
+const MAX_CONNECTIONS: u64 = 2_000_000;
+const MAX_DURATION: Duration = Duration::from_secs(600);
+const MAX_RESPONSE_BYTES: u32 = 1 << 20;
+const MAX_REQUEST_BYTES: u32 = 1 << 20;
+const MAX_RTT: Duration = Duration::from_secs(10);
+const MAX_FLOOD_COUNT: u64 = 10_000_000;
+
+impl RunPlan {
+    /// Checks the scenario and fills in every default. The checks run in this order, so that when
+    /// several settings are wrong the same one is always reported: the accept policy, the arrivals,
+    /// the client's counts and timeouts, the sample interval, the server's response size and port,
+    /// the single-combination check, the link, the flood, the request size, the expectations, and
+    /// last the server's then the client's sysctls.
+    pub fn from_scenario(loaded: &Loaded) -> Result<RunPlan, Failure> {
+        let f = &loaded.file;
+        let accept = server::accept_policy(&f.server)?;
+        let arrival = client::arrival(&f.client)?;
+        let bounds = client::bounds(&f.client)?;
+        let sample_interval = sample_interval(f)?;
+        let listen = server::listen(&f.server)?;
+        single_combination(f)?;
+        let link = link::link_plan(&f.link, client::seed(&f.client))?;
+        let flood = f.flood.as_ref().map(link::flood_plan).transpose()?;
+        let talk = client::talk(&f.client)?;
+        let expect = expectations::parse(&f.expect)?;
+        let server = server::plan(&f.server, accept, listen, talk.clone())?;
+        let client = client::plan(&f.client, arrival, bounds, talk)?;
+        Ok(RunPlan {
+            name: f.name.clone().unwrap_or_else(|| loaded.stem.clone()),
+            description: f.description.clone().unwrap_or_default(),
+            incident: f.incident.clone().unwrap_or_default(),
+            scenario_text: loaded.text.clone(),
+            origin: loaded.origin.clone(),
+            sample_interval,
+            trace_drops: f.trace_drops.unwrap_or(true),
+            server,
+            client,
+            link,
+            flood,
+            expect,
+        })
+    }
+}
+
+/// `sample_interval`: from 1 ms to 10 s, 10 ms unless set.
+fn sample_interval(f: &ScenarioFile) -> Result<Duration, Failure> {
+    let sample_interval = duration(
+        "sample_interval",
+        &f.sample_interval,
+        Duration::from_millis(10),
+    )?;
+    if !(Duration::from_millis(1)..=Duration::from_secs(10)).contains(&sample_interval) {
+        return Err(bad("sample_interval: from 1ms to 10s".into()));
+    }
+    Ok(sample_interval)
+}
+
+/// A comparison runs as several plans (one per combination), never as one.
+fn single_combination(f: &ScenarioFile) -> Result<(), Failure> {
+    if !f.matrix.is_empty() || !f.case.is_empty() {
+        return Err(bad(
+            "this scenario is a comparison ([matrix] or [[case]]): it runs as several plans; \
+             use `backlog-lab run`, or pick one combination with --set"
+                .into(),
+        ));
+    }
+    Ok(())
+}
