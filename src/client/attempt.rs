@@ -24,24 +24,6 @@ pub struct AttemptSpec {
     pub request: std::sync::Arc<[u8]>,
 }
 
-/// The request every attempt sends (HTTP/1.1, so the same server also serves `wrk` or `curl`).
-pub const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: backlog-lab\r\nConnection: close\r\n\r\n";
-
-/// The request for a plan: nothing when the server speaks first, else [`REQUEST`] with its path
-/// padded to exactly `request_bytes` (at least `REQUEST.len()`).
-pub fn request(talk: &crate::plan::Talk) -> Vec<u8> {
-    match *talk {
-        crate::plan::Talk::ServerFirst => Vec::new(),
-        crate::plan::Talk::ClientFirst { request_bytes } => {
-            let pad = (request_bytes as usize).saturating_sub(REQUEST.len());
-            let mut r = b"GET /".to_vec();
-            r.resize(r.len() + pad, b'x');
-            r.extend_from_slice(&REQUEST[5..]);
-            r
-        }
-    }
-}
-
 fn us(t0: Instant, t: Instant) -> u64 {
     t.saturating_duration_since(t0).as_micros() as u64
 }
@@ -168,28 +150,5 @@ fn total_retrans(stream: &TcpStream) -> u32 {
         info.tcpi_total_retrans
     } else {
         0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::Talk;
-
-    #[test]
-    fn requests_are_padded_to_the_exact_size() {
-        assert_eq!(request(&Talk::ServerFirst), b"");
-        let base = REQUEST.len() as u32;
-        assert_eq!(
-            request(&Talk::ClientFirst {
-                request_bytes: base
-            }),
-            REQUEST
-        );
-        for n in [base + 1, base + 7, 4096] {
-            let r = request(&Talk::ClientFirst { request_bytes: n });
-            assert_eq!(r.len(), n as usize);
-            assert!(r.starts_with(b"GET /x") && r.ends_with(b"\r\n\r\n"));
-        }
     }
 }

@@ -18,24 +18,13 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::error::Failure;
 use crate::plan::FloodPlan;
+pub use crate::record::stats::FloodStats;
 use crate::topo::link::FLOOD_NET;
 use crate::topo::Netns;
-
-/// What the flood did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct FloodStats {
-    /// SYNs handed to the kernel.
-    pub sent: u64,
-    /// Sends the kernel refused (e.g. ENOBUFS).
-    pub errors: u64,
-    /// SYNs per second actually achieved over the flood's span.
-    pub achieved_rate: f64,
-}
 
 /// A flood running on its own thread in the client namespace.
 /// Dropping it stops the flood too (and waits for its thread), so an error elsewhere in a run

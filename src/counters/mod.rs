@@ -15,6 +15,8 @@ pub use diag::{ListenDiag, QueueSample};
 pub use netstat::Snapshot;
 pub use read::CounterFiles;
 
+pub use crate::record::stats::SamplingStats;
+
 /// One point of the time series.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -92,23 +94,6 @@ impl Series {
             |names: &[String], vals: Vec<i64>| Snapshot(names.iter().cloned().zip(vals).collect());
         Some((snap(&self.names[0], s), snap(&self.names[1], c)))
     }
-}
-
-/// What sampling cost, for the summary: it runs beside the storm on the same cores.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct SamplingStats {
-    pub interval_ms: f64,
-    pub samples: u64,
-    /// Ticks that came after the next one was already due (the sampler fell behind).
-    pub late: u64,
-    /// Ticks whose counters could not be read (the point is missing from the series).
-    pub failed: u64,
-    /// CPU time of the sampler thread (user + system), ms.
-    pub cpu_ms: f64,
-    /// That CPU time as a share of one core over the sampling span.
-    pub cpu_share: f64,
-    /// Peak memory of the stored series, bytes (estimate).
-    pub series_bytes: u64,
 }
 
 /// Samples [`Probes`] every `interval` until stopped.

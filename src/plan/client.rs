@@ -9,9 +9,9 @@ use super::{
     Arrival, ClientPlan, Talk, CLIENT_SYSCTL_DEFAULTS, MAX_CONNECTIONS, MAX_DURATION,
     MAX_REQUEST_BYTES,
 };
-use crate::client::attempt::REQUEST;
 use crate::error::Failure;
 use crate::scenario::{ArrivalKind, ClientFile};
+use crate::wire::REQUEST;
 
 /// `client.arrival` and the keys of its mode; a burst key without `arrival = "burst"` is rejected
 /// (after the mode's own keys are checked).

@@ -54,31 +54,7 @@ pub enum Arrival {
     },
 }
 
-/// The wire between the hosts. All zero: a plain veth pair. Anything else: the delay line.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LinkPlan {
-    /// Round-trip time; each direction holds packets for half of it.
-    pub rtt: Duration,
-    /// Each packet's hold varies uniformly by ± this much, drawn per packet (so packets closer
-    /// together than that may be reordered, as with netem).
-    pub jitter: Duration,
-    /// Probability that a packet towards the server (client → server) is dropped.
-    pub loss_to_server: f64,
-    /// Probability that a packet towards the client is dropped.
-    pub loss_to_client: f64,
-    /// Seeds the loss and jitter draws (the storm's seed), so reruns are alike.
-    pub seed: u64,
-}
-
-impl LinkPlan {
-    /// True when the link needs no emulation: the lab uses veth, as fast as the machine allows.
-    pub fn is_ideal(&self) -> bool {
-        self.rtt.is_zero()
-            && self.jitter.is_zero()
-            && self.loss_to_server == 0.0
-            && self.loss_to_client == 0.0
-    }
-}
+pub use crate::topo::LinkPlan;
 
 /// Raw SYNs from spoofed sources in [`crate::topo::link::FLOOD_NET`], sent from the client
 /// namespace at a steady rate alongside the storm.
@@ -90,16 +66,7 @@ pub struct FloodPlan {
     pub start: Duration,
 }
 
-/// Who talks first on a connection.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Talk {
-    /// The client sends a request of this many bytes (an HTTP GET, padded), then reads the
-    /// response (HTTP, Redis...).
-    ClientFirst { request_bytes: u32 },
-    /// The server sends its response (a greeting) as soon as it accepts; the client sends
-    /// nothing (MySQL, SMTP, SSH...).
-    ServerFirst,
-}
+pub use crate::wire::Talk;
 
 #[derive(Debug, Clone)]
 pub struct ServerPlan {

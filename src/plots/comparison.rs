@@ -9,6 +9,7 @@ use super::{
     builder, font, frame, mesh, ms_label, outcome_color, thousands, Chart, DrawResult, LegendEntry,
     Swatch, PALETTE,
 };
+use crate::record::summary::{Percentiles, Summary};
 use crate::record::Outcome;
 use crate::results::ComparisonFolder;
 
@@ -120,17 +121,30 @@ pub struct LatencyPercentiles<'a> {
 }
 
 /// (summary.json field, panel title).
-const PANELS: &[(&str, &str)] = &[
+/// Which percentiles of a summary a panel shows.
+type Field = fn(&Summary) -> &Percentiles;
+
+const PANELS: &[(Field, &str)] = &[
     (
-        "connect_latency_ms",
+        |s| &s.connect_latency_ms,
         "connect latency, from scheduled start (connections that connected)",
     ),
     (
-        "response_latency_ms",
+        |s| &s.response_latency_ms,
         "first response byte, from scheduled start (ok connections)",
     ),
 ];
 const PCTS: &[&str] = &["p50", "p90", "p99", "max"];
+
+/// Percentile `p` (one of [`PCTS`]).
+fn pct(p: &Percentiles, name: &str) -> Option<f64> {
+    match name {
+        "p50" => p.p50,
+        "p90" => p.p90,
+        "p99" => p.p99,
+        _ => p.max,
+    }
+}
 
 impl Chart for LatencyPercentiles<'_> {
     fn name(&self) -> &'static str {
@@ -159,8 +173,8 @@ impl Chart for LatencyPercentiles<'_> {
             &self.cmp.caption(),
             &legend,
         )?;
-        let value = |r: &crate::results::comparison::ComparedRun, field: &str, p: &str| {
-            r.run.summary[field][p].as_f64().filter(|v| *v > 0.0)
+        let value = |r: &crate::results::comparison::ComparedRun, field: &Field, p: &str| {
+            pct(field(&r.run.summary), p).filter(|v| *v > 0.0)
         };
         let all: Vec<f64> = runs
             .iter()
@@ -219,7 +233,7 @@ impl Chart for LatencyPercentiles<'_> {
                         .iter()
                         .map(|(v, y, c)| Circle::new((*v, *y), 5, c.filled())),
                 )?;
-                let count = r.run.summary[field]["count"].as_u64().unwrap_or(0);
+                let count = field(&r.run.summary).count;
                 labels.push((
                     r.label.clone(),
                     format!("n={}", thousands(count)),

@@ -158,18 +158,7 @@ pub fn font(size: f64) -> TextStyle<'static> {
     (FONT, size).into_font().color(&BLACK)
 }
 
-/// Thousands separators: 27115 -> "27,115".
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::units::thousands;
 
 /// Splits `text` into lines no wider than `width` pixels when drawn in `style` on `area`.
 fn wrap<DB: DrawingBackend>(

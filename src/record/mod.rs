@@ -1,12 +1,20 @@
 //! What a run recorded: one row per connection, the counter and queue series, and the setting it
 //! ran in. Everything here is plain data; summaries and exports are computed from it.
 
+pub mod drops;
+pub mod environment;
 pub mod outcome;
+pub mod stats;
 pub mod summary;
+pub mod verdict;
+pub mod warning;
 
 use serde::Serialize;
 
+pub use environment::Environment;
 pub use outcome::Outcome;
+pub use verdict::Verdict;
+pub use warning::Warning;
 
 /// One connection attempt. Times are microseconds since the storm's time zero.
 #[derive(Debug, Clone, Serialize)]

@@ -2,10 +2,10 @@
 
 use std::io;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The end of one connection attempt: connect, send the request, read the response, close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A response arrived (at least one byte) and the server then closed the connection.
@@ -29,7 +29,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    /// How many outcomes there are.
+    pub const COUNT: usize = 8;
+
+    pub const ALL: [Outcome; Outcome::COUNT] = [
         Outcome::Ok,
         Outcome::ConnectTimeout,
         Outcome::ConnectRefused,
@@ -51,6 +54,11 @@ impl Outcome {
             Outcome::ClosedWithoutResponse => "closed_without_response",
             Outcome::Other => "other",
         }
+    }
+
+    /// The outcome of this name (`connect_timeout`), as `connections.csv` and the summary spell it.
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.name() == name)
     }
 
     /// Position in [`Outcome::ALL`] (the declaration order).
@@ -75,6 +83,54 @@ impl Outcome {
             Some(libc::ETIMEDOUT) => Outcome::ResponseTimeout,
             _ => Outcome::Other,
         }
+    }
+}
+
+/// How many connections ended in each outcome, every outcome present (0 where none did).
+/// Written as an object in [`Outcome::ALL`] order; read back tolerantly (a name this version
+/// does not know is skipped, a missing one is 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeCounts([u64; Outcome::COUNT]);
+
+impl OutcomeCounts {
+    /// Counts the outcomes of `outcomes`.
+    pub fn of(outcomes: impl Iterator<Item = Outcome>) -> OutcomeCounts {
+        let mut c = OutcomeCounts::default();
+        for o in outcomes {
+            c.0[o.index()] += 1;
+        }
+        c
+    }
+
+    /// `(outcome, count)` in [`Outcome::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Outcome, u64)> + '_ {
+        Outcome::ALL.into_iter().map(|o| (o, self.0[o.index()]))
+    }
+}
+
+impl std::ops::Index<Outcome> for OutcomeCounts {
+    type Output = u64;
+    fn index(&self, o: Outcome) -> &u64 {
+        &self.0[o.index()]
+    }
+}
+
+impl Serialize for OutcomeCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter().map(|(o, n)| (o.name(), n)))
+    }
+}
+
+impl<'de> Deserialize<'de> for OutcomeCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<OutcomeCounts, D::Error> {
+        let by_name = std::collections::BTreeMap::<String, u64>::deserialize(d)?;
+        let mut c = OutcomeCounts::default();
+        for (name, n) in by_name {
+            if let Some(o) = Outcome::from_name(&name) {
+                c.0[o.index()] = n;
+            }
+        }
+        Ok(c)
     }
 }
 
@@ -124,6 +180,20 @@ mod tests {
             Outcome::of_exchange_error(&err(libc::EHOSTUNREACH)),
             Outcome::Other
         );
+    }
+
+    #[test]
+    fn counts_are_an_object_of_every_outcome_both_ways() {
+        let c = OutcomeCounts::of([Outcome::Ok, Outcome::Ok, Outcome::Other].into_iter());
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(
+            json.starts_with(r#"{"ok":2,"connect_timeout":0,"#),
+            "{json}"
+        );
+        let back: OutcomeCounts =
+            serde_json::from_str(r#"{"ok": 2, "other": 1, "future_outcome": 9}"#).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back[Outcome::Ok], 2);
     }
 
     #[test]

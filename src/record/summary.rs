@@ -4,14 +4,37 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
 
+use super::outcome::OutcomeCounts;
 use super::{ConnRecord, Outcome};
-use crate::scenario::expect::Verdict;
+use super::{Verdict, Warning};
+
+/// Counters shown in the table when they moved (all of them are in `counters.csv`).
+pub const KEY_COUNTERS: &[&str] = &[
+    "TcpExt.ListenOverflows",
+    "TcpExt.ListenDrops",
+    "TcpExt.TCPReqQFullDrop",
+    "TcpExt.TCPReqQFullDoCookies",
+    "TcpExt.SyncookiesSent",
+    "TcpExt.SyncookiesRecv",
+    "TcpExt.SyncookiesFailed",
+    "TcpExt.EmbryonicRsts",
+    "TcpExt.TCPSynRetrans",
+    "TcpExt.TCPTimeouts",
+    "TcpExt.TCPBacklogDrop",
+    "TcpExt.TCPAbortOnData",
+    "Tcp.ActiveOpens",
+    "Tcp.PassiveOpens",
+    "Tcp.AttemptFails",
+    "Tcp.EstabResets",
+    "Tcp.OutRsts",
+    "Tcp.RetransSegs",
+];
 
 /// Latency percentiles in milliseconds; all null when nothing was measured.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: Option<f64>,
@@ -42,7 +65,8 @@ impl Percentiles {
 }
 
 /// How well the storm kept to its schedule.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Schedule {
     /// Attempts per second the schedule asked for (over its own span).
     pub planned_rate: Option<f64>,
@@ -55,7 +79,8 @@ pub struct Schedule {
 }
 
 /// The accept queue as the kernel reported it (sock_diag, i.e. `ss -lnt`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Listen {
     /// The value passed to `listen()`.
     pub backlog_requested: i32,
@@ -70,7 +95,8 @@ pub struct Listen {
 }
 
 /// Retransmissions seen by the client sockets (TCP_INFO).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Retransmits {
     pub connections_with_retransmits: u64,
     pub total: u64,
@@ -78,7 +104,8 @@ pub struct Retransmits {
 
 /// Timing of the connections that ended one way, so that each failure mode shows its own
 /// clock: SYN retransmission steps in `connect_ms`, SYN-ACK retransmissions in `first_byte_ms`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OutcomeTiming {
     pub count: u64,
     /// From the `connect()` call to the handshake's completion (connected ones only).
@@ -89,7 +116,8 @@ pub struct OutcomeTiming {
     pub total_ms: Percentiles,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     pub scenario: String,
     /// Attempts made (one record each).
@@ -101,7 +129,7 @@ pub struct Summary {
     /// From time zero to the end of the last attempt.
     pub duration_s: f64,
     /// Every outcome name, with its count.
-    pub outcomes: Map<String, Value>,
+    pub outcomes: OutcomeCounts,
     /// Connect latency measured from the scheduled start (no coordinated omission).
     pub connect_latency_ms: Percentiles,
     /// Connect latency measured from the actual `connect()` call.
@@ -117,42 +145,45 @@ pub struct Summary {
     /// Effective sysctl values per namespace.
     pub sysctl: BTreeMap<String, BTreeMap<String, String>>,
     pub listen: Listen,
-    pub server: crate::server::ServerStats,
+    pub server: super::stats::ServerStats,
     /// What sampling the counters and the listen queue cost (it shares the cores with the storm).
-    pub sampling: crate::counters::SamplingStats,
+    pub sampling: super::stats::SamplingStats,
     /// What the delay line did (absent on a plain veth link).
-    pub link: Option<crate::topo::LinkStats>,
+    pub link: Option<super::stats::LinkStats>,
     /// What the SYN flood sent (absent without one).
-    pub flood: Option<crate::client::flood::FloodStats>,
+    pub flood: Option<super::stats::FloodStats>,
     /// Where packets died, from the kernel's trace events (`drops.csv` has each one).
-    pub drops: crate::drops::DropStats,
-    pub warnings: Vec<String>,
+    pub drops: super::drops::DropStats,
+    pub warnings: Vec<Warning>,
     pub expectations: Vec<Verdict>,
 }
 
-/// The structure of a summary with every fixed key present: what `[expect]` paths are checked
-/// against when a scenario is loaded.
-pub fn shape() -> Value {
-    let s = Summary {
-        outcomes: outcome_counts(&[]),
-        by_outcome: by_outcome(&[]),
-        link: Some(Default::default()),
-        flood: Some(Default::default()),
-        ..Summary::default()
-    };
-    serde_json::to_value(s).expect("a summary serializes")
-}
-
-/// Counts of each outcome, every name present.
-pub fn outcome_counts(records: &[ConnRecord]) -> Map<String, Value> {
-    let mut counts = [0u64; 8];
-    for r in records {
-        counts[r.outcome.index()] += 1;
+impl Summary {
+    /// A summary with every fixed key present (`link` and `flood` included): the structure that
+    /// `[expect]` paths are checked against when a scenario is loaded.
+    pub fn shape() -> Summary {
+        Summary {
+            by_outcome: by_outcome(&[]),
+            link: Some(Default::default()),
+            flood: Some(Default::default()),
+            ..Summary::default()
+        }
     }
-    Outcome::ALL
-        .iter()
-        .map(|o| (o.name().to_string(), Value::from(counts[o.index()])))
-        .collect()
+
+    /// A counter's change over the run in namespace `ns` (`server`, `client`); 0 when it did not
+    /// move (the summary keeps only those that did).
+    pub fn counter(&self, ns: &str, name: &str) -> i64 {
+        self.counters
+            .get(ns)
+            .and_then(|c| c.get(name))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// An effective sysctl of namespace `ns`, as read back during the run.
+    pub fn sysctl(&self, ns: &str, key: &str) -> Option<&str> {
+        self.sysctl.get(ns)?.get(key).map(String::as_str)
+    }
 }
 
 /// [`OutcomeTiming`] for every outcome name.
@@ -238,120 +269,6 @@ pub fn retransmits(records: &[ConnRecord]) -> Retransmits {
         connections_with_retransmits: records.iter().filter(|r| r.retransmits > 0).count() as u64,
         total: records.iter().map(|r| r.retransmits as u64).sum(),
     }
-}
-
-/// Warnings about runs that may not show what the user thinks: each says why and what to try.
-/// `bursty`: a burst is fired from one thread, so its lag is expected and not warned about.
-pub fn warnings(
-    s: &Summary,
-    records: &[ConnRecord],
-    overflow_expected: bool,
-    bursty: bool,
-) -> Vec<String> {
-    let mut w = Vec::new();
-    if let Some(p99) = s.schedule.lag_ms.p99.filter(|_| !bursty) {
-        if p99 > 10.0 {
-            w.push(format!(
-                "the storm fell behind its schedule (start lag p99 {p99:.1} ms): the client was \
-                 CPU-bound, so it offered less load than planned; lower client.rate or run on an idle machine"
-            ));
-        }
-    }
-    let d = &s.drops;
-    if d.lost_events > 0 {
-        w.push(format!(
-            "{} trace events were lost in the kernel's buffer: the counts in drops are short \
-             (drops.csv misses them too); a slower storm or fewer events (trace_drops = false) helps",
-            d.lost_events
-        ));
-    }
-    if let Some(e) = &d.read_error {
-        w.push(format!(
-            "the trace stopped early ({e}): the counts in drops are short"
-        ));
-    }
-    let errno_count = |e: i32| records.iter().filter(|r| r.errno == Some(e)).count();
-    let ports = errno_count(libc::EADDRNOTAVAIL);
-    if ports > 0 {
-        w.push(format!(
-            "{ports} connections failed with EADDRNOTAVAIL: the client ran out of local ports; widen \
-             client.sysctl.\"net.ipv4.ip_local_port_range\" or lower client.rate"
-        ));
-    }
-    let fds = errno_count(libc::EMFILE) + errno_count(libc::ENFILE);
-    if fds > 0 {
-        w.push(format!(
-            "{fds} connections failed for lack of file descriptors (EMFILE): too many connections in \
-             flight; shorten client.connect_timeout/response_timeout or lower client.rate"
-        ));
-    }
-    let overflows = s
-        .counters
-        .get("server")
-        .and_then(|c| c.get("TcpExt.ListenOverflows"))
-        .copied()
-        .unwrap_or(0);
-    if overflow_expected && overflows == 0 {
-        w.push(
-            "TcpExt.ListenOverflows did not move: the accept queue never overflowed, so this run does \
-             not reproduce a listen-queue incident; raise client.rate or lower server.backlog"
-                .into(),
-        );
-    }
-    if let Some(link) = &s.link {
-        let refused = link.to_server.write_errors + link.to_client.write_errors;
-        if link.ring_drops > 0 || refused > 0 {
-            w.push(format!(
-                "the emulated link lost {} packets nobody asked it to drop ({} in the TUN rings, \
-                 {refused} refused writes): results include loss that was not configured; lower \
-                 client.rate or run on an idle machine",
-                link.ring_drops + refused,
-                link.ring_drops
-            ));
-        }
-        if link.calibration_capped {
-            w.push(format!(
-                "the delay line's calibration measured an implausible overhead (the machine \
-                 stalled) and used {:.0} µs per direction instead; RTTs may be slightly long",
-                link.calibration_us
-            ));
-        }
-        if link.ring_drops_unknown {
-            w.push(
-                "the TUN rings' drop counters could not be read: link.ring_drops proves nothing \
-                 in this run"
-                    .into(),
-            );
-        }
-        if link.lateness_us_p99 > 1000 {
-            w.push(format!(
-                "the delay line delivered 1 % of packets more than {:.1} ms late (p99): the machine \
-                 stalled or was CPU-bound, so some RTTs were longer than link.rtt",
-                link.lateness_us_p99 as f64 / 1000.0
-            ));
-        }
-    }
-    if s.sampling.failed > 0 {
-        w.push(format!(
-            "{} of the sampler's ticks could not read the counters; timeseries.csv has gaps there",
-            s.sampling.failed
-        ));
-    }
-    if let Some(flood) = &s.flood {
-        if flood.errors > 0 {
-            w.push(format!(
-                "the SYN flood could not send {} of its SYNs (the kernel refused them)",
-                flood.errors
-            ));
-        }
-    }
-    if s.interrupted {
-        w.push(format!(
-            "interrupted: {} of {} planned connections were attempted",
-            s.connections, s.planned
-        ));
-    }
-    w
 }
 
 #[cfg(test)]

@@ -4,14 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use super::document::{Block, Document};
-use super::explain::{explain, ms};
-use super::KEY_COUNTERS;
-use crate::plots::thousands;
+use super::explain::explain;
+use crate::record::summary::{Percentiles, Summary, KEY_COUNTERS};
 use crate::record::Outcome;
+use crate::results::rows::drop_table;
 use crate::results::{ComparisonFolder, RunFolder};
+use crate::units::{prose_ms as ms, signed, thousands};
 
 /// What each plot file shows, for the figure captions: (file stem, caption).
 pub const PLOT_CAPTIONS: &[(&str, &str)] = &[
@@ -59,45 +58,58 @@ fn figures(doc: &mut Document, dir: &Path, plots: &[PathBuf]) {
     }
 }
 
-fn pcts_row(label: &str, p: &Value) -> Vec<String> {
-    let f = |k: &str| p[k].as_f64().map_or("-".into(), ms);
+fn pcts_row(label: &str, p: &Percentiles) -> Vec<String> {
+    let f = |v: Option<f64>| v.map_or("-".into(), ms);
     vec![
         label.to_string(),
-        f("p50"),
-        f("p90"),
-        f("p99"),
-        f("max"),
-        thousands(p["count"].as_u64().unwrap_or(0)),
+        f(p.p50),
+        f(p.p90),
+        f(p.p99),
+        f(p.max),
+        thousands(p.count),
     ]
 }
 
-/// `-1`, `27,115`.
-fn signed(i: i64) -> String {
-    if i < 0 {
-        format!("-{}", thousands(i.unsigned_abs()))
+/// A number in a report cell: whole ones with separators (`2,000`), others with two decimals.
+fn number(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        signed(f as i64)
     } else {
-        thousands(i as u64)
+        format!("{f:.2}")
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => signed(i),
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => signed(f as i64),
-            (None, Some(f)) => format!("{f:.2}"),
-            _ => n.to_string(),
-        },
-        other => other.to_string(),
-    }
+/// An optional number; `-` when absent.
+fn maybe(v: Option<f64>) -> String {
+    v.map_or("-".into(), number)
 }
 
 /// The report of one run; `plots` are the files just written into `run.dir/plots/`.
 pub fn run_document(run: &RunFolder, plots: &[PathBuf]) -> Document {
-    let s = &run.summary;
     let mut doc = Document::new(format!("backlog-lab report: {}", run.name()));
+    introduction(&mut doc, run);
+    doc.h2("What happened");
+    doc.list(explain(run));
+    verdicts(&mut doc, &run.summary);
+    doc.h2("Plots");
+    figures(&mut doc, &run.dir, plots);
+    settings(&mut doc, run);
+    doc.h2("Summary");
+    outcomes_and_latency(&mut doc, run);
+    listen_queue(&mut doc, &run.summary);
+    counters(&mut doc, &run.summary);
+    trace_events(&mut doc, &run.summary);
+    doc.para(format!(
+        "Data: connections.csv, timeseries.csv, counters.csv, drops.csv, summary.json, environment.json and \
+         scenario.toml in {}. Re-render with `backlog-lab plot {}`.",
+        run.dir.display(),
+        run.dir.display()
+    ));
+    doc
+}
+
+/// The scenario's own words and where the run happened.
+fn introduction(doc: &mut Document, run: &RunFolder) {
     if let Ok(p) = &run.plan {
         if !p.description.is_empty() {
             doc.para(p.description.clone());
@@ -107,74 +119,71 @@ pub fn run_document(run: &RunFolder, plots: &[PathBuf]) -> Document {
         }
     }
     if let Some(env) = &run.environment {
+        let or = |s: &str, default: &str| if s.is_empty() { default } else { s }.to_string();
         doc.para(format!(
             "Run started {} on Linux {} with {}; scenario {}.",
-            env["started_at"].as_str().unwrap_or("?"),
-            env["kernel_release"].as_str().unwrap_or("?"),
-            env["tool"].as_str().unwrap_or("backlog-lab"),
-            env["scenario"].as_str().unwrap_or("?"),
+            or(&env.started_at, "?"),
+            or(&env.kernel_release, "?"),
+            or(&env.tool, "backlog-lab"),
+            or(&env.scenario, "?"),
         ));
     }
+}
 
-    doc.h2("What happened");
-    doc.list(explain(run));
-
-    if let Some(w) = s["warnings"].as_array().filter(|w| !w.is_empty()) {
+/// The warnings, then the verdict on each expectation.
+fn verdicts(doc: &mut Document, s: &Summary) {
+    if !s.warnings.is_empty() {
         doc.h2("Warnings");
-        doc.list(w.iter().map(text).collect());
+        doc.list(s.warnings.iter().map(|w| w.to_string()).collect());
     }
-
-    if let Some(exps) = s["expectations"].as_array().filter(|e| !e.is_empty()) {
+    if !s.expectations.is_empty() {
         doc.h2("Expectations");
         doc.table(
             &["result", "expectation", "seen", "right side"],
-            exps.iter()
+            s.expectations
+                .iter()
                 .map(|e| {
                     vec![
-                        if e["pass"] == true { "PASS" } else { "FAIL" }.to_string(),
-                        text(&e["text"]),
-                        text(&e["value"]),
-                        text(&e["expected"]),
+                        if e.pass { "PASS" } else { "FAIL" }.to_string(),
+                        e.text.clone(),
+                        maybe(e.value),
+                        maybe(e.expected),
                     ]
                 })
                 .collect(),
             &[2, 3],
         );
     }
+}
 
-    doc.h2("Plots");
-    figures(&mut doc, &run.dir, plots);
-
+/// The knobs, and every sysctl as read back in each namespace (`-` where one side has none).
+fn settings(doc: &mut Document, run: &RunFolder) {
     doc.h2("Settings");
     doc.table(
         &["setting", "value"],
         run.knobs().into_iter().map(|(k, v)| vec![k, v]).collect(),
         &[],
     );
-    let sysctl = &s["sysctl"];
-    if let (Some(server), Some(client)) =
-        (sysctl["server"].as_object(), sysctl["client"].as_object())
-    {
+    let sysctl = &run.summary.sysctl;
+    if let (Some(server), Some(client)) = (sysctl.get("server"), sysctl.get("client")) {
         doc.h3("Effective sysctls (read back inside each namespace)");
-        let mut keys: Vec<&String> = server.keys().chain(client.keys()).collect();
-        keys.sort();
-        keys.dedup();
+        let keys: std::collections::BTreeSet<&String> =
+            server.keys().chain(client.keys()).collect();
+        let cell = |m: &std::collections::BTreeMap<String, String>, k: &str| {
+            m.get(k).cloned().unwrap_or_else(|| "-".into())
+        };
         doc.table(
             &["key", "server", "client"],
             keys.into_iter()
-                .map(|k| {
-                    vec![
-                        k.clone(),
-                        text(&server[k.as_str()]),
-                        text(&client[k.as_str()]),
-                    ]
-                })
+                .map(|k| vec![k.clone(), cell(server, k), cell(client, k)])
                 .collect(),
             &[],
         );
     }
+}
 
-    doc.h2("Summary");
+fn outcomes_and_latency(doc: &mut Document, run: &RunFolder) {
+    let s = &run.summary;
     let total = run.total();
     doc.h3("Outcomes");
     doc.table(
@@ -196,62 +205,72 @@ pub fn run_document(run: &RunFolder, plots: &[PathBuf]) -> Document {
     doc.table(
         &["latency", "p50", "p90", "p99", "max", "n"],
         vec![
-            pcts_row("connect, from scheduled start", &s["connect_latency_ms"]),
-            pcts_row(
-                "connect, from connect()",
-                &s["connect_latency_from_start_ms"],
-            ),
+            pcts_row("connect, from scheduled start", &s.connect_latency_ms),
+            pcts_row("connect, from connect()", &s.connect_latency_from_start_ms),
             pcts_row(
                 "first byte of ok, from scheduled start",
-                &s["response_latency_ms"],
+                &s.response_latency_ms,
             ),
-            pcts_row("start lag behind schedule", &s["schedule"]["lag_ms"]),
+            pcts_row("start lag behind schedule", &s.schedule.lag_ms),
         ],
         &[1, 2, 3, 4, 5],
     );
+}
+
+fn listen_queue(doc: &mut Document, s: &Summary) {
     doc.h3("Listen queue and schedule");
-    let l = &s["listen"];
-    let sc = &s["schedule"];
+    let l = &s.listen;
+    let sc = &s.schedule;
+    let count = |v: Option<u32>| v.map_or("-".into(), |v| thousands(v.into()));
     doc.table(
         &["what", "value"],
         vec![
-            vec!["listen() backlog".into(), text(&l["backlog_requested"])],
+            vec![
+                "listen() backlog".into(),
+                signed(l.backlog_requested.into()),
+            ],
             vec![
                 "accept queue limit (ss Send-Q)".into(),
-                text(&l["accept_queue_limit"]),
+                count(l.accept_queue_limit),
             ],
             vec![
                 "accept queue capacity (limit + 1)".into(),
-                text(&l["accept_queue_capacity"]),
+                count(l.accept_queue_capacity),
             ],
             vec![
                 "accept queue, most seen".into(),
-                text(&l["accept_queue_max_seen"]),
+                thousands(l.accept_queue_max_seen.into()),
             ],
-            vec!["SYN_RECV, most seen".into(), text(&l["syn_recv_max_seen"])],
-            vec!["planned rate (/s)".into(), text(&sc["planned_rate"])],
-            vec!["achieved rate (/s)".into(), text(&sc["achieved_rate"])],
+            vec![
+                "SYN_RECV, most seen".into(),
+                thousands(l.syn_recv_max_seen.into()),
+            ],
+            vec!["planned rate (/s)".into(), maybe(sc.planned_rate)],
+            vec!["achieved rate (/s)".into(), maybe(sc.achieved_rate)],
             vec![
                 "most connections in flight".into(),
-                text(&sc["max_in_flight"]),
+                thousands(sc.max_in_flight),
             ],
             vec![
                 "server accepted / served".into(),
                 format!(
                     "{} / {}",
-                    text(&s["server"]["accepted"]),
-                    text(&s["server"]["served"])
+                    thousands(s.server.accepted),
+                    thousands(s.server.served)
                 ),
             ],
         ],
         &[1],
     );
+}
+
+fn counters(doc: &mut Document, s: &Summary) {
     doc.h3("Key counters (change over the run)");
+    let get = |ns: &str, k: &str| s.counters.get(ns).and_then(|c| c.get(k)).copied();
     let rows: Vec<Vec<String>> = KEY_COUNTERS
         .iter()
         .filter_map(|k| {
-            let sv = s["counters"]["server"][*k].as_i64();
-            let cv = s["counters"]["client"][*k].as_i64();
+            let (sv, cv) = (get("server", k), get("client", k));
             (sv.is_some() || cv.is_some()).then(|| {
                 vec![
                     k.to_string(),
@@ -263,9 +282,11 @@ pub fn run_document(run: &RunFolder, plots: &[PathBuf]) -> Document {
         .collect();
     doc.table(&["counter", "server", "client"], rows, &[1, 2]);
     doc.para("Every counter of both namespaces, before and after, is in counters.csv.");
+}
 
+fn trace_events(doc: &mut Document, s: &Summary) {
     doc.h3("Where packets died (kernel trace events)");
-    match drop_table(s) {
+    match drop_table(&s.drops) {
         Ok(rows) if rows.is_empty() => {
             doc.para("No drop, retransmission or reset event was traced.")
         }
@@ -279,65 +300,6 @@ pub fn run_document(run: &RunFolder, plots: &[PathBuf]) -> Document {
         }
         Err(why) => doc.para(format!("Not recorded: {why}.")),
     }
-
-    doc.para(format!(
-        "Data: connections.csv, timeseries.csv, counters.csv, drops.csv, summary.json, environment.json and \
-         scenario.toml in {}. Re-render with `backlog-lab plot {}`.",
-        run.dir.display(),
-        run.dir.display()
-    ));
-    doc
-}
-
-/// `summary.json → drops` as rows of (event, side, reason or state, count), or why it is
-/// missing. Shared by the terminal table and the report.
-pub fn drop_table(s: &Value) -> Result<Vec<Vec<String>>, String> {
-    let d = &s["drops"];
-    if d["recorded"] != true {
-        return Err(d["unavailable"]
-            .as_str()
-            .unwrap_or("this run predates drop tracing")
-            .to_string());
-    }
-    let mut rows = Vec::new();
-    let mut row = |event: &str, side: &str, what: &str, n: &Value| {
-        if n.as_u64().unwrap_or(0) > 0 {
-            rows.push(vec![event.into(), side.into(), what.into(), text(n)]);
-        }
-    };
-    for (reason, n) in d["by_reason"].as_object().into_iter().flatten() {
-        row("kfree_skb", "", reason, n);
-    }
-    row(
-        "tcp_retransmit_synack",
-        "server",
-        "",
-        &d["synack_retransmits"],
-    );
-    row(
-        "tcp_retransmit_skb",
-        "client",
-        "TCP_SYN_SENT",
-        &d["syn_retransmits"],
-    );
-    row(
-        "tcp_retransmit_skb",
-        "",
-        "other states",
-        &d["other_retransmits"],
-    );
-    for (side, reasons) in d["resets_sent"].as_object().into_iter().flatten() {
-        for (reason, n) in reasons.as_object().into_iter().flatten() {
-            row("tcp_send_reset", side, reason, n);
-        }
-    }
-    for side in ["server", "client"] {
-        row("tcp_receive_reset", side, "", &d["resets_received"][side]);
-    }
-    if d["lost_events"].as_u64().unwrap_or(0) > 0 {
-        row("(lost in the trace buffer)", "", "", &d["lost_events"]);
-    }
-    Ok(rows)
 }
 
 /// The report of a comparison folder; `plots` are its own comparison charts.
@@ -383,18 +345,16 @@ pub fn comparison_document(cmp: &ComparisonFolder, plots: &[PathBuf]) -> Documen
                     100.0 * run.outcome_count(*o) as f64 / total.max(1) as f64
                 )
             }));
-            let p = |f: &str, k: &str| run.summary[f][k].as_f64().map_or("-".into(), ms);
-            row.push(p("connect_latency_ms", "p50"));
-            row.push(p("connect_latency_ms", "p99"));
-            row.push(p("response_latency_ms", "p99"));
+            let p = |v: Option<f64>| v.map_or("-".into(), ms);
+            let s = &run.summary;
+            row.push(p(s.connect_latency_ms.p50));
+            row.push(p(s.connect_latency_ms.p99));
+            row.push(p(s.response_latency_ms.p99));
             row.push(thousands(
                 run.counter("server", "TcpExt.ListenOverflows").max(0) as u64,
             ));
-            let exps = run.summary["expectations"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let passed = exps.iter().filter(|e| e["pass"] == true).count();
+            let exps = &s.expectations;
+            let passed = exps.iter().filter(|e| e.pass).count();
             row.push(format!("{passed}/{} held", exps.len()));
             row
         })

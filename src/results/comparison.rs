@@ -12,27 +12,47 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::table::bad;
-use super::RunFolder;
+use super::{files, write, RunFolder};
 use crate::error::Failure;
+use crate::record::summary::Summary;
 
-#[derive(Debug, Deserialize)]
-struct ComparisonFile {
-    scenario: String,
+/// `comparison.json`, written by `run` as each run ends and read back by `plot`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ComparisonFile {
+    pub scenario: String,
+    /// The keys the runs were given: axis keys, `case` for `[[case]]`, and the keys any case sets.
     #[serde(default)]
-    axes: Vec<String>,
-    runs: Vec<RunEntry>,
+    pub axes: Vec<String>,
+    pub runs: Vec<RunEntry>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RunEntry {
-    label: String,
+/// One run of the comparison.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunEntry {
+    pub label: String,
     #[serde(default)]
-    settings: serde_json::Map<String, Value>,
-    dir: PathBuf,
+    pub settings: serde_json::Map<String, Value>,
+    /// Relative to the comparison folder.
+    pub dir: PathBuf,
+    #[serde(default)]
+    pub exit_code: u8,
+    #[serde(default)]
+    pub expectations_passed: usize,
+    #[serde(default)]
+    pub expectations_total: usize,
+}
+
+impl ComparisonFile {
+    /// Writes `comparison.json` and `comparison.csv` (the rows of every run in `done`) into
+    /// `dir`: after every run, so that what ran is on disk whatever happens next.
+    pub fn write(&self, dir: &Path, done: &[(&str, &Summary)]) -> anyhow::Result<()> {
+        write::write_json(dir, files::COMPARISON, self)?;
+        write::write_comparison_csv(dir, done)
+    }
 }
 
 /// One combination: its label, its settings and its run folder.
@@ -63,7 +83,7 @@ fn text(v: &Value) -> String {
 impl ComparisonFolder {
     /// Reads `comparison.json` and every run folder it names.
     pub fn read(dir: &Path) -> Result<ComparisonFolder, Failure> {
-        let path = dir.join("comparison.json");
+        let path = dir.join(files::COMPARISON);
         let body = std::fs::read_to_string(&path).map_err(|e| bad(&path, e))?;
         let file: ComparisonFile = serde_json::from_str(&body).map_err(|e| {
             bad(

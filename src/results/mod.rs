@@ -6,24 +6,54 @@
 //! not move, a `scenario.toml` this version cannot load) and strict where the data would be
 //! wrong (a malformed number: the file, line and column are named).
 //!
+//! - [`files`]: the names of a result folder's files.
+//! - [`write`]: writing a run's folder and a comparison's own files.
+//! - [`connections`]: `connections.csv`, its columns named once for writer and reader.
 //! - [`table`]: CSV files read by column name.
+//! - [`rows`]: tables computed from results, shared by the terminal, the reports and CSVs.
 //! - [`analysis`]: pure computations over the records (CDFs, bins, rates, queue-full spans).
 //! - [`settings`]: the scenario's knobs and effective sysctls, as text for captions and reports.
 //! - [`comparison`]: a folder of several runs described by `comparison.json`.
 
 pub mod analysis;
 pub mod comparison;
+pub mod connections;
+pub mod rows;
 pub mod settings;
 pub mod table;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use crate::error::Failure;
 use crate::plan::RunPlan;
-use crate::record::{ConnRecord, Outcome};
+use crate::record::summary::Summary;
+use crate::record::{ConnRecord, Environment, Outcome};
 use table::{bad, Table};
+
+/// The files of a result folder, each named once (their layout is in `results/README.md`).
+pub mod files {
+    /// The scenario as run, `--set` values included.
+    pub const SCENARIO: &str = "scenario.toml";
+    /// Kernel, tool version, namespaces, effective sysctls, host values.
+    pub const ENVIRONMENT: &str = "environment.json";
+    /// One row per connection.
+    pub const CONNECTIONS: &str = "connections.csv";
+    /// Namespace, counter, before, after, delta (every counter).
+    pub const COUNTERS: &str = "counters.csv";
+    /// The sampled listen queue and the counters that moved, as deltas from the start.
+    pub const TIMESERIES: &str = "timeseries.csv";
+    /// The kernel's drop and reset events for the lab, tied to connections.
+    pub const DROPS: &str = "drops.csv";
+    /// The summary and the verdict on each expectation.
+    pub const SUMMARY: &str = "summary.json";
+    /// A comparison's axes and runs.
+    pub const COMPARISON: &str = "comparison.json";
+    /// A comparison's rows, one per run.
+    pub const COMPARISON_CSV: &str = "comparison.csv";
+}
 
 pub use comparison::ComparisonFolder;
 
@@ -65,10 +95,11 @@ pub struct RunFolder {
     /// `connections.csv`, one record per connection (columns a file lacks read as empty).
     pub connections: Vec<ConnRecord>,
     pub series: TimeSeries,
-    /// `summary.json` as written (read as JSON, so fields added later do not break reading).
-    pub summary: Value,
+    /// `summary.json` as written; keys it lacks (an older or hand-made folder) read as their
+    /// defaults, keys this version does not know are ignored.
+    pub summary: Summary,
     /// `environment.json`, when present.
-    pub environment: Option<Value>,
+    pub environment: Option<Environment>,
     /// `scenario.toml` as run, or why it could not be loaded (the plots then lack the knobs
     /// that only the scenario knows, such as the accept policy).
     pub plan: Result<RunPlan, String>,
@@ -85,14 +116,14 @@ pub fn open(dir: &Path) -> Result<Folder, Failure> {
     if !dir.is_dir() {
         return Err(bad(dir, "no such folder"));
     }
-    if dir.join("comparison.json").is_file() {
+    if dir.join(files::COMPARISON).is_file() {
         return Ok(Folder::Comparison(ComparisonFolder::read(dir)?));
     }
     let known = [
-        "summary.json",
-        "connections.csv",
-        "timeseries.csv",
-        "comparison.json",
+        files::SUMMARY,
+        files::CONNECTIONS,
+        files::TIMESERIES,
+        files::COMPARISON,
     ];
     if !known.iter().any(|f| dir.join(f).is_file()) {
         return Err(bad(
@@ -105,7 +136,12 @@ pub fn open(dir: &Path) -> Result<Folder, Failure> {
     Ok(Folder::Run(Box::new(RunFolder::read(dir)?)))
 }
 
-fn read_json(dir: &Path, name: &str, required: bool) -> Result<Option<Value>, Failure> {
+/// A JSON file of the folder as `T`; `None` if it is missing and not `required`.
+fn read_json<T: DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    required: bool,
+) -> Result<Option<T>, Failure> {
     let path = dir.join(name);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -121,7 +157,7 @@ fn read_json(dir: &Path, name: &str, required: bool) -> Result<Option<Value>, Fa
     };
     serde_json::from_str(&text)
         .map(Some)
-        .map_err(|e| bad(&path, format!("line {}: not valid JSON: {e}", e.line())))
+        .map_err(|e| bad(&path, format!("line {}: {e}", e.line())))
 }
 
 impl RunFolder {
@@ -130,14 +166,11 @@ impl RunFolder {
         if !dir.is_dir() {
             return Err(bad(dir, "no such folder"));
         }
-        let summary = read_json(dir, "summary.json", true)?.unwrap_or_default();
-        if !summary.is_object() {
-            return Err(bad(&dir.join("summary.json"), "not a JSON object"));
-        }
-        let connections = read_connections(dir)?;
+        let summary = read_json(dir, files::SUMMARY, true)?.unwrap_or_default();
+        let connections = connections::read(dir)?;
         let series = read_timeseries(dir)?;
-        let environment = read_json(dir, "environment.json", false)?;
-        let scenario = dir.join("scenario.toml");
+        let environment = read_json(dir, files::ENVIRONMENT, false)?;
+        let scenario = dir.join(files::SCENARIO);
         let plan = if scenario.is_file() {
             // A run's scenario.toml is always a single run (a comparison saves one per run).
             crate::scenario::load(Some(&scenario), &[])
@@ -164,42 +197,45 @@ impl RunFolder {
 
     /// The scenario's name: from the summary, else the folder's name.
     pub fn name(&self) -> String {
-        self.summary["scenario"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| self.dir.display().to_string())
+        if self.summary.scenario.is_empty() {
+            self.dir.display().to_string()
+        } else {
+            self.summary.scenario.clone()
+        }
     }
 
     /// A counter's delta over the run as `summary.json` has it (absent: it did not move).
     pub fn counter(&self, ns: &str, name: &str) -> i64 {
-        self.summary["counters"][ns][name].as_i64().unwrap_or(0)
+        self.summary.counter(ns, name)
     }
 
     pub fn outcome_count(&self, o: Outcome) -> u64 {
-        self.summary["outcomes"][o.name()].as_u64().unwrap_or(0)
+        self.summary.outcomes[o]
     }
 
-    /// Number of connections the run attempted.
+    /// Number of connections the run attempted (from the rows, for a summary that lacks it).
     pub fn total(&self) -> u64 {
-        self.summary["connections"]
-            .as_u64()
-            .unwrap_or(self.connections.len() as u64)
+        match self.summary.connections {
+            0 => self.connections.len() as u64,
+            n => n,
+        }
     }
 
     /// An effective sysctl of the `server` or `client` namespace, as read back during the run.
     pub fn sysctl(&self, ns: &str, key: &str) -> Option<&str> {
-        self.summary["sysctl"][ns][key].as_str().or_else(|| {
-            self.environment
-                .as_ref()
-                .and_then(|e| e["sysctl"][ns][key].as_str())
+        self.summary.sysctl(ns, key).or_else(|| {
+            let env = self.environment.as_ref()?;
+            env.sysctl.get(ns)?.get(key).map(String::as_str)
         })
     }
 
     /// `ss -lnt` Send-Q of the listener: the effective backlog (from the summary, else from the
     /// samples).
     pub fn accept_queue_limit(&self) -> Option<u64> {
-        self.summary["listen"]["accept_queue_limit"]
-            .as_u64()
+        self.summary
+            .listen
+            .accept_queue_limit
+            .map(u64::from)
             .or_else(|| {
                 self.series
                     .column("accept_queue_limit")?
@@ -226,8 +262,10 @@ impl RunFolder {
 
     /// How many connections the accept queue really holds (limit + 1).
     pub fn accept_queue_capacity(&self) -> Option<u64> {
-        self.summary["listen"]["accept_queue_capacity"]
-            .as_u64()
+        self.summary
+            .listen
+            .accept_queue_capacity
+            .map(u64::from)
             .or_else(|| self.accept_queue_limit().map(|l| l + 1))
     }
 
@@ -235,55 +273,18 @@ impl RunFolder {
     /// connection if later. The same for every chart, so they line up.
     pub fn end_s(&self) -> f64 {
         let last_sample = self.series.t_s.last().copied().unwrap_or(0.0);
-        let duration = self.summary["duration_s"].as_f64().unwrap_or(0.0);
+        let duration = self.summary.duration_s;
         last_sample.max(duration).max(0.1)
     }
 
     pub fn kernel_release(&self) -> Option<&str> {
-        self.environment.as_ref()?["kernel_release"].as_str()
+        let release = self.environment.as_ref()?.kernel_release.as_str();
+        (!release.is_empty()).then_some(release)
     }
-}
-
-fn read_connections(dir: &Path) -> Result<Vec<ConnRecord>, Failure> {
-    let t = Table::read(dir, "connections.csv")?;
-    let id = t.require("id")?;
-    let scheduled = t.require("scheduled_us")?;
-    let finished = t.require("finished_us")?;
-    let outcome = t.require("outcome")?;
-    let started = t.column("started_us");
-    let connected = t.require("connected_us")?;
-    let first_byte = t.column("first_byte_us");
-    let retransmits = t.column("retransmits");
-    let errno = t.column("errno");
-    let local_port = t.column("local_port");
-    let bytes = t.column("bytes");
-    let mut out = Vec::with_capacity(t.len());
-    for row in t.rows() {
-        let name = row.text(outcome);
-        let o = Outcome::ALL
-            .into_iter()
-            .find(|o| o.name() == name)
-            .ok_or_else(|| row.invalid(outcome, "an outcome (ok, connect_timeout, ...)"))?;
-        let scheduled_us = row.u64(scheduled)?;
-        out.push(ConnRecord {
-            id: row.u64(id)?,
-            scheduled_us,
-            started_us: row.opt_u64(started)?.unwrap_or(scheduled_us),
-            connected_us: row.opt_u64(Some(connected))?,
-            first_byte_us: row.opt_u64(first_byte)?,
-            finished_us: row.u64(finished)?,
-            outcome: o,
-            errno: row.opt_int(errno, "an errno")?,
-            retransmits: row.opt_int(retransmits, "a count")?.unwrap_or(0),
-            local_port: row.opt_int(local_port, "a port")?,
-            bytes: row.opt_u64(bytes)?.unwrap_or(0),
-        });
-    }
-    Ok(out)
 }
 
 fn read_timeseries(dir: &Path) -> Result<TimeSeries, Failure> {
-    let t = Table::read(dir, "timeseries.csv")?;
+    let t = Table::read(dir, files::TIMESERIES)?;
     let t_col = t.require("t_us")?;
     let names: Vec<(usize, String)> = t
         .header()

@@ -22,11 +22,7 @@ const CLIENT_KEYS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A duration in seconds for people: `0.5 s`, `3 s`, `1.25 s`.
-pub fn seconds(d: std::time::Duration) -> String {
-    let s = format!("{:.3}", d.as_secs_f64());
-    format!("{} s", s.trim_end_matches('0').trim_end_matches('.'))
-}
+pub use crate::units::seconds;
 
 /// `rate 1000/s`, `pause 0.5s-800ms`, `workers 4 x 200ms` ...
 pub fn describe_accept(a: &AcceptPolicy) -> String {
@@ -82,17 +78,11 @@ impl RunFolder {
     /// The knobs as (name, value) pairs, most important first.
     pub fn knobs(&self) -> Vec<(String, String)> {
         let mut k: Vec<(String, String)> = Vec::new();
-        let l = &self.summary["listen"];
-        let backlog = l["backlog_requested"]
-            .as_i64()
-            .map(|b| b.to_string())
-            .or_else(|| {
-                self.plan
-                    .as_ref()
-                    .ok()
-                    .map(|p| p.server.backlog.to_string())
-            })
-            .unwrap_or_else(|| "?".into());
+        // The plan says what was passed to listen(); the summary says the same of a real run.
+        let backlog = match &self.plan {
+            Ok(p) => p.server.backlog,
+            Err(_) => self.summary.listen.backlog_requested,
+        };
         let limit = match (self.accept_queue_limit(), self.accept_queue_capacity()) {
             (Some(l), Some(c)) => format!(" → limit {l}, holds {c}"),
             _ => String::new(),

@@ -14,10 +14,10 @@
 //! A path walks the summary's JSON objects; keys may contain dots (`TcpExt.ListenOverflows`).
 //! A counter that did not move is absent from the summary and reads as 0.
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Failure;
+use crate::record::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -42,18 +42,6 @@ pub struct Expectation {
     lhs: String,
     op: Op,
     rhs: Vec<Term>,
-}
-
-/// The verdict on one expectation.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    /// The assertion as written: `counters.server.TcpExt.ListenOverflows > 100`.
-    pub text: String,
-    /// The left side's value in this run (null if the path does not exist).
-    pub value: Option<f64>,
-    /// The right side's value in this run.
-    pub expected: Option<f64>,
-    pub pass: bool,
 }
 
 /// Paths whose last part is a name the kernel defines: counters and sysctls.
@@ -145,7 +133,8 @@ fn check_path(path: &str) -> Result<(), String> {
     {
         return Ok(());
     }
-    let shape = crate::record::summary::shape();
+    let shape = serde_json::to_value(crate::record::summary::Summary::shape())
+        .expect("a summary serializes");
     if walk(&shape, path).is_some() {
         return Ok(());
     }

@@ -10,14 +10,6 @@ use tokio::net::TcpStream;
 /// How long a served connection may take to send its request before the server gives up on it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The fixed answer: `200 OK` with a `body`-byte body of `x`s, `Connection: close`.
-pub(super) fn response(body: u32) -> Vec<u8> {
-    let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {body}\r\nConnection: close\r\n\r\n")
-        .into_bytes();
-    r.resize(r.len() + body as usize, b'x');
-    r
-}
-
 /// What every accepted connection gets.
 #[derive(Clone)]
 pub(super) struct Reply {
@@ -57,18 +49,4 @@ pub(super) async fn handle(
     }
     stream.write_all(&reply.response).await?;
     stream.shutdown().await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::response;
-
-    #[test]
-    fn response_has_headers_then_exact_body() {
-        let r = response(5);
-        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n";
-        assert_eq!(&r[..head.len()], head);
-        assert_eq!(&r[head.len()..], b"xxxxx");
-        assert!(response(0).ends_with(b"\r\n\r\n"));
-    }
 }

@@ -22,19 +22,12 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use self::accept::{accept_loop, Served};
-use self::conn::{response, Reply};
+use self::conn::Reply;
 use crate::error::Failure;
 use crate::plan::ServerPlan;
+pub use crate::record::stats::ServerStats;
 use crate::topo::Netns;
-
-/// What the server did, for the summary.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct ServerStats {
-    /// Connections taken off the accept queue.
-    pub accepted: u64,
-    /// Connections that got a full response.
-    pub served: u64,
-}
+use crate::wire::response;
 
 #[derive(Default)]
 struct Counts {
@@ -60,7 +53,7 @@ impl Server {
         let ns = ns.try_clone()?;
         let backlog = plan.backlog;
         let policy = plan.accept.clone();
-        let speaks_first = plan.talk == crate::plan::Talk::ServerFirst;
+        let speaks_first = plan.talk == crate::wire::Talk::ServerFirst;
         let response = Arc::<[u8]>::from(response(plan.response_bytes));
         let thread = std::thread::Builder::new()
             .name("bl-server".into())

@@ -9,12 +9,39 @@ pub mod netns;
 pub mod sysctl;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub use delay::{DelayLine, LinkStats};
 pub use netns::Netns;
 
 use crate::error::Failure;
-use crate::plan::LinkPlan;
+
+/// The wire between the hosts, as the plan resolved it. All zero: a plain veth pair. Anything
+/// else: the delay line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkPlan {
+    /// Round-trip time; each direction holds packets for half of it.
+    pub rtt: Duration,
+    /// Each packet's hold varies uniformly by ± this much, drawn per packet (so packets closer
+    /// together than that may be reordered, as with netem).
+    pub jitter: Duration,
+    /// Probability that a packet towards the server (client → server) is dropped.
+    pub loss_to_server: f64,
+    /// Probability that a packet towards the client is dropped.
+    pub loss_to_client: f64,
+    /// Seeds the loss and jitter draws (the storm's seed), so reruns are alike.
+    pub seed: u64,
+}
+
+impl LinkPlan {
+    /// True when the link needs no emulation: the lab uses veth, as fast as the machine allows.
+    pub fn is_ideal(&self) -> bool {
+        self.rtt.is_zero()
+            && self.jitter.is_zero()
+            && self.loss_to_server == 0.0
+            && self.loss_to_client == 0.0
+    }
+}
 
 /// The live lab: two namespaces, linked, with their sysctls applied and read back.
 pub struct Topology {

@@ -44,58 +44,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde::Serialize;
-
 pub use calibration::calibrate;
 pub use tun::{open_tun, DEVICE, TXQUEUELEN};
 
 use crate::error::Failure;
-use crate::plan::LinkPlan;
+pub use crate::record::stats::{DirectionStats, LinkStats};
+use crate::topo::LinkPlan;
 use pump::{pump, PumpResult};
-
-/// Counts for one direction of the delay line.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct DirectionStats {
-    /// Packets the pump read from the sending namespace.
-    pub packets: u64,
-    /// Dropped on purpose (`link.loss`).
-    pub lost: u64,
-    /// Written into the receiving namespace.
-    pub delivered: u64,
-    /// Writes the receiving TUN refused (should stay 0).
-    pub write_errors: u64,
-    /// Most packets held at once.
-    pub max_queued: u64,
-    /// Still held when the lab stopped (e.g. the last ACKs of connections in TIME_WAIT):
-    /// `packets` = `lost` + `delivered` + `write_errors` + this.
-    pub held_at_stop: u64,
-}
-
-/// What the delay line did during a run, for `summary.json`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct LinkStats {
-    pub rtt_ms: f64,
-    pub jitter_ms: f64,
-    pub loss_to_server: f64,
-    pub loss_to_client: f64,
-    /// The pump's own overhead per direction, measured before the run and subtracted from each
-    /// packet's hold so a handshake takes the configured RTT, not RTT plus overhead.
-    pub calibration_us: f64,
-    /// The measured overhead was implausibly large (a stalled machine) and was capped.
-    pub calibration_capped: bool,
-    pub to_server: DirectionStats,
-    pub to_client: DirectionStats,
-    /// How late packets left the pump against their due time, µs: p50, p99 and max. Large
-    /// values mean the machine stalled (the pump could not run), not a wrong delay.
-    pub lateness_us_p50: u64,
-    pub lateness_us_p99: u64,
-    pub lateness_us_max: u64,
-    /// Packets the TUN rings dropped during the run (`tx_dropped` of `bl-dl` in the server and
-    /// client namespaces): loss nobody asked for. 0 in a trustworthy run.
-    pub ring_drops: u64,
-    /// The rings' counters could not be read, so `ring_drops` proves nothing.
-    pub ring_drops_unknown: bool,
-}
 
 /// Shared settings the pump reads on every packet, so calibration can run before the delays and
 /// the loss are switched on.

@@ -16,7 +16,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::{DirectionStats, Knobs};
-use crate::plan::LinkPlan;
+use crate::topo::LinkPlan;
 
 /// How long before a packet is due the pump stops sleeping and spins.
 pub(super) const SPIN: Duration = Duration::from_micros(200);

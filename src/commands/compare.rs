@@ -14,34 +14,13 @@
 use std::io::Write;
 use std::path::Path;
 
-use serde::Serialize;
-
-use crate::app::{self, Display, Print};
-use crate::export;
+use super::run::{self, Display, Print};
 use crate::plan::RunPlan;
 use crate::record::summary::Summary;
-use crate::report;
+use crate::results::comparison::{ComparisonFile, RunEntry};
+use crate::results::write;
 use crate::scenario::Combination;
-
-/// One run of the comparison, as listed in `comparison.json`.
-#[derive(Debug, Serialize)]
-struct RunEntry {
-    label: String,
-    settings: serde_json::Map<String, serde_json::Value>,
-    /// Relative to the comparison folder.
-    dir: String,
-    exit_code: u8,
-    expectations_passed: usize,
-    expectations_total: usize,
-}
-
-#[derive(Debug, Serialize)]
-struct Comparison {
-    scenario: String,
-    /// The keys the runs were given: axis keys, `case` for `[[case]]`, and the keys any case sets.
-    axes: Vec<String>,
-    runs: Vec<RunEntry>,
-}
+use crate::terminal;
 
 /// Runs every combination; returns the exit code (130 if interrupted, 1 if any expectation
 /// failed in any run, else 0).
@@ -51,17 +30,13 @@ pub fn run(
     out: Option<&Path>,
     display: &Display,
 ) -> anyhow::Result<u8> {
-    let parent = export::create_dir(out, name)?;
-    let mut axes: Vec<String> = Vec::new();
-    for (combo, _) in runs {
-        for (k, _) in &combo.settings {
-            if !axes.contains(k) {
-                axes.push(k.clone());
-            }
-        }
-    }
+    let parent = write::create_dir(out, name)?;
+    let mut comparison = ComparisonFile {
+        scenario: name.to_string(),
+        axes: axes(runs),
+        runs: Vec::new(),
+    };
     let mut done: Vec<(String, Summary)> = Vec::new();
-    let mut entries = Vec::new();
     let mut interrupted = false;
     let mut stderr = std::io::stderr();
     for (i, (combo, plan)) in runs.iter().enumerate() {
@@ -73,19 +48,11 @@ pub fn run(
             progress: display.progress,
             print: Print::Nothing,
         };
-        let result = match app::run(plan, Some(&parent.join(&sub)), &per_run) {
+        let result = match run::run(plan, Some(&parent.join(&sub)), &per_run) {
             Ok(r) => r,
             Err(e) => {
                 // What ran is still written, then the error ends the comparison.
-                let comparison = Comparison {
-                    scenario: name.to_string(),
-                    axes,
-                    runs: entries,
-                };
-                export::write_json(&parent, "comparison.json", &comparison)?;
-                let labelled: Vec<(&str, &Summary)> =
-                    done.iter().map(|(l, s)| (l.as_str(), s)).collect();
-                export::write_comparison_csv(&parent, &labelled)?;
+                comparison.write(&parent, &labelled(&done))?;
                 return Err(e.context(format!(
                     "run {} of {} (`{}`) failed; the runs before it are in {}",
                     i + 1,
@@ -97,16 +64,16 @@ pub fn run(
         };
         let s = result.summary.clone();
         if display.print == Print::Table {
-            writeln!(stderr, "      {}", report::one_line(&s))?;
+            writeln!(stderr, "      {}", terminal::one_line(&s))?;
         }
-        entries.push(RunEntry {
+        comparison.runs.push(RunEntry {
             label: combo.label.clone(),
             settings: combo
                 .settings
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
                 .collect(),
-            dir: sub,
+            dir: sub.into(),
             exit_code: result.exit_code(),
             expectations_passed: s.expectations.iter().filter(|e| e.pass).count(),
             expectations_total: s.expectations.len(),
@@ -117,29 +84,9 @@ pub fn run(
             break;
         }
     }
-    let comparison = Comparison {
-        scenario: name.to_string(),
-        axes,
-        runs: entries,
-    };
-    export::write_json(&parent, "comparison.json", &comparison)?;
-    let labelled: Vec<(&str, &Summary)> = done.iter().map(|(l, s)| (l.as_str(), s)).collect();
-    export::write_comparison_csv(&parent, &labelled)?;
-    crate::postmortem::render_after_run(&parent);
-
-    let mut stdout = std::io::stdout().lock();
-    match display.print {
-        Print::Json => {
-            let summaries: Vec<&Summary> = done.iter().map(|(_, s)| s).collect();
-            let all = serde_json::json!({ "comparison": comparison, "summaries": summaries });
-            writeln!(stdout, "{}", serde_json::to_string_pretty(&all)?)?;
-        }
-        Print::Table => {
-            stdout.write_all(report::comparison_table(name, &labelled).as_bytes())?;
-            writeln!(stdout, "\n  results in {}", parent.display())?;
-        }
-        Print::Nothing => {}
-    }
+    comparison.write(&parent, &labelled(&done))?;
+    super::plot::render_after_run(&parent);
+    print(display.print, &comparison, &done, &parent)?;
     Ok(if interrupted {
         130
     } else if comparison.runs.iter().all(|r| r.exit_code == 0) {
@@ -147,6 +94,47 @@ pub fn run(
     } else {
         1
     })
+}
+
+/// The keys the runs were given, in first-seen order.
+fn axes(runs: &[(Combination, RunPlan)]) -> Vec<String> {
+    let mut axes: Vec<String> = Vec::new();
+    for (combo, _) in runs {
+        for (k, _) in &combo.settings {
+            if !axes.contains(k) {
+                axes.push(k.clone());
+            }
+        }
+    }
+    axes
+}
+
+fn labelled(done: &[(String, Summary)]) -> Vec<(&str, &Summary)> {
+    done.iter().map(|(l, s)| (l.as_str(), s)).collect()
+}
+
+/// What a comparison prints on stdout once every run is done.
+fn print(
+    how: Print,
+    comparison: &ComparisonFile,
+    done: &[(String, Summary)],
+    parent: &Path,
+) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match how {
+        Print::Json => {
+            let summaries: Vec<&Summary> = done.iter().map(|(_, s)| s).collect();
+            let all = serde_json::json!({ "comparison": comparison, "summaries": summaries });
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&all)?)?;
+        }
+        Print::Table => {
+            let name = &comparison.scenario;
+            stdout.write_all(terminal::comparison_table(name, &labelled(done)).as_bytes())?;
+            writeln!(stdout, "\n  results in {}", parent.display())?;
+        }
+        Print::Nothing => {}
+    }
+    Ok(())
 }
 
 /// A folder-safe form of a label: `tcp_abort_on_overflow=1 rtt=20ms` →

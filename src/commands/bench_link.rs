@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use socket2::{Domain, Socket, Type};
 
+use crate::cli::BenchLinkArgs;
 use crate::error::Failure;
 use crate::plan::LinkPlan;
 use crate::topo::{link, Topology};
@@ -76,6 +77,19 @@ struct Report {
 }
 
 /// Runs the benchmark, prints a table (or JSON) and returns the exit code.
+/// `backlog-lab bench-link`.
+pub fn command(args: &BenchLinkArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    crate::topo::netns::become_root_in_user_namespace_if_needed()?;
+    let bench_args = BenchArgs {
+        rtts: args.rtts.clone(),
+        handshakes: args.handshakes as usize,
+        rates: args.rates.clone(),
+        seconds: args.seconds,
+        throughput: !args.accuracy_only,
+    };
+    run(&bench_args, args.json, out)
+}
+
 pub fn run(args: &BenchArgs, json: bool, out: &mut impl Write) -> anyhow::Result<u8> {
     let mut report = Report {
         kernel: nix::sys::utsname::uname()

@@ -6,10 +6,26 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::app::Lab;
+use crate::cli::ServeArgs;
 use crate::counters::Snapshot;
+use crate::error::Failure;
+use crate::lab::Lab;
 use crate::plan::RunPlan;
-use crate::report;
+use crate::terminal;
+
+/// `backlog-lab serve`: one scenario's lab and server, no storm of its own.
+pub fn command(args: &ServeArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    let plan = super::load_single(&args.scenario, "serve")?;
+    if plan.flood.is_some() {
+        return Err(Failure::bad_input(
+            "`serve` sends no traffic of its own, and this scenario has a [flood]: \
+             remove it (--set flood=) or use `run`",
+        )
+        .into());
+    }
+    crate::topo::netns::become_root_in_user_namespace_if_needed()?;
+    serve(&plan, args.duration, out)
+}
 
 /// Serves `plan`'s server for `duration` (or until Ctrl-C).
 pub fn serve(plan: &RunPlan, duration: Duration, out: &mut impl Write) -> anyhow::Result<u8> {
@@ -62,7 +78,7 @@ pub fn serve(plan: &RunPlan, duration: Duration, out: &mut impl Write) -> anyhow
     let after = [probes.server.read()?, probes.client.read()?];
     for (i, ns) in ["server", "client"].iter().enumerate() {
         let moved = Snapshot::moved(&before[i], &after[i]);
-        out.write_all(report::counter_table(ns, &moved).as_bytes())?;
+        out.write_all(terminal::counter_table(ns, &moved).as_bytes())?;
     }
     Ok(0)
 }

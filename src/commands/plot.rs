@@ -1,14 +1,24 @@
-//! The post-mortem of a result folder: its plots and its two reports, drawn from the files alone.
-//! `backlog-lab plot DIR` calls [`render`]; so does `backlog-lab run` once its data is on disk,
-//! through [`render_after_run`], which turns any failure into a warning.
+//! `backlog-lab plot`: the post-mortem of a result folder, its plots and its two reports, drawn
+//! from the files alone. `backlog-lab run` renders too once its data is on disk, through
+//! [`render_after_run`], which turns any failure into a warning.
 
 use std::path::{Path, PathBuf};
 
+use std::io::Write;
+
 use anyhow::Context;
 
+use crate::cli::PlotArgs;
 use crate::plots;
 use crate::report::{html, markdown, sections};
 use crate::results::{self, Folder, RunFolder};
+
+/// `backlog-lab plot DIR`.
+pub fn command(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    let files = render(&args.dir)?;
+    writeln!(out, "{}", describe(&args.dir, &files))?;
+    Ok(0)
+}
 
 /// Renders plots and reports for a run folder or a comparison folder (and each of its runs).
 /// Returns every file written.

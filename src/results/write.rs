@@ -1,5 +1,6 @@
-//! Writes a run's result folder. Data first (CSV and JSON), so that nothing measured is lost if
-//! anything after it fails. Layout, documented in `results/README.md`:
+//! Writes a run's result folder ([`RunWriter`]) and a comparison's own files. Data first (CSV
+//! and JSON), so that nothing measured is lost if anything after it fails. Layout, documented in
+//! `results/README.md` (the names are [`super::files`]):
 //!
 //! - `scenario.toml`: the scenario as run, `--set` values included
 //! - `environment.json`: kernel, tool version, namespaces, effective sysctls, host values
@@ -14,10 +15,85 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
+use super::files;
 use crate::counters::{Series, Snapshot};
+use crate::drops::Row as DropRow;
 use crate::error::Failure;
 use crate::record::summary::Summary;
-use crate::record::ConnRecord;
+use crate::record::{ConnRecord, Environment};
+
+/// One run's result folder, being written.
+pub struct RunWriter {
+    dir: PathBuf,
+}
+
+impl RunWriter {
+    /// Creates the folder (`out`, or a new `results/<scenario>/<timestamp>/`).
+    pub fn create(out: Option<&Path>, scenario: &str) -> Result<RunWriter, Failure> {
+        Ok(RunWriter {
+            dir: create_dir(out, scenario)?,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `scenario.toml`: the scenario as run, `--set` values included.
+    pub fn scenario(&self, text: &str) -> anyhow::Result<()> {
+        let path = self.dir.join(files::SCENARIO);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    pub fn environment(&self, env: &Environment) -> anyhow::Result<()> {
+        write_json(&self.dir, files::ENVIRONMENT, env)
+    }
+
+    /// `connections.csv`: one row per connection, the columns of [`super::connections::COLUMNS`].
+    pub fn connections(&self, records: &[ConnRecord]) -> anyhow::Result<()> {
+        write_rows(
+            &self.dir,
+            files::CONNECTIONS,
+            records,
+            super::connections::COLUMNS,
+        )
+    }
+
+    /// `drops.csv`: one row per trace event of the lab (see [`crate::drops::Row`]).
+    pub fn drops(&self, rows: &[DropRow]) -> anyhow::Result<()> {
+        write_rows(&self.dir, files::DROPS, rows, DROP_COLUMNS)
+    }
+
+    pub fn counters(&self, pairs: &[CounterPair]) -> anyhow::Result<()> {
+        write_counters(&self.dir, pairs)
+    }
+
+    pub fn timeseries(
+        &self,
+        series: &Series,
+        server: &CounterPair,
+        client: &CounterPair,
+    ) -> anyhow::Result<()> {
+        write_timeseries(&self.dir, series, server, client)
+    }
+
+    pub fn summary(&self, summary: &Summary) -> anyhow::Result<()> {
+        write_json(&self.dir, files::SUMMARY, summary)
+    }
+}
+
+/// The columns of `drops.csv`, in the order of [`crate::drops::Row`]'s fields.
+pub const DROP_COLUMNS: &[&str] = &[
+    "t_us",
+    "event",
+    "side",
+    "reason",
+    "state",
+    "local",
+    "remote",
+    "connection",
+    "location",
+];
 
 /// Creates the result folder before any traffic, so a bad path fails early.
 pub fn create_dir(out: Option<&Path>, scenario: &str) -> Result<PathBuf, Failure> {
@@ -62,41 +138,8 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> anyhow::Res
     std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub fn write_connections(dir: &Path, records: &[ConnRecord]) -> anyhow::Result<()> {
-    const HEADER: &[&str] = &[
-        "id",
-        "scheduled_us",
-        "started_us",
-        "connected_us",
-        "first_byte_us",
-        "finished_us",
-        "outcome",
-        "errno",
-        "retransmits",
-        "local_port",
-        "bytes",
-    ];
-    write_rows(dir, "connections.csv", records, HEADER)
-}
-
-/// `drops.csv`: one row per trace event of the lab (see [`crate::drops::Row`]).
-pub fn write_drops(dir: &Path, rows: &[crate::drops::Row]) -> anyhow::Result<()> {
-    const HEADER: &[&str] = &[
-        "t_us",
-        "event",
-        "side",
-        "reason",
-        "state",
-        "local",
-        "remote",
-        "connection",
-        "location",
-    ];
-    write_rows(dir, "drops.csv", rows, HEADER)
-}
-
-/// A CSV of serialized rows; `header` (the rows' field names) is written when there are none,
-/// so an empty file still says what it would hold.
+/// A CSV of serialized rows under `header`, which names the rows' fields in order (a test holds
+/// each header to its type), so an empty file still says what it would hold.
 fn write_rows<T: Serialize>(
     dir: &Path,
     name: &str,
@@ -104,20 +147,20 @@ fn write_rows<T: Serialize>(
     header: &[&str],
 ) -> anyhow::Result<()> {
     let path = dir.join(name);
-    let mut w = csv::Writer::from_path(&path)
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_path(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    w.write_record(header)?;
     for r in rows {
         w.serialize(r)?;
-    }
-    if rows.is_empty() {
-        w.write_record(header)?;
     }
     w.flush()?;
     Ok(())
 }
 
-pub fn write_counters(dir: &Path, pairs: &[CounterPair]) -> anyhow::Result<()> {
-    let path = dir.join("counters.csv");
+fn write_counters(dir: &Path, pairs: &[CounterPair]) -> anyhow::Result<()> {
+    let path = dir.join(files::COUNTERS);
     let mut w = csv::Writer::from_path(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     w.write_record(["namespace", "counter", "before", "after", "delta"])?;
@@ -140,7 +183,7 @@ pub fn write_counters(dir: &Path, pairs: &[CounterPair]) -> anyhow::Result<()> {
 /// `timeseries.csv`: one row per sample. Columns: `t_us`, `accept_queue`, `accept_queue_limit`,
 /// `syn_recv`, then `server:COUNTER` and `client:COUNTER` for each counter that moved during the
 /// run, as the change since the reading taken before the storm.
-pub fn write_timeseries(
+fn write_timeseries(
     dir: &Path,
     series: &Series,
     server: &CounterPair,
@@ -160,7 +203,7 @@ pub fn write_timeseries(
         columns(server, &series.names[0]),
         columns(client, &series.names[1]),
     ];
-    let path = dir.join("timeseries.csv");
+    let path = dir.join(files::TIMESERIES);
     let mut w = csv::Writer::from_path(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     let mut header = vec![
@@ -200,17 +243,13 @@ pub fn write_timeseries(
     Ok(())
 }
 
-pub fn write_summary(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
-    write_json(dir, "summary.json", summary)
-}
-
 /// `comparison.csv`: one row per run of a comparison, the columns of
-/// [`crate::report::comparison_rows`].
+/// [`super::rows::comparison_rows`].
 pub fn write_comparison_csv(dir: &Path, runs: &[(&str, &Summary)]) -> anyhow::Result<()> {
-    let path = dir.join("comparison.csv");
+    let path = dir.join(files::COMPARISON_CSV);
     let mut w =
         csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
-    let rows = crate::report::comparison_rows(runs);
+    let rows = super::rows::comparison_rows(runs);
     let mut header = vec!["run".to_string()];
     header.extend(rows.iter().map(|(l, _)| l.clone()));
     w.write_record(&header)?;
@@ -221,4 +260,52 @@ pub fn write_comparison_csv(dir: &Path, runs: &[(&str, &Summary)]) -> anyhow::Re
     }
     w.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each header names its type's fields in serialization order, so a row never lands under
+    /// another column's name.
+    #[test]
+    fn headers_name_the_fields_in_order() {
+        fn header_of<T: Serialize>(row: &T) -> Vec<String> {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.serialize(row).unwrap();
+            let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+            text.lines()
+                .next()
+                .unwrap()
+                .split(',')
+                .map(String::from)
+                .collect()
+        }
+        let conn = ConnRecord {
+            id: 0,
+            scheduled_us: 0,
+            started_us: 0,
+            connected_us: None,
+            first_byte_us: None,
+            finished_us: 0,
+            outcome: crate::record::Outcome::Ok,
+            errno: None,
+            retransmits: 0,
+            local_port: None,
+            bytes: 0,
+        };
+        assert_eq!(header_of(&conn), super::super::connections::COLUMNS);
+        let drop = DropRow {
+            t_us: 0,
+            event: "",
+            side: "",
+            reason: String::new(),
+            state: String::new(),
+            local: String::new(),
+            remote: String::new(),
+            connection: None,
+            location: String::new(),
+        };
+        assert_eq!(header_of(&drop), DROP_COLUMNS);
+    }
 }

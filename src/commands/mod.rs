@@ -1,0 +1,69 @@
+//! One file per subcommand: what each does with its arguments, from the parsed command line to
+//! its exit code. [`dispatch`] picks the one the user named.
+//!
+//! - [`run`]: one scenario through the lab; [`compare`]: several, side by side;
+//! - [`serve`]: the lab's server without a storm; [`bench_link`]: the emulated link measured;
+//! - [`plot`]: plots and reports of a result folder; [`check`] and [`list`]: scenarios, no root.
+
+pub mod bench_link;
+pub mod check;
+pub mod compare;
+pub mod list;
+pub mod plot;
+pub mod run;
+pub mod serve;
+
+use crate::cli::{Cli, Command, ScenarioArgs};
+use crate::error::Failure;
+use crate::plan::RunPlan;
+use crate::scenario::{self, Combination};
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Run(args) => run::command(&args),
+        Command::Serve(args) => serve::command(&args, &mut out),
+        Command::BenchLink(args) => bench_link::command(&args, &mut out),
+        Command::Check(args) => check::command(&args, &mut out),
+        Command::Plot(args) => plot::command(&args, &mut out),
+        Command::TraceJanitor { instance } => {
+            crate::drops::tracefs::janitor(&instance);
+            Ok(0)
+        }
+        Command::List => list::command(&mut out),
+    }
+}
+
+/// Loads the scenario named on the command line (a file or a bundled name) and validates the
+/// plan of every run it makes (one, or several for a comparison) before anything runs.
+pub fn load_plans(args: &ScenarioArgs) -> anyhow::Result<Vec<(Combination, RunPlan)>> {
+    let combos = scenario::load(args.scenario.as_deref(), &args.sets)?;
+    let many = combos.len() > 1;
+    combos
+        .into_iter()
+        .map(|c| {
+            let plan = RunPlan::from_scenario(&c.loaded).map_err(|mut e| {
+                if many {
+                    e.message = format!("[{}] {}", c.label, e.message);
+                }
+                e
+            })?;
+            Ok((c, plan))
+        })
+        .collect()
+}
+
+/// The one plan of a scenario that must not be a comparison.
+pub fn load_single(args: &ScenarioArgs, command: &str) -> anyhow::Result<RunPlan> {
+    let mut plans = load_plans(args)?;
+    if plans.len() != 1 {
+        return Err(Failure::bad_input(format!(
+            "`{command}` takes one scenario, and this is a comparison of {} runs; pick one with \
+             --set (e.g. --set case= --set matrix= and the settings of the run you want)",
+            plans.len()
+        ))
+        .into());
+    }
+    Ok(plans.remove(0).1)
+}

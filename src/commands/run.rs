@@ -1,0 +1,125 @@
+//! `backlog-lab run` of one scenario: stand the lab up, create the result folder, storm, write
+//! every file, judge, draw, print. A comparison runs this once per combination
+//! ([`super::compare`]).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use crate::cli::RunArgs;
+use crate::lab::{self, judge, storm, Lab};
+use crate::plan::RunPlan;
+use crate::record::summary::Summary;
+use crate::results::write::{CounterPair, RunWriter};
+use crate::terminal;
+
+/// How the result is shown; what is measured does not depend on it.
+#[derive(Debug, Clone, Default)]
+pub struct Display {
+    /// A progress line on stderr while the storm runs (only if stderr is a terminal).
+    pub progress: bool,
+    /// What goes to stdout at the end.
+    pub print: Print,
+}
+
+/// What a run prints on stdout when it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Print {
+    /// The summary table and the verdict.
+    #[default]
+    Table,
+    /// `summary.json`.
+    Json,
+    Nothing,
+}
+
+/// What `backlog-lab run` returns to `main`.
+pub struct RunResult {
+    pub dir: PathBuf,
+    pub summary: Summary,
+}
+
+impl RunResult {
+    /// 0 when every expectation held, 1 when one failed, 130 when interrupted.
+    pub fn exit_code(&self) -> u8 {
+        if self.summary.interrupted {
+            130
+        } else if self.summary.expectations.iter().all(|e| e.pass) {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// `backlog-lab run`: one run, or a comparison when the scenario makes several.
+pub fn command(args: &RunArgs) -> anyhow::Result<u8> {
+    let mut plans = super::load_plans(&args.scenario)?;
+    crate::topo::netns::become_root_in_user_namespace_if_needed()?;
+    let display = Display {
+        progress: !args.quiet && !args.json,
+        print: if args.json {
+            Print::Json
+        } else if args.quiet {
+            Print::Nothing
+        } else {
+            Print::Table
+        },
+    };
+    if plans.len() == 1 {
+        let (_, plan) = plans.remove(0);
+        let result = run(&plan, args.out.as_deref(), &display)?;
+        return Ok(result.exit_code());
+    }
+    let name = plans[0].1.name.clone();
+    super::compare::run(&name, &plans, args.out.as_deref(), &display)
+}
+
+/// Runs `plan`, writes its result folder, prints the summary, and returns it.
+pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Result<RunResult> {
+    let nofile = lab::raise_nofile_limit();
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let lab = Lab::stand_up(plan)?;
+    // Only now that the lab stands is the result folder created.
+    let folder = RunWriter::create(out, &plan.name)?;
+    folder.scenario(&plan.scenario_text)?;
+    folder.environment(&lab.environment(plan, started_at, nofile))?;
+
+    let bar = terminal::progress::Bar::new(!display.progress || !std::io::stderr().is_terminal());
+    let m = storm::run(lab, plan, &mut |p| bar.tick(p), &mut |records| {
+        folder.connections(records)
+    })?;
+    bar.finish();
+
+    let pairs = [
+        CounterPair {
+            namespace: "server",
+            before: &m.before.server,
+            after: &m.after.server,
+        },
+        CounterPair {
+            namespace: "client",
+            before: &m.before.client,
+            after: &m.after.client,
+        },
+    ];
+    folder.counters(&pairs)?;
+    folder.timeseries(&m.series, &pairs[0], &pairs[1])?;
+    if m.drops.recorded {
+        folder.drops(&m.drop_rows)?;
+    }
+    let s = judge::summarize(plan, &m)?;
+    folder.summary(&s)?;
+    // Pictures last: the data above is complete, so a drawing failure only warns.
+    super::plot::render_after_run(folder.dir());
+
+    let mut stdout = std::io::stdout().lock();
+    match display.print {
+        Print::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&s)?)?,
+        Print::Table => terminal::print(&mut stdout, plan, &s, folder.dir())?,
+        Print::Nothing => {}
+    }
+    Ok(RunResult {
+        dir: folder.dir().to_path_buf(),
+        summary: s,
+    })
+}

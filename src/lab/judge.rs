@@ -1,0 +1,175 @@
+//! What a run's measurements add up to: the [`Summary`] computed from the records and counters
+//! alone, the [`Warning`]s about what may make it mislead, and the verdict on each of the
+//! scenario's expectations.
+
+use std::collections::BTreeMap;
+
+use super::storm::Measured;
+use crate::counters::Snapshot;
+use crate::plan::{AcceptPolicy, Arrival, RunPlan};
+use crate::record::summary::{self, Listen, Summary};
+use crate::record::{ConnRecord, Warning};
+
+/// The summary of a run, with its warnings and the verdict on each expectation.
+pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
+    let records = &m.storm.records;
+    let (connect, connect_from_start, response) = summary::latencies(records);
+    let mut s = Summary {
+        scenario: plan.name.clone(),
+        connections: records.len() as u64,
+        planned: m.storm.planned,
+        interrupted: m.storm.interrupted,
+        abandoned: m.storm.abandoned,
+        duration_s: records.iter().map(|r| r.finished_us).max().unwrap_or(0) as f64 / 1e6,
+        outcomes: crate::record::outcome::OutcomeCounts::of(records.iter().map(|r| r.outcome)),
+        connect_latency_ms: connect,
+        connect_latency_from_start_ms: connect_from_start,
+        response_latency_ms: response,
+        by_outcome: summary::by_outcome(records),
+        schedule: summary::schedule(records),
+        retransmits: summary::retransmits(records),
+        counters: BTreeMap::from([
+            (
+                "server".to_string(),
+                Snapshot::moved(&m.before.server, &m.after.server),
+            ),
+            (
+                "client".to_string(),
+                Snapshot::moved(&m.before.client, &m.after.client),
+            ),
+        ]),
+        sysctl: m.sysctls.clone(),
+        listen: listen(plan, m),
+        server: m.server,
+        sampling: m.sampling.clone(),
+        link: m.link.clone(),
+        flood: m.flood.clone(),
+        drops: m.drops.clone(),
+        warnings: Vec::new(),
+        expectations: Vec::new(),
+    };
+    let overflow_expected = !matches!(plan.server.accept, AcceptPolicy::Fast);
+    let bursty = matches!(plan.client.arrival, Arrival::Burst { .. });
+    s.warnings = warnings(&s, records, overflow_expected, bursty);
+    judge(plan, m, &mut s)?;
+    Ok(s)
+}
+
+/// The accept queue as the kernel reported it: its limit right after `listen()`, and the most
+/// the samples (and the final reading) saw in it and in SYN-RECV.
+fn listen(plan: &RunPlan, m: &Measured) -> Listen {
+    let queue = m
+        .series
+        .points
+        .iter()
+        .map(|p| p.queue)
+        .chain([m.after.queue]);
+    Listen {
+        backlog_requested: plan.server.backlog,
+        accept_queue_limit: m.initial_queue.accept_queue_limit,
+        accept_queue_capacity: m.initial_queue.accept_queue_limit.map(|l| l + 1),
+        accept_queue_max_seen: queue.clone().map(|q| q.accept_queue).max().unwrap_or(0),
+        syn_recv_max_seen: queue.map(|q| q.syn_recv).max().unwrap_or(0),
+    }
+}
+
+/// Checks the plan's expectations against `s`. Expectations on the trace cannot be judged when
+/// nothing was traced: they are set aside with a warning rather than failed (the run's other
+/// evidence still counts).
+fn judge(plan: &RunPlan, m: &Measured, s: &mut Summary) -> anyhow::Result<()> {
+    let (judged, unjudged): (Vec<_>, Vec<_>) = plan
+        .expect
+        .iter()
+        .partition(|e| s.drops.recorded || !e.reads("drops."));
+    if !unjudged.is_empty() {
+        s.warnings.push(Warning::DropExpectationsUnchecked {
+            why: s
+                .drops
+                .unavailable
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+            texts: unjudged.iter().map(|e| e.text.clone()).collect(),
+        });
+    }
+    // The one place the summary is read by path: `[expect]` paths are what users write.
+    let value = serde_json::to_value(&*s)?;
+    // A counter name, or `drops.by_reason.<REASON>` for a drop reason this kernel names.
+    let known = |name: &str| match name.strip_prefix("drops.by_reason.") {
+        Some(reason) => s.drops.recorded && m.reasons_known.contains(reason),
+        None => m.before.server.get(name).is_some(),
+    };
+    s.expectations = judged.iter().map(|e| e.check(&value, &known)).collect();
+    Ok(())
+}
+
+/// Warnings about runs that may not show what the user thinks: each says why and what to try.
+/// `bursty`: a burst is fired from one thread, so its lag is expected and not warned about.
+pub fn warnings(
+    s: &Summary,
+    records: &[ConnRecord],
+    overflow_expected: bool,
+    bursty: bool,
+) -> Vec<Warning> {
+    let mut w = Vec::new();
+    if let Some(p99_ms) = s.schedule.lag_ms.p99.filter(|p| !bursty && *p > 10.0) {
+        w.push(Warning::ScheduleLag { p99_ms });
+    }
+    let d = &s.drops;
+    if d.lost_events > 0 {
+        w.push(Warning::TraceEventsLost {
+            events: d.lost_events,
+        });
+    }
+    if let Some(why) = &d.read_error {
+        w.push(Warning::TraceStoppedEarly { why: why.clone() });
+    }
+    let errno_count = |e: i32| records.iter().filter(|r| r.errno == Some(e)).count();
+    let ports = errno_count(libc::EADDRNOTAVAIL);
+    if ports > 0 {
+        w.push(Warning::OutOfPorts { connections: ports });
+    }
+    let fds = errno_count(libc::EMFILE) + errno_count(libc::ENFILE);
+    if fds > 0 {
+        w.push(Warning::OutOfDescriptors { connections: fds });
+    }
+    if overflow_expected && s.counter("server", "TcpExt.ListenOverflows") == 0 {
+        w.push(Warning::NoOverflow);
+    }
+    if let Some(link) = &s.link {
+        let refused = link.to_server.write_errors + link.to_client.write_errors;
+        if link.ring_drops > 0 || refused > 0 {
+            w.push(Warning::LinkLoss {
+                ring_drops: link.ring_drops,
+                refused,
+            });
+        }
+        if link.calibration_capped {
+            w.push(Warning::CalibrationCapped {
+                used_us: link.calibration_us,
+            });
+        }
+        if link.ring_drops_unknown {
+            w.push(Warning::RingDropsUnknown);
+        }
+        if link.lateness_us_p99 > 1000 {
+            w.push(Warning::LinkLate {
+                p99_us: link.lateness_us_p99,
+            });
+        }
+    }
+    if s.sampling.failed > 0 {
+        w.push(Warning::SamplerFailed {
+            ticks: s.sampling.failed,
+        });
+    }
+    if let Some(flood) = s.flood.as_ref().filter(|f| f.errors > 0) {
+        w.push(Warning::FloodRefused { syns: flood.errors });
+    }
+    if s.interrupted {
+        w.push(Warning::Interrupted {
+            attempted: s.connections,
+            planned: s.planned,
+        });
+    }
+    w
+}

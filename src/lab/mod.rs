@@ -1,0 +1,103 @@
+//! The lab: its two hosts standing with their server listening and their probes open
+//! ([`Lab`]), one storm through it from time zero to teardown ([`storm`]), and the summary and
+//! verdict of what it measured ([`judge`]).
+//!
+//! The lab hands its measurements out before anything is drawn or judged, and its topology is
+//! dropped (which frees both namespaces) on every path out, errors included.
+
+pub mod judge;
+pub mod storm;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+
+use crate::counters::{CounterFiles, ListenDiag, Probes, QueueSample};
+use crate::error::Failure;
+use crate::plan::RunPlan;
+use crate::record::Environment;
+use crate::server::Server;
+use crate::topo::{link, sysctl, Topology};
+
+/// The lab standing, before any traffic: both hosts with their sysctls read back, the server
+/// listening (connections queue but nothing is accepted until [`Server::begin`]), and the
+/// counter and queue probes open. Dropping it frees everything.
+pub struct Lab {
+    pub topo: Topology,
+    pub server: Server,
+    pub probes: Probes,
+    pub target: SocketAddrV4,
+    /// The listener's queue right after `listen()`: its `accept_queue_limit` is the kernel's clamp.
+    pub initial_queue: QueueSample,
+}
+
+impl Lab {
+    /// Builds the hosts, starts the server and opens the probes. The namespaces exist only as
+    /// descriptors, so a failure here (a sysctl the kernel refuses) leaves nothing behind.
+    pub fn stand_up(plan: &RunPlan) -> Result<Lab, Failure> {
+        let topo = Topology::build(&plan.server.sysctl, &plan.client.sysctl, &plan.link)?;
+        let target = SocketAddrV4::new(link::SERVER_ADDR, plan.server.port);
+        let server = Server::start(&topo.server, target, &plan.server)?;
+        let mut probes = Probes {
+            server: CounterFiles::open(&topo.server)?,
+            client: CounterFiles::open(&topo.client)?,
+            diag: ListenDiag::open(&topo.server, plan.server.port)?,
+        };
+        let initial_queue = probes
+            .diag
+            .sample()
+            .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?;
+        Ok(Lab {
+            topo,
+            server,
+            probes,
+            target,
+            initial_queue,
+        })
+    }
+
+    /// The effective sysctls of both namespaces, as read back after setup.
+    pub fn sysctls(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        BTreeMap::from([
+            ("server".to_string(), self.topo.server_sysctl.clone()),
+            ("client".to_string(), self.topo.client_sysctl.clone()),
+        ])
+    }
+
+    /// Where this run happens, for `environment.json`.
+    pub fn environment(&self, plan: &RunPlan, started_at: String, nofile: u64) -> Environment {
+        Environment {
+            tool: format!("backlog-lab {}", env!("CARGO_PKG_VERSION")),
+            kernel_release: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            started_at,
+            scenario: plan.origin.clone(),
+            server_address: self.target.to_string(),
+            client_address: link::CLIENT_ADDR.to_string(),
+            namespace_inodes: BTreeMap::from([
+                ("server".to_string(), self.topo.server.inode()),
+                ("client".to_string(), self.topo.client.inode()),
+            ]),
+            rlimit_nofile: nofile,
+            sysctl: self.sysctls(),
+            host_sysctl: sysctl::read_host(),
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard one (and the hard one too, where allowed), since
+/// every connection in flight is a descriptor. Returns the soft limit in force.
+pub fn raise_nofile_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    let want = 1 << 20;
+    if hard < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        return want;
+    }
+    if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}

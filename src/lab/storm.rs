@@ -1,0 +1,132 @@
+//! One storm through a standing [`Lab`], from time zero to teardown: trace, sample, start the
+//! server's accept policy, storm (and flood), then stop every observer in the order that keeps
+//! their windows aligned, and tie the trace events to the connections. What comes out is
+//! [`Measured`]: everything recorded, nothing judged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::Lab;
+use crate::client::flood::Flood;
+use crate::client::{AttemptSpec, Progress, Storm, StormResult};
+use crate::counters::{QueueSample, Sample, Sampler, SamplingStats, Series};
+use crate::drops::{self, DropStats, Row};
+use crate::plan::RunPlan;
+use crate::record::stats::FloodStats;
+use crate::record::ConnRecord;
+use crate::server::ServerStats;
+use crate::topo::LinkStats;
+
+/// Everything one storm produced, as recorded.
+pub struct Measured {
+    pub storm: StormResult,
+    /// The counters and the queue just before time zero and after the last connection.
+    pub before: Sample,
+    pub after: Sample,
+    pub series: Series,
+    pub sampling: SamplingStats,
+    pub link: Option<LinkStats>,
+    pub flood: Option<FloodStats>,
+    /// The trace events of this run, each tied to its connection where it has one.
+    pub drop_rows: Vec<Row>,
+    pub drops: DropStats,
+    /// Drop reasons this kernel names, for expectations on `drops.by_reason.*`.
+    pub reasons_known: BTreeSet<String>,
+    /// The listener's queue right after `listen()` (its limit is the kernel's clamp).
+    pub initial_queue: QueueSample,
+    pub server: ServerStats,
+    /// Effective sysctls per namespace.
+    pub sysctls: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Runs `plan`'s storm through `lab` and tears the lab down. `tick` is called about every 100 ms
+/// while the storm runs (the progress line); `save_connections` gets the records as soon as the
+/// storm ends, so that whatever happens after, they are on disk.
+pub fn run(
+    lab: Lab,
+    plan: &RunPlan,
+    tick: &mut dyn FnMut(&Progress),
+    save_connections: &mut dyn FnMut(&[ConnRecord]) -> anyhow::Result<()>,
+) -> anyhow::Result<Measured> {
+    let sysctls = lab.sysctls();
+    let Lab {
+        mut topo,
+        mut server,
+        mut probes,
+        target,
+        initial_queue,
+    } = lab;
+    // Tracing starts before the first counter reading and stops after the last, so every event
+    // the counters saw is in the trace.
+    let tracing = drops::Recording::start(target, plan.trace_drops);
+    // Time zero comes after every setup step, so the first arrivals are not a catch-up burst.
+    let t0 = Instant::now() + Duration::from_millis(20);
+    let t0_mono_ns = drops::monotonic_ns(t0);
+    tracing.open_window();
+    let before = probes.sample(t0)?;
+    let ring_drops_before = topo.ring_drops();
+    server.begin(t0);
+    let sampler = Sampler::start(probes, t0, plan.sample_interval);
+    let spec = AttemptSpec {
+        target,
+        connect_timeout: plan.client.connect_timeout,
+        response_timeout: plan.client.response_timeout,
+        t0,
+        request: crate::wire::request(&plan.client.talk).into(),
+    };
+    let flood = plan
+        .flood
+        .as_ref()
+        .map(|f| Flood::start(&topo.client, f, target, t0, plan.client.seed))
+        .transpose()?;
+    let storm = Storm::start(&topo.client, &plan.client, spec)?;
+    while !storm.is_finished() {
+        tick(&storm.progress);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tick(&storm.progress);
+    let storm = storm.join()?;
+    let flood = flood.map(Flood::stop);
+    save_connections(&storm.records)?;
+
+    let (mut probes, series, sampling) = sampler.stop();
+    tracing.close_window();
+    let after = probes.sample(t0).unwrap_or_else(|e| {
+        eprintln!("warning: final counter reading failed ({e}); using the last sample");
+        last_sample(&series).unwrap_or_else(|| before.clone())
+    });
+    let mut trace = tracing.stop();
+    let server_stats = server.stop();
+    let link = topo.stop_link(ring_drops_before);
+    drop(probes);
+    drop(topo);
+
+    let drop_rows = drops::attribute(&mut trace, &storm.records, t0_mono_ns);
+    Ok(Measured {
+        drops: DropStats::of(&trace, &drop_rows),
+        reasons_known: std::mem::take(&mut trace.reasons_known),
+        drop_rows,
+        storm,
+        before,
+        after,
+        series,
+        sampling,
+        link,
+        flood,
+        initial_queue,
+        server: server_stats,
+        sysctls,
+    })
+}
+
+/// The series' last point as a full sample, for when the final reading fails.
+fn last_sample(series: &Series) -> Option<Sample> {
+    let (server, client) = series.last_snapshots()?;
+    let p = series.points.last()?;
+    Some(Sample {
+        t_us: p.t_us,
+        server,
+        client,
+        queue: p.queue,
+    })
+}

@@ -1,0 +1,70 @@
+//! `summary.json → drops`: where packets died during a run, as counted from the kernel's trace
+//! events (tracefs). The recording and the counting are [`crate::drops`]'s; these are its
+//! results.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `summary.json → drops`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DropStats {
+    /// Whether the kernel's trace events were recorded.
+    pub recorded: bool,
+    /// Why not, when not.
+    pub unavailable: Option<String>,
+    /// Events of the lab recorded (rows of `drops.csv`, plus any past its row limit).
+    pub events: u64,
+    /// Rows not written to `drops.csv` because of its row limit (still counted here).
+    pub not_stored: u64,
+    /// Events lost in the trace buffer: nonzero means the counts below are short.
+    pub lost_events: u64,
+    /// Events of the lab before the counters' first reading or after their last, left out so
+    /// that the counts here and in counters.csv cover the same time.
+    pub outside_window: u64,
+    /// Why reading the trace stopped early, if it did (the counts are then short).
+    pub read_error: Option<String>,
+    /// Events with the lab's addresses from no connection of this run (an earlier run's
+    /// namespace, alive while its orphaned sockets retransmit): left out of everything here. A
+    /// lower bound: such an event on a port this run also used cannot be told apart.
+    pub foreign_events: u64,
+    /// Events this kernel lacks (their counts are 0 because they cannot be seen).
+    pub missing_events: Vec<String>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Connections with at least one event in `drops.csv`.
+    pub connections_with_events: u64,
+    /// CPU time the tracing thread used.
+    pub cpu_ms: f64,
+}
+
+/// Counts of the lab's events (all of them, stored or not).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    /// `kfree_skb` drops per reason (machine-wide, IPv4).
+    pub by_reason: BTreeMap<String, u64>,
+    /// The same per kernel function that dropped them, then per reason: a `NO_SOCKET` in
+    /// `cookie_v4_check` (a syncookie ACK whose child found the accept queue full) is not one in
+    /// `tcp_v4_rcv` (a packet for a connection that does not exist).
+    pub by_function: BTreeMap<String, BTreeMap<String, u64>>,
+    /// SYN-ACKs the server resent (`tcp_retransmit_synack`), to clients and flood sources.
+    pub synack_retransmits: u64,
+    /// SYNs the client resent (`tcp_retransmit_skb` in `TCP_SYN_SENT`).
+    pub syn_retransmits: u64,
+    /// Other retransmissions of either side (data, FIN).
+    pub other_retransmits: u64,
+    /// RSTs sent per side, per reason.
+    pub resets_sent: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Sockets reset by their peer, per side.
+    pub resets_received: Sides,
+}
+
+/// A count per side of the lab.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sides {
+    pub server: u64,
+    pub client: u64,
+}

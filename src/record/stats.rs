@@ -1,0 +1,92 @@
+//! What each producer of a run did, as `summary.json` holds it: the sampler, the SYN flood, the
+//! server and the delay line. Plain data: the producers fill these types, the summary carries
+//! them, and the reports read them back.
+
+use serde::{Deserialize, Serialize};
+
+/// What sampling the counters and the listen queue cost, for the summary: it runs beside the
+/// storm on the same cores.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplingStats {
+    pub interval_ms: f64,
+    pub samples: u64,
+    /// Ticks that came after the next one was already due (the sampler fell behind).
+    pub late: u64,
+    /// Ticks whose counters could not be read (the point is missing from the series).
+    pub failed: u64,
+    /// CPU time of the sampler thread (user + system), ms.
+    pub cpu_ms: f64,
+    /// That CPU time as a share of one core over the sampling span.
+    pub cpu_share: f64,
+    /// Peak memory of the stored series, bytes (estimate).
+    pub series_bytes: u64,
+}
+
+/// What the SYN flood sent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FloodStats {
+    /// SYNs handed to the kernel.
+    pub sent: u64,
+    /// Sends the kernel refused (e.g. ENOBUFS).
+    pub errors: u64,
+    /// SYNs per second actually achieved over the flood's span.
+    pub achieved_rate: f64,
+}
+
+/// What the server did.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerStats {
+    /// Connections taken off the accept queue.
+    pub accepted: u64,
+    /// Connections that got a full response.
+    pub served: u64,
+}
+
+/// Counts for one direction of the delay line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DirectionStats {
+    /// Packets the pump read from the sending namespace.
+    pub packets: u64,
+    /// Dropped on purpose (`link.loss`).
+    pub lost: u64,
+    /// Written into the receiving namespace.
+    pub delivered: u64,
+    /// Writes the receiving TUN refused (should stay 0).
+    pub write_errors: u64,
+    /// Most packets held at once.
+    pub max_queued: u64,
+    /// Still held when the lab stopped (e.g. the last ACKs of connections in TIME_WAIT):
+    /// `packets` = `lost` + `delivered` + `write_errors` + this.
+    pub held_at_stop: u64,
+}
+
+/// What the delay line did during a run (absent on a plain veth link).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LinkStats {
+    pub rtt_ms: f64,
+    pub jitter_ms: f64,
+    pub loss_to_server: f64,
+    pub loss_to_client: f64,
+    /// The pump's own overhead per direction, measured before the run and subtracted from each
+    /// packet's hold so a handshake takes the configured RTT, not RTT plus overhead.
+    pub calibration_us: f64,
+    /// The measured overhead was implausibly large (a stalled machine) and was capped.
+    pub calibration_capped: bool,
+    pub to_server: DirectionStats,
+    pub to_client: DirectionStats,
+    /// How late packets left the pump against their due time, µs: p50, p99 and max. Large
+    /// values mean the machine stalled (the pump could not run), not a wrong delay.
+    pub lateness_us_p50: u64,
+    pub lateness_us_p99: u64,
+    pub lateness_us_max: u64,
+    /// Packets the TUN rings dropped during the run (`tx_dropped` of `bl-dl` in the server and
+    /// client namespaces): loss nobody asked for. 0 in a trustworthy run.
+    pub ring_drops: u64,
+    /// The rings' counters could not be read, so `ring_drops` proves nothing.
+    pub ring_drops_unknown: bool,
+}

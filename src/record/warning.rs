@@ -1,0 +1,150 @@
+//! Warnings about a run that may not show what the user thinks. Each one's `Display` says what
+//! went wrong and what to try next, as hyperfine's do; `summary.json → warnings` holds that text.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One reason to doubt a run, with the numbers that show it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Warning {
+    /// The client started attempts late: it offered less load than planned.
+    ScheduleLag { p99_ms: f64 },
+    /// The trace ring overwrote events: the drop counts are short.
+    TraceEventsLost { events: u64 },
+    /// Reading the trace stopped early.
+    TraceStoppedEarly { why: String },
+    /// EADDRNOTAVAIL: the client ran out of local ports.
+    OutOfPorts { connections: usize },
+    /// EMFILE/ENFILE: the client ran out of file descriptors.
+    OutOfDescriptors { connections: usize },
+    /// A storm meant to overflow the accept queue did not.
+    NoOverflow,
+    /// The delay line lost packets nobody asked it to drop.
+    LinkLoss { ring_drops: u64, refused: u64 },
+    /// The delay line's calibration was capped (the machine stalled).
+    CalibrationCapped { used_us: f64 },
+    /// The TUN rings' drop counters could not be read.
+    RingDropsUnknown,
+    /// The delay line delivered packets late.
+    LinkLate { p99_us: u64 },
+    /// Sampler ticks that could not read the counters.
+    SamplerFailed { ticks: u64 },
+    /// SYNs of the flood the kernel refused to send.
+    FloodRefused { syns: u64 },
+    /// Ctrl-C ended the storm early.
+    Interrupted { attempted: u64, planned: u64 },
+    /// Expectations on `drops.*` set aside because nothing was traced.
+    DropExpectationsUnchecked { why: String, texts: Vec<String> },
+    /// A warning read back from a result folder: its text as written.
+    Recorded(String),
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::ScheduleLag { p99_ms } => write!(
+                f,
+                "the storm fell behind its schedule (start lag p99 {p99_ms:.1} ms): the client was \
+                 CPU-bound, so it offered less load than planned; lower client.rate or run on an idle machine"
+            ),
+            Warning::TraceEventsLost { events } => write!(
+                f,
+                "{events} trace events were lost in the kernel's buffer: the counts in drops are short \
+                 (drops.csv misses them too); a slower storm or fewer events (trace_drops = false) helps"
+            ),
+            Warning::TraceStoppedEarly { why } => {
+                write!(f, "the trace stopped early ({why}): the counts in drops are short")
+            }
+            Warning::OutOfPorts { connections } => write!(
+                f,
+                "{connections} connections failed with EADDRNOTAVAIL: the client ran out of local ports; widen \
+                 client.sysctl.\"net.ipv4.ip_local_port_range\" or lower client.rate"
+            ),
+            Warning::OutOfDescriptors { connections } => write!(
+                f,
+                "{connections} connections failed for lack of file descriptors (EMFILE): too many connections in \
+                 flight; shorten client.connect_timeout/response_timeout or lower client.rate"
+            ),
+            Warning::NoOverflow => f.write_str(
+                "TcpExt.ListenOverflows did not move: the accept queue never overflowed, so this run does \
+                 not reproduce a listen-queue incident; raise client.rate or lower server.backlog",
+            ),
+            Warning::LinkLoss { ring_drops, refused } => write!(
+                f,
+                "the emulated link lost {} packets nobody asked it to drop ({ring_drops} in the TUN rings, \
+                 {refused} refused writes): results include loss that was not configured; lower \
+                 client.rate or run on an idle machine",
+                ring_drops + refused
+            ),
+            Warning::CalibrationCapped { used_us } => write!(
+                f,
+                "the delay line's calibration measured an implausible overhead (the machine \
+                 stalled) and used {used_us:.0} µs per direction instead; RTTs may be slightly long"
+            ),
+            Warning::RingDropsUnknown => f.write_str(
+                "the TUN rings' drop counters could not be read: link.ring_drops proves nothing \
+                 in this run",
+            ),
+            Warning::LinkLate { p99_us } => write!(
+                f,
+                "the delay line delivered 1 % of packets more than {:.1} ms late (p99): the machine \
+                 stalled or was CPU-bound, so some RTTs were longer than link.rtt",
+                *p99_us as f64 / 1000.0
+            ),
+            Warning::SamplerFailed { ticks } => write!(
+                f,
+                "{ticks} of the sampler's ticks could not read the counters; timeseries.csv has gaps there"
+            ),
+            Warning::FloodRefused { syns } => write!(
+                f,
+                "the SYN flood could not send {syns} of its SYNs (the kernel refused them)"
+            ),
+            Warning::Interrupted { attempted, planned } => write!(
+                f,
+                "interrupted: {attempted} of {planned} planned connections were attempted"
+            ),
+            Warning::DropExpectationsUnchecked { why, texts } => write!(
+                f,
+                "{} expectation(s) on drops.* not checked, because drop reasons were not recorded ({why}): {}",
+                texts.len(),
+                texts.join("; ")
+            ),
+            Warning::Recorded(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Written as its text, so `summary.json` reads as plain sentences.
+impl Serialize for Warning {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Read back as [`Warning::Recorded`]: the text is what matters once the run is over.
+impl<'de> Deserialize<'de> for Warning {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Warning, D::Error> {
+        String::deserialize(d).map(Warning::Recorded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warning_is_its_text_both_ways() {
+        let w = Warning::Interrupted {
+            attempted: 3,
+            planned: 10,
+        };
+        let json = serde_json::to_string(&w).unwrap();
+        assert_eq!(
+            json,
+            "\"interrupted: 3 of 10 planned connections were attempted\""
+        );
+        let back: Warning = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.to_string(), w.to_string());
+    }
+}
