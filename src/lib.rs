@@ -10,6 +10,7 @@
 //!   warnings, the environment.
 //! - [`error`]: the failures the CLI maps to exit codes. [`units`]: numbers for people.
 //!   [`wire`]: who talks first, and the request and response bytes client and server share.
+//!   [`family`]: the address family and the lab's addresses in it.
 //! - [`scenario`]: TOML scenario files, `--set` overrides, comparisons, and `[expect]`
 //!   assertions (the one reader of `summary.json` by path).
 //! - [`plan`]: the validated [`plan::RunPlan`] every run is driven by.
@@ -32,6 +33,7 @@ pub mod commands;
 pub mod counters;
 pub mod drops;
 pub mod error;
+pub mod family;
 pub mod lab;
 pub mod plan;
 pub mod plots;

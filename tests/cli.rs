@@ -127,6 +127,55 @@ fn a_comparison_checks_every_combination_and_serve_refuses_it() {
     assert!(stderr(&o).contains("comparison"), "{}", stderr(&o));
 }
 
+/// Five axes of 30 values are 24.3 million combinations: counted and refused before any is
+/// built, in little memory (the address space is capped at 1 GiB), so it exits 2 at once.
+/// See: issue #6, item 10.
+#[test]
+fn a_comparison_is_counted_before_it_is_built() {
+    let values = (1..=30)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let ports = (8001..=8030)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut c = bin();
+    c.arg("check");
+    for key in [
+        "client.rate",
+        "client.connections",
+        "server.backlog",
+        "client.seed",
+    ] {
+        c.args(["--set", &format!("{key}={values}")]);
+    }
+    c.args(["--set", &format!("server.port={ports}")]);
+    // SAFETY: setrlimit is async-signal-safe and only touches the child.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        c.pre_exec(|| {
+            let cap = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &cap) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let started = std::time::Instant::now();
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("24300000 combinations; at most 64"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
 #[test]
 fn missing_file_is_bad_input() {
     let o = bin()

@@ -113,10 +113,10 @@ fn somaxconn_clamps_the_backlog_and_minus_one_means_somaxconn() {
         let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
         let l = ns.run(|| {
             // lo is down in a fresh namespace; 127.0.0.1 can still be bound.
-            listener::bind(addr, backlog)
+            listener::bind(addr.into(), backlog)
         });
         let l = l.unwrap().unwrap();
-        let mut diag = ListenDiag::open(&ns, port).unwrap();
+        let mut diag = ListenDiag::open(&ns, port, backlog_lab::family::Family::Ipv4).unwrap();
         let q = diag.sample().unwrap();
         assert_eq!(
             q.accept_queue_limit,

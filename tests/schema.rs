@@ -1,7 +1,8 @@
 //! The result folder's formats do not drift (issue #5): a new run's `summary.json` has the key
 //! tree of one written before the typed summary, and `plot` renders a folder written by that
-//! earlier version (`tests/fixtures/results/reset-by-peer`, 400 connections of the bundled
-//! `reset-by-peer`) into the same files with the same sentences and numbers.
+//! earlier version (`tests/fixtures/results/reset-by-peer`: the bundled `reset-by-peer` with
+//! `--set client.connections=400 --set client.duration=0.2s`, so two of its expectations fail)
+//! into the same files with the same sentences and numbers.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -42,9 +43,10 @@ fn key_tree(v: &Value, path: &str, out: &mut BTreeSet<String>) {
                 key_tree(child, &p, out);
             }
         }
-        // A list's items share one shape: the first stands for all.
+        // A list's items share one shape: the first stands for all (a list of plain values,
+        // such as the warnings, is a leaf: whether it has items depends on the run).
         Value::Array(a) => {
-            if let Some(first) = a.first() {
+            if let Some(first) = a.first().filter(|f| f.is_object()) {
                 key_tree(first, &format!("{path}[]"), out);
             }
         }
@@ -77,9 +79,14 @@ fn a_new_summary_has_the_key_tree_of_the_fixture() {
     let o = util::run(
         "reset-by-peer",
         &out,
-        &["client.connections=400", "client.duration=0.2s", "expect="],
+        &["client.connections=400", "client.duration=0.2s"],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // 400 connections are too few for two of the scenario's expectations: exit 1 is fine.
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let old: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture().join("summary.json")).unwrap())
             .unwrap();

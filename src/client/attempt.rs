@@ -2,7 +2,7 @@
 //! speaks first), read the whole response with a timeout, read TCP_INFO, close. Classifies the
 //! end into one [`Outcome`].
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use crate::record::{ConnRecord, Outcome};
 /// What every attempt of a storm shares.
 #[derive(Debug, Clone)]
 pub struct AttemptSpec {
-    pub target: SocketAddrV4,
+    pub target: SocketAddr,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub t0: Instant,
@@ -57,7 +57,7 @@ async fn exchange(
     spec: &AttemptSpec,
 ) -> (Outcome, Option<std::io::Error>) {
     let socket = match Socket::new(
-        Domain::IPV4,
+        Domain::for_address(spec.target),
         Type::STREAM.nonblocking().cloexec(),
         Some(Protocol::TCP),
     ) {

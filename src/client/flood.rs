@@ -21,9 +21,9 @@ use rand::{Rng, SeedableRng};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::error::Failure;
+use crate::family::Net;
 use crate::plan::FloodPlan;
 pub use crate::record::stats::FloodStats;
-use crate::topo::link::FLOOD_NET;
 use crate::topo::Netns;
 
 /// A flood running on its own thread in the client namespace.
@@ -36,14 +36,22 @@ pub struct Flood {
 
 impl Flood {
     /// Opens the raw socket in `ns` (so a missing capability fails before any traffic) and
-    /// starts sending at `t0 + plan.start`.
+    /// starts sending at `t0 + plan.start`, from spoofed sources in `sources`.
     pub fn start(
         ns: &Netns,
         plan: &FloodPlan,
-        target: std::net::SocketAddrV4,
+        target: std::net::SocketAddr,
+        sources: Net,
         t0: Instant,
         seed: u64,
     ) -> Result<Flood, Failure> {
+        // The SYNs are built by hand, and only as IPv4 packets so far.
+        let (std::net::SocketAddr::V4(target), std::net::IpAddr::V4(net)) = (target, sources.addr)
+        else {
+            return Err(Failure::bad_input(
+                "the SYN flood sends IPv4 packets only: remove [flood] to run this family",
+            ));
+        };
         let socket = ns
             .run(|| {
                 Socket::new(
@@ -63,7 +71,7 @@ impl Flood {
         let plan = plan.clone();
         let thread = std::thread::Builder::new()
             .name("bl-flood".into())
-            .spawn(move || send_all(&socket, &plan, target, t0, seed, &flag))
+            .spawn(move || send_all(&socket, &plan, target, net, t0, seed, &flag))
             .map_err(|e| Failure::environment(format!("cannot start the SYN flood: {e}")))?;
         Ok(Flood {
             stop,
@@ -96,6 +104,7 @@ fn send_all(
     socket: &Socket,
     plan: &FloodPlan,
     target: std::net::SocketAddrV4,
+    sources: Ipv4Addr,
     t0: Instant,
     seed: u64,
     stop: &AtomicBool,
@@ -123,7 +132,7 @@ fn send_all(
             break;
         }
         let host: u16 = rng.random_range(1..=u16::MAX - 1);
-        let source = Ipv4Addr::from(u32::from(FLOOD_NET.0) | u32::from(host));
+        let source = Ipv4Addr::from(u32::from(sources) | u32::from(host));
         let segment = syn(
             source,
             rng.random_range(1024..=65535),

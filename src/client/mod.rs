@@ -35,7 +35,7 @@ pub struct Progress {
     pub planned: u64,
     pub started: AtomicU64,
     pub finished: AtomicU64,
-    pub outcomes: [AtomicU64; 8],
+    pub outcomes: [AtomicU64; Outcome::COUNT],
     /// Set by the first Ctrl-C.
     pub interrupted: AtomicBool,
 }

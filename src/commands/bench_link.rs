@@ -12,18 +12,19 @@
 //!    limit, not the link's).
 
 use std::io::Write;
-use std::net::{SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use socket2::{Domain, Socket, Type};
+use socket2::{Socket, Type};
 
 use crate::cli::BenchLinkArgs;
 use crate::error::Failure;
+use crate::family::Family;
 use crate::plan::LinkPlan;
-use crate::topo::{link, Topology};
+use crate::topo::Topology;
 
 /// What `bench-link` measures, from the command line.
 #[derive(Debug, Clone)]
@@ -135,19 +136,25 @@ fn name(plan: &LinkPlan) -> String {
 }
 
 fn lab(plan: &LinkPlan) -> Result<Topology, Failure> {
-    Topology::build(&Default::default(), &Default::default(), plan)
+    Topology::build(
+        &Default::default(),
+        &Default::default(),
+        plan,
+        Family::default(),
+    )
 }
 
 fn accuracy(plan: &LinkPlan, n: usize) -> anyhow::Result<Accuracy> {
     let mut topo = lab(plan)?;
+    let target = topo.addrs.server_at(9000);
+    let domain = topo.addrs.family.domain();
     let listener = topo.server.run(|| -> std::io::Result<Socket> {
-        let s = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), None)?;
+        let s = Socket::new(domain, Type::STREAM.cloexec(), None)?;
         s.set_reuse_address(true)?;
-        s.bind(&SocketAddrV4::new(link::SERVER_ADDR, 9000).into())?;
+        s.bind(&target.into())?;
         s.listen(4096)?;
         Ok(s)
     })??;
-    let target = SocketAddrV4::new(link::SERVER_ADDR, 9000);
     let times = std::thread::scope(|scope| {
         let acceptor = scope.spawn(|| {
             for _ in 0..n {
@@ -159,7 +166,7 @@ fn accuracy(plan: &LinkPlan, n: usize) -> anyhow::Result<Accuracy> {
         let times = topo.client.run(|| -> std::io::Result<Vec<u64>> {
             (0..n)
                 .map(|_| {
-                    let s = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), None)?;
+                    let s = Socket::new(domain, Type::STREAM.cloexec(), None)?;
                     let start = Instant::now();
                     s.connect_timeout(&target.into(), Duration::from_secs(5))?;
                     Ok(start.elapsed().as_micros() as u64)
@@ -210,18 +217,19 @@ fn throughput(
 ) -> anyhow::Result<Throughput> {
     let mut topo = lab(plan)?;
     let port = 9001;
+    let addrs = topo.addrs;
     let drops_before = topo.ring_drops();
     let rcvbuf_before = topo.server.run(udp_rcvbuf_errors)?;
     let reader = topo.server.run(|| -> std::io::Result<UdpSocket> {
-        let s = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), None)?;
+        let s = Socket::new(addrs.family.domain(), Type::DGRAM.cloexec(), None)?;
         s.set_recv_buffer_size(32 << 20)?;
-        s.bind(&SocketAddrV4::new(link::SERVER_ADDR, port).into())?;
+        s.bind(&addrs.server_at(port).into())?;
         s.set_read_timeout(Some(Duration::from_millis(50)))?;
         Ok(s.into())
     })??;
     let sender = topo.client.run(|| -> std::io::Result<UdpSocket> {
-        let s = UdpSocket::bind(SocketAddrV4::new(link::CLIENT_ADDR, 0))?;
-        s.connect(SocketAddrV4::new(link::SERVER_ADDR, port))?;
+        let s = UdpSocket::bind(SocketAddr::new(addrs.client, 0))?;
+        s.connect(addrs.server_at(port))?;
         Ok(s)
     })??;
     let received = Arc::new(AtomicU64::new(0));

@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::run::{self, Display, Print};
+use super::run::{self, Print, Shown};
 use crate::plan::RunPlan;
 use crate::record::summary::Summary;
 use crate::results::comparison::{ComparisonFile, RunEntry};
@@ -28,7 +28,7 @@ pub fn run(
     name: &str,
     runs: &[(Combination, RunPlan)],
     out: Option<&Path>,
-    display: &Display,
+    display: &Shown,
 ) -> anyhow::Result<u8> {
     let parent = write::create_dir(out, name)?;
     let mut comparison = ComparisonFile {
@@ -44,7 +44,7 @@ pub fn run(
         if display.print != Print::Nothing {
             writeln!(stderr, "[{}/{}] {}", i + 1, runs.len(), combo.label)?;
         }
-        let per_run = Display {
+        let per_run = Shown {
             progress: display.progress,
             print: Print::Nothing,
         };

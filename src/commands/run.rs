@@ -12,9 +12,10 @@ use crate::record::summary::Summary;
 use crate::results::write::{CounterPair, RunWriter};
 use crate::terminal;
 
-/// How the result is shown; what is measured does not depend on it.
+/// How the result is shown (not `Display`, which is std's trait); what is measured does not
+/// depend on it.
 #[derive(Debug, Clone, Default)]
-pub struct Display {
+pub struct Shown {
     /// A progress line on stderr while the storm runs (only if stderr is a terminal).
     pub progress: bool,
     /// What goes to stdout at the end.
@@ -55,7 +56,7 @@ impl RunResult {
 pub fn command(args: &RunArgs) -> anyhow::Result<u8> {
     let mut plans = super::load_plans(&args.scenario)?;
     crate::topo::netns::become_root_in_user_namespace_if_needed()?;
-    let display = Display {
+    let display = Shown {
         progress: !args.quiet && !args.json,
         print: if args.json {
             Print::Json
@@ -75,7 +76,7 @@ pub fn command(args: &RunArgs) -> anyhow::Result<u8> {
 }
 
 /// Runs `plan`, writes its result folder, prints the summary, and returns it.
-pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Display) -> anyhow::Result<RunResult> {
+pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Shown) -> anyhow::Result<RunResult> {
     let nofile = lab::raise_nofile_limit();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let lab = Lab::stand_up(plan)?;

@@ -9,12 +9,13 @@
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
 };
-use netlink_packet_sock_diag::constants::{AF_INET, IPPROTO_TCP};
+use netlink_packet_sock_diag::constants::IPPROTO_TCP;
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 
 use crate::error::Failure;
+use crate::family::Family;
 use crate::topo::Netns;
 
 /// The listen queue of one port at one instant.
@@ -32,11 +33,13 @@ pub struct QueueSample {
 pub struct ListenDiag {
     socket: Socket,
     port: u16,
+    family: Family,
     buf: Vec<u8>,
 }
 
 impl ListenDiag {
-    pub fn open(ns: &Netns, port: u16) -> Result<ListenDiag, Failure> {
+    /// A sock_diag socket in `ns` for the `family` listener on `port`.
+    pub fn open(ns: &Netns, port: u16, family: Family) -> Result<ListenDiag, Failure> {
         let socket = ns
             .run(|| -> std::io::Result<Socket> {
                 let mut s = Socket::new(NETLINK_SOCK_DIAG)?;
@@ -48,6 +51,7 @@ impl ListenDiag {
         Ok(ListenDiag {
             socket,
             port,
+            family,
             buf: vec![0; 64 * 1024],
         })
     }
@@ -82,7 +86,7 @@ impl ListenDiag {
         let mut req = NetlinkMessage::new(
             header,
             SockDiagMessage::InetRequest(InetRequest {
-                family: AF_INET,
+                family: self.family.af(),
                 protocol: IPPROTO_TCP,
                 extensions: ExtensionFlags::empty(),
                 states,

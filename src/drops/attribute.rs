@@ -1,18 +1,18 @@
 //! Which events are the lab's, and which connection each belongs to.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddr;
 
 use super::event::{Event, Kind};
 use super::stats::{Row, Trace};
+use crate::family::LabAddrs;
 use crate::record::ConnRecord;
-use crate::topo::link::{CLIENT_ADDR, FLOOD_NET};
 
 /// Whether a TCP event is between the lab's server and its client or a flood source (not the
 /// link's calibration address, not anyone else on the machine). A RST the listener itself sends
 /// names no peer; it is the lab's if the listener is.
-pub(super) fn between_lab_hosts(e: &Event, server: SocketAddrV4) -> bool {
-    let peer = |a: &SocketAddrV4| *a.ip() == CLIENT_ADDR || in_flood_net(a.ip());
+pub(super) fn between_lab_hosts(e: &Event, server: SocketAddr, lab: &LabAddrs) -> bool {
+    let peer = |a: &SocketAddr| a.ip() == lab.client || lab.flood_net.contains(a.ip());
     match (e.local, e.remote) {
         (Some(local), Some(remote)) => {
             (local == server && peer(&remote)) || (remote == server && peer(&local))
@@ -22,16 +22,10 @@ pub(super) fn between_lab_hosts(e: &Event, server: SocketAddrV4) -> bool {
     }
 }
 
-fn in_flood_net(ip: &Ipv4Addr) -> bool {
-    let (net, len) = FLOOD_NET;
-    let mask = u32::MAX << (32 - len);
-    u32::from(*ip) & mask == u32::from(net) & mask
-}
-
 /// `server`, `client`, or empty (a `kfree_skb`, which has no addresses).
-pub(super) fn side(e: &Event) -> &'static str {
+pub(super) fn side(e: &Event, lab: &LabAddrs) -> &'static str {
     match e.local {
-        Some(l) if *l.ip() == CLIENT_ADDR => "client",
+        Some(l) if l.ip() == lab.client => "client",
         Some(_) => "server",
         None => "",
     }
@@ -46,7 +40,12 @@ pub(super) fn side(e: &Event) -> &'static str {
 /// same addresses, lives on after that lab exits for as long as its orphaned sockets (FIN_WAIT,
 /// CLOSING, LAST_ACK) keep retransmitting. Such events are taken out of the rows and the counts
 /// and counted in `trace.foreign`.
-pub fn attribute(trace: &mut Trace, records: &[ConnRecord], t0_mono_ns: u64) -> Vec<Row> {
+pub fn attribute(
+    trace: &mut Trace,
+    records: &[ConnRecord],
+    t0_mono_ns: u64,
+    lab: &LabAddrs,
+) -> Vec<Row> {
     let mut by_port: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
     for r in records {
         if let Some(p) = r.local_port {
@@ -63,7 +62,7 @@ pub fn attribute(trace: &mut Trace, records: &[ConnRecord], t0_mono_ns: u64) -> 
             let client_port = [e.local, e.remote]
                 .into_iter()
                 .flatten()
-                .find(|a| *a.ip() == CLIENT_ADDR)
+                .find(|a| a.ip() == lab.client)
                 .map(|a| a.port());
             // `started_us` is stamped before socket() and connect(): no event of a connection
             // comes before it.
@@ -72,14 +71,14 @@ pub fn attribute(trace: &mut Trace, records: &[ConnRecord], t0_mono_ns: u64) -> 
                 let i = starts.partition_point(|&(s, _)| (s as i64) <= t_us);
                 i.checked_sub(1).map(|i| starts[i].1)
             });
-            let addr = |a: Option<SocketAddrV4>| a.map(|a| a.to_string()).unwrap_or_default();
+            let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
             let foreign = client_port.is_some() && connection.is_none();
             (
                 foreign,
                 Row {
                     t_us,
                     event: e.kind.name(),
-                    side: side(e),
+                    side: side(e, lab),
                     reason: e.reason.clone(),
                     state: e.state.clone(),
                     local: addr(e.local),
@@ -91,7 +90,7 @@ pub fn attribute(trace: &mut Trace, records: &[ConnRecord], t0_mono_ns: u64) -> 
         };
         match row {
             (true, _) => {
-                trace.counts.tally(e, false);
+                trace.counts.tally(e, false, lab);
                 trace.foreign += 1;
             }
             (false, row) => rows.push(row),
@@ -105,6 +104,8 @@ pub fn attribute(trace: &mut Trace, records: &[ConnRecord], t0_mono_ns: u64) -> 
 mod tests {
     use super::*;
     use crate::drops::DropStats;
+
+    const LAB: LabAddrs = crate::family::Family::Ipv4.addrs();
 
     fn ev(t_ns: u64, kind: Kind, local: &str, remote: &str) -> Event {
         Event {
@@ -121,7 +122,9 @@ mod tests {
 
     #[test]
     fn keeps_only_events_between_the_lab_hosts() {
-        let server: SocketAddrV4 = "198.18.0.1:60011".parse().unwrap();
+        let server: SocketAddr = "198.18.0.1:60011".parse().unwrap();
+        let lab = crate::family::Family::Ipv4.addrs();
+        let between_lab_hosts = |e: &Event, server| between_lab_hosts(e, server, &lab);
         let k = Kind::RetransmitSynack;
         assert!(between_lab_hosts(
             &ev(0, k, "198.18.0.1:60011", "198.18.0.2:4000"),
@@ -211,10 +214,10 @@ mod tests {
         };
         let mut trace = trace;
         for e in trace.events.clone() {
-            trace.counts.tally(&e, true);
+            trace.counts.tally(&e, true, &LAB);
         }
         assert_eq!(trace.counts.other_retransmits, 2);
-        let rows = attribute(&mut trace, &records, t0);
+        let rows = attribute(&mut trace, &records, t0, &LAB);
         let ids: Vec<_> = rows.iter().map(|r| r.connection).collect();
         // Port 4002 was no connection's: an earlier lab's socket, left out.
         assert_eq!(ids, [Some(0), Some(1), Some(2), None]);

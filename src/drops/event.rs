@@ -10,7 +10,7 @@
 //! The timestamp is `CLOCK_MONOTONIC` (the instance's `trace_clock` is `mono`), the clock
 //! `std::time::Instant` reads, so events line up with the connection records.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 /// The trace events the lab records (their kernel names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,8 +67,8 @@ pub struct Event {
     pub reason: String,
     /// The TCP state the event names (`tcp_retransmit_skb`, `tcp_send_reset`); empty otherwise.
     pub state: String,
-    pub local: Option<SocketAddrV4>,
-    pub remote: Option<SocketAddrV4>,
+    pub local: Option<SocketAddr>,
+    pub remote: Option<SocketAddr>,
     /// Where in the kernel a packet was dropped (`kfree_skb`), e.g. `tcp_v4_rcv+0x91/0x13f0`.
     pub location: String,
     /// The packet's ethertype (`kfree_skb`; 2048 is IPv4), 0 where the event has none.
@@ -98,10 +98,10 @@ pub fn parse(line: &str) -> Option<Event> {
         protocol: 0,
     };
     let addr = |a: &str, p: &str| {
-        Some(SocketAddrV4::new(
+        Some(SocketAddr::V4(SocketAddrV4::new(
             field(a)?.parse::<Ipv4Addr>().ok()?,
             field(p)?.parse().ok()?,
-        ))
+        )))
     };
     match kind {
         Kind::KfreeSkb => {
@@ -127,7 +127,7 @@ pub fn parse(line: &str) -> Option<Event> {
                 .and_then(|s| s.parse().ok())
                 .or_else(|| addr("saddr", "sport"));
             event.remote = field("dest")
-                .and_then(|s| s.parse::<SocketAddrV4>().ok())
+                .and_then(|s| s.parse::<SocketAddr>().ok())
                 .or_else(|| addr("daddr", "dport"))
                 .filter(|a| !a.ip().is_unspecified());
             event.state = field("state").unwrap_or_default().to_string();

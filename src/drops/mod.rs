@@ -29,16 +29,25 @@ mod reader;
 mod stats;
 pub mod tracefs;
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Once;
 
+use crate::family::LabAddrs;
 pub use attribute::attribute;
 pub use event::{Event, Kind};
 pub use reader::{monotonic_ns, Tracer};
 pub use stats::{Counts, DropStats, Row, Sides, Trace};
 
 use reader::monotonic_now_ns;
+
+/// What a recording watches: the lab's listener and its hosts' addresses (whose family also
+/// picks the `kfree_skb` protocol filter).
+#[derive(Debug, Clone, Copy)]
+pub struct Watched {
+    pub server: SocketAddr,
+    pub lab: LabAddrs,
+}
 
 /// What the run records; the caller asks for drops only if the scenario wants them.
 pub enum Recording {
@@ -48,14 +57,14 @@ pub enum Recording {
 }
 
 impl Recording {
-    /// Starts tracing the lab's events around `server` (its address and port), or says why not,
+    /// Starts tracing the lab's events around `watched.server` (its address and port), or says why not,
     /// once per process on stderr. Nothing is written outside the lab's own instance, except
     /// that instances of earlier lab processes that are gone are removed.
-    pub fn start(server: SocketAddrV4, wanted: bool) -> Recording {
+    pub fn start(watched: Watched, wanted: bool) -> Recording {
         if !wanted {
             return Recording::Unavailable("off in the scenario (trace_drops = false)".into());
         }
-        match Tracer::start(server) {
+        match Tracer::start(watched) {
             Ok(t) => Recording::Tracing(t),
             Err(why) => {
                 static SAID: Once = Once::new();

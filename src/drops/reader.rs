@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read};
-use std::net::SocketAddrV4;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,13 +14,11 @@ use super::attribute::between_lab_hosts;
 use super::event::{self, Kind};
 use super::stats::Trace;
 use super::tracefs;
+use super::Watched;
 
 /// Rows kept for `drops.csv`; beyond this events are still counted, not stored (a long storm
 /// could otherwise hold millions of them in memory).
 pub(super) const MAX_ROWS: usize = 500_000;
-
-/// `kfree_skb`'s `protocol` for IPv4.
-const ETH_P_IP: u16 = 0x0800;
 
 /// How long the reader sleeps in `poll` between looks at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -35,7 +32,7 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    pub(super) fn start(server: SocketAddrV4) -> Result<Tracer, String> {
+    pub(super) fn start(watched: Watched) -> Result<Tracer, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let window = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -43,7 +40,7 @@ impl Tracer {
         let bounds = window.clone();
         let thread = std::thread::Builder::new()
             .name("bl-tracefs".into())
-            .spawn(move || read_events(server, flag, bounds, ready_tx))
+            .spawn(move || read_events(watched, flag, bounds, ready_tx))
             .map_err(|e| format!("cannot start the tracing thread: {e}"))?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Tracer {
@@ -83,13 +80,13 @@ impl Drop for Tracer {
 
 /// The tracing thread: set up, say ready (or why not), read until told to stop, tear down.
 fn read_events(
-    server: SocketAddrV4,
+    watched: Watched,
     stop: Arc<AtomicBool>,
     window: Arc<[AtomicU64; 2]>,
     ready: mpsc::Sender<Result<(), String>>,
 ) -> Trace {
     let cpu_start = crate::counters::thread_cpu_ms();
-    let (instance, mut pipe, mut trace) = match set_up(server) {
+    let (instance, mut pipe, mut trace) = match set_up(watched) {
         Ok(s) => s,
         Err(why) => {
             let _ = ready.send(Err(why.clone()));
@@ -100,7 +97,7 @@ fn read_events(
         }
     };
     let _ = ready.send(Ok(()));
-    read_until_stopped(&instance, &mut pipe, &mut trace, server, &stop, &window);
+    read_until_stopped(&instance, &mut pipe, &mut trace, watched, &stop, &window);
     // The ring's own count (the `[LOST n EVENTS]` lines in trace_pipe report the same losses).
     trace.lost = instance.lost();
     drop(pipe);
@@ -112,11 +109,12 @@ fn read_events(
 /// Mounts tracefs privately, creates the lab's instance, enables its events with their kernel
 /// filters and opens its `trace_pipe`; the trace it returns already names the missing events
 /// and the known drop reasons.
-fn set_up(server: SocketAddrV4) -> Result<(tracefs::Instance, std::fs::File, Trace), String> {
+fn set_up(watched: Watched) -> Result<(tracefs::Instance, std::fs::File, Trace), String> {
+    let ethertype = watched.lab.family.ethertype();
     let root = tracefs::mount_privately()?;
     let instance = tracefs::Instance::create(&root)?;
     let mut trace = Trace::default();
-    let port = server.port();
+    let port = watched.server.port();
     let reasons = instance
         .format(Kind::KfreeSkb)
         .map(|f| drop_reasons(&f))
@@ -125,8 +123,8 @@ fn set_up(server: SocketAddrV4) -> Result<(tracefs::Instance, std::fs::File, Tra
     // in any storm), not a packet lost on its way: left out in the kernel, before it costs
     // the reader anything. Reason numbers differ between kernels; the names do not.
     let kfree_filter = match reasons.get("QUEUE_PURGE") {
-        Some(n) => format!("protocol == {ETH_P_IP} && reason != {n}"),
-        None => format!("protocol == {ETH_P_IP}"),
+        Some(n) => format!("protocol == {ethertype} && reason != {n}"),
+        None => format!("protocol == {ethertype}"),
     };
     for kind in Kind::ALL {
         if !instance.has(kind) {
@@ -162,7 +160,7 @@ fn read_until_stopped(
     instance: &tracefs::Instance,
     pipe: &mut std::fs::File,
     trace: &mut Trace,
-    server: SocketAddrV4,
+    watched: Watched,
     stop: &AtomicBool,
     window: &[AtomicU64; 2],
 ) {
@@ -183,7 +181,7 @@ fn read_until_stopped(
             POLL.as_millis() as u16
         };
         let _ = nix::poll::poll(&mut fds, timeout);
-        let drained = match reader.read(pipe, |l| trace.take(l, server, window)) {
+        let drained = match reader.read(pipe, |l| trace.take(l, watched, window)) {
             Ok(drained) => drained,
             Err(e) => {
                 trace.read_error = Some(format!("reading trace_pipe: {e}"));
@@ -198,14 +196,14 @@ fn read_until_stopped(
 
 impl Trace {
     /// Counts and keeps one line if it is the lab's event, inside the counters' window.
-    fn take(&mut self, line: &str, server: SocketAddrV4, window: &[AtomicU64; 2]) {
+    fn take(&mut self, line: &str, w: Watched, window: &[AtomicU64; 2]) {
         let Some(e) = event::parse(line) else {
             return;
         };
         let ours = match e.kind {
             // The kernel filter says the same, unless this kernel refused it.
-            Kind::KfreeSkb => e.protocol == ETH_P_IP && e.reason != "QUEUE_PURGE",
-            _ => between_lab_hosts(&e, server),
+            Kind::KfreeSkb => e.protocol == w.lab.family.ethertype() && e.reason != "QUEUE_PURGE",
+            _ => between_lab_hosts(&e, w.server, &w.lab),
         };
         if !ours {
             return;
@@ -218,7 +216,7 @@ impl Trace {
             self.outside_window += 1;
             return;
         }
-        self.counts.tally(&e, true);
+        self.counts.tally(&e, true, &w.lab);
         if self.events.len() < MAX_ROWS {
             self.events.push(e);
         } else {

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::attribute::side;
 use super::event::{Event, Kind};
+use crate::family::LabAddrs;
 pub use crate::record::drops::{Counts, DropStats, Sides};
 
 /// Everything recorded, before it is tied to connections.
@@ -43,9 +44,9 @@ pub struct Trace {
 
 impl Counts {
     /// Counts `e` in (or, with `add` false, back out of) its category.
-    pub(super) fn tally(&mut self, e: &Event, add: bool) {
+    pub(super) fn tally(&mut self, e: &Event, add: bool, lab: &LabAddrs) {
         let n = |c: &mut u64| *c = if add { *c + 1 } else { c.saturating_sub(1) };
-        let side = side(e);
+        let side = side(e, lab);
         match e.kind {
             Kind::KfreeSkb => {
                 n(self.by_reason.entry(e.reason.clone()).or_default());

@@ -9,14 +9,14 @@ pub mod judge;
 pub mod storm;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use crate::counters::{CounterFiles, ListenDiag, Probes, QueueSample};
 use crate::error::Failure;
 use crate::plan::RunPlan;
 use crate::record::Environment;
 use crate::server::Server;
-use crate::topo::{link, sysctl, Topology};
+use crate::topo::{sysctl, Topology};
 
 /// The lab standing, before any traffic: both hosts with their sysctls read back, the server
 /// listening (connections queue but nothing is accepted until [`Server::begin`]), and the
@@ -25,7 +25,7 @@ pub struct Lab {
     pub topo: Topology,
     pub server: Server,
     pub probes: Probes,
-    pub target: SocketAddrV4,
+    pub target: SocketAddr,
     /// The listener's queue right after `listen()`: its `accept_queue_limit` is the kernel's clamp.
     pub initial_queue: QueueSample,
 }
@@ -34,13 +34,18 @@ impl Lab {
     /// Builds the hosts, starts the server and opens the probes. The namespaces exist only as
     /// descriptors, so a failure here (a sysctl the kernel refuses) leaves nothing behind.
     pub fn stand_up(plan: &RunPlan) -> Result<Lab, Failure> {
-        let topo = Topology::build(&plan.server.sysctl, &plan.client.sysctl, &plan.link)?;
-        let target = SocketAddrV4::new(link::SERVER_ADDR, plan.server.port);
+        let topo = Topology::build(
+            &plan.server.sysctl,
+            &plan.client.sysctl,
+            &plan.link,
+            plan.family,
+        )?;
+        let target = topo.addrs.server_at(plan.server.port);
         let server = Server::start(&topo.server, target, &plan.server)?;
         let mut probes = Probes {
             server: CounterFiles::open(&topo.server)?,
             client: CounterFiles::open(&topo.client)?,
-            diag: ListenDiag::open(&topo.server, plan.server.port)?,
+            diag: ListenDiag::open(&topo.server, plan.server.port, plan.family)?,
         };
         let initial_queue = probes
             .diag
@@ -73,7 +78,7 @@ impl Lab {
             started_at,
             scenario: plan.origin.clone(),
             server_address: self.target.to_string(),
-            client_address: link::CLIENT_ADDR.to_string(),
+            client_address: self.topo.addrs.client.to_string(),
             namespace_inodes: BTreeMap::from([
                 ("server".to_string(), self.topo.server.inode()),
                 ("client".to_string(), self.topo.client.inode()),

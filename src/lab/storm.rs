@@ -58,7 +58,12 @@ pub fn run(
     } = lab;
     // Tracing starts before the first counter reading and stops after the last, so every event
     // the counters saw is in the trace.
-    let tracing = drops::Recording::start(target, plan.trace_drops);
+    let lab_addrs = topo.addrs;
+    let watched = drops::Watched {
+        server: target,
+        lab: lab_addrs,
+    };
+    let tracing = drops::Recording::start(watched, plan.trace_drops);
     // Time zero comes after every setup step, so the first arrivals are not a catch-up burst.
     let t0 = Instant::now() + Duration::from_millis(20);
     let t0_mono_ns = drops::monotonic_ns(t0);
@@ -77,7 +82,10 @@ pub fn run(
     let flood = plan
         .flood
         .as_ref()
-        .map(|f| Flood::start(&topo.client, f, target, t0, plan.client.seed))
+        .map(|f| {
+            let sources = lab_addrs.flood_net;
+            Flood::start(&topo.client, f, target, sources, t0, plan.client.seed)
+        })
         .transpose()?;
     let storm = Storm::start(&topo.client, &plan.client, spec)?;
     while !storm.is_finished() {
@@ -101,7 +109,7 @@ pub fn run(
     drop(probes);
     drop(topo);
 
-    let drop_rows = drops::attribute(&mut trace, &storm.records, t0_mono_ns);
+    let drop_rows = drops::attribute(&mut trace, &storm.records, t0_mono_ns, &lab_addrs);
     Ok(Measured {
         drops: DropStats::of(&trace, &drop_rows),
         reasons_known: std::mem::take(&mut trace.reasons_known),

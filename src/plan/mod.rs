@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::Failure;
+use crate::family::Family;
 use crate::scenario::expect::Expectation;
 use crate::scenario::{Loaded, ScenarioFile};
 use values::{bad, duration};
@@ -102,6 +103,8 @@ pub struct RunPlan {
     /// The TOML actually run (file plus `--set`), saved with the results.
     pub scenario_text: String,
     pub origin: String,
+    /// The address family of the lab's hosts (IPv4 only, for now).
+    pub family: Family,
     pub sample_interval: Duration,
     /// Whether to record drop reasons from tracefs (`drops.csv`).
     pub trace_drops: bool,
@@ -152,6 +155,7 @@ impl RunPlan {
             incident: f.incident.clone().unwrap_or_default(),
             scenario_text: loaded.text.clone(),
             origin: loaded.origin.clone(),
+            family: Family::default(),
             sample_interval,
             trace_drops: f.trace_drops.unwrap_or(true),
             server,

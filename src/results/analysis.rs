@@ -36,9 +36,9 @@ pub fn bin_width_us(span_us: u64) -> u64 {
 }
 
 /// Connections per outcome per bin of scheduled start: `counts[bin][outcome index]`.
-pub fn outcome_bins(conns: &[ConnRecord], width_us: u64) -> Vec<[u64; 8]> {
+pub fn outcome_bins(conns: &[ConnRecord], width_us: u64) -> Vec<[u64; Outcome::COUNT]> {
     let last = conns.iter().map(|c| c.scheduled_us).max().unwrap_or(0);
-    let mut bins = vec![[0u64; 8]; (last / width_us) as usize + 1];
+    let mut bins = vec![[0u64; Outcome::COUNT]; (last / width_us) as usize + 1];
     for c in conns {
         bins[(c.scheduled_us / width_us) as usize][c.outcome.index()] += 1;
     }

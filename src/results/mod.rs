@@ -155,9 +155,13 @@ fn read_json<T: DeserializeOwned>(
         }
         Err(e) => return Err(bad(&path, e)),
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| bad(&path, format!("line {}: {e}", e.line())))
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "not what a backlog-lab result holds",
+            _ => "not valid JSON",
+        };
+        bad(&path, format!("line {}: {what}: {e}", e.line()))
+    })
 }
 
 impl RunFolder {

@@ -47,7 +47,44 @@ pub fn expand(
         toml::from_str(&loaded.text).map_err(|e| describe(&loaded.origin, &loaded.text, &e))?;
     let matrix = doc.remove("matrix");
     doc.remove("case");
-    let mut axes: Vec<Axis> = Vec::new();
+    let mut axes = matrix_axes(loaded, matrix)?;
+    // A `--set` axis replaces the file's axis for the same key.
+    for (key, values) in cli_axes {
+        axes.retain(|a| !matches!(a, Axis::Key { key: k, .. } if k == key));
+        axes.push(Axis::Key {
+            key: key.clone(),
+            values: values.clone(),
+        });
+    }
+    if !loaded.file.case.is_empty() {
+        check_cases(loaded, &axes, plain_sets)?;
+        axes.push(Axis::Cases(loaded.file.case.clone()));
+    }
+    // Counted before anything is built: 5 axes of 30 values are 24 million combinations.
+    let count = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.len()))
+        .unwrap_or(usize::MAX);
+    if count > MAX_RUNS {
+        return Err(Failure::bad_input(format!(
+            "{}: {count} combinations; at most {MAX_RUNS} per comparison",
+            loaded.origin
+        )));
+    }
+    let name = doc
+        .get("name")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| loaded.stem.clone());
+    combinations(&axes)
+        .into_iter()
+        .map(|choices| combination(loaded, &doc, &name, &choices))
+        .collect()
+}
+
+/// The axes of the scenario's own `[matrix]` table, each a key and a non-empty list of values.
+fn matrix_axes(loaded: &Loaded, matrix: Option<toml::Value>) -> Result<Vec<Axis>, Failure> {
+    let mut axes = Vec::new();
     if let Some(toml::Value::Table(m)) = matrix {
         for (key, values) in m {
             let values = match values {
@@ -62,49 +99,48 @@ pub fn expand(
             axes.push(Axis::Key { key, values });
         }
     }
-    // A `--set` axis replaces the file's axis for the same key.
-    for (key, values) in cli_axes {
-        axes.retain(|a| !matches!(a, Axis::Key { key: k, .. } if k == key));
-        axes.push(Axis::Key {
-            key: key.clone(),
-            values: values.clone(),
-        });
+    Ok(axes)
+}
+
+/// Every `[[case]]` has a label of its own, and sets no key that an axis or a `--set` also
+/// sets (the case would win unseen).
+fn check_cases(loaded: &Loaded, axes: &[Axis], plain_sets: &[&str]) -> Result<(), Failure> {
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &loaded.file.case {
+        if c.label.trim().is_empty() || !seen.insert(c.label.clone()) {
+            return Err(Failure::bad_input(format!(
+                "{}: every [[case]] needs a label of its own (`{}` is empty or repeated)",
+                loaded.origin, c.label
+            )));
+        }
     }
-    if !loaded.file.case.is_empty() {
-        let mut seen = std::collections::BTreeSet::new();
-        for c in &loaded.file.case {
-            if c.label.trim().is_empty() || !seen.insert(c.label.clone()) {
+    for c in &loaded.file.case {
+        for (key, _) in flatten(&c.set) {
+            let axis = axes
+                .iter()
+                .any(|a| matches!(a, Axis::Key { key: k, .. } if *k == key));
+            if axis || plain_sets.contains(&key.as_str()) {
                 return Err(Failure::bad_input(format!(
-                    "{}: every [[case]] needs a label of its own (`{}` is empty or repeated)",
-                    loaded.origin, c.label
+                    "{}: case `{}` sets `{key}`, which {}; the case would win unseen. Vary \
+                     it in the cases themselves, or drop them with --set case=",
+                    loaded.origin,
+                    c.label,
+                    if axis {
+                        "is also a comparison axis"
+                    } else {
+                        "is also given with --set"
+                    }
                 )));
             }
         }
-        for c in &loaded.file.case {
-            for (key, _) in flatten(&c.set) {
-                let axis = axes
-                    .iter()
-                    .any(|a| matches!(a, Axis::Key { key: k, .. } if *k == key));
-                if axis || plain_sets.contains(&key.as_str()) {
-                    return Err(Failure::bad_input(format!(
-                        "{}: case `{}` sets `{key}`, which {}; the case would win unseen. Vary \
-                         it in the cases themselves, or drop them with --set case=",
-                        loaded.origin,
-                        c.label,
-                        if axis {
-                            "is also a comparison axis"
-                        } else {
-                            "is also given with --set"
-                        }
-                    )));
-                }
-            }
-        }
-        axes.push(Axis::Cases(loaded.file.case.clone()));
     }
+    Ok(())
+}
 
+/// Every combination of one choice per axis, in axis order (the last axis varies fastest).
+fn combinations(axes: &[Axis]) -> Vec<Vec<Choice>> {
     let mut combos: Vec<Vec<Choice>> = vec![Vec::new()];
-    for axis in &axes {
+    for axis in axes {
         let choices: Vec<Choice> = match axis {
             Axis::Key { key, values } => values
                 .iter()
@@ -123,22 +159,17 @@ pub fn expand(
             })
             .collect();
     }
-    if combos.len() > MAX_RUNS {
-        return Err(Failure::bad_input(format!(
-            "{}: {} combinations; at most {MAX_RUNS} per comparison",
-            loaded.origin,
-            combos.len()
-        )));
-    }
-    let name = doc
-        .get("name")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| loaded.stem.clone());
     combos
-        .into_iter()
-        .map(|choices| combination(loaded, &doc, &name, &choices))
-        .collect()
+}
+
+impl Axis {
+    /// How many values the axis takes.
+    fn len(&self) -> usize {
+        match self {
+            Axis::Key { values, .. } => values.len(),
+            Axis::Cases(cases) => cases.len(),
+        }
+    }
 }
 
 /// Most runs one comparison may have: each is a whole storm.

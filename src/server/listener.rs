@@ -5,14 +5,14 @@
 //! backlog (Envoy/libevent pass -1) is a huge unsigned number and so becomes somaxconn; 0 means
 //! an accept queue of one. No value is adjusted here, so the lab shows the kernel's own clamp.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Binds `addr` and calls `listen(backlog)`. Must run on a thread inside the server namespace.
-pub fn bind(addr: SocketAddrV4, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+pub fn bind(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
     let socket = Socket::new(
-        Domain::IPV4,
+        Domain::for_address(addr),
         Type::STREAM.nonblocking().cloexec(),
         Some(Protocol::TCP),
     )?;

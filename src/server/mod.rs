@@ -12,7 +12,7 @@ mod accept;
 mod conn;
 pub mod listener;
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -46,7 +46,7 @@ pub struct Server {
 impl Server {
     /// Starts the server in `ns`, listening on `addr`, and returns once `listen()` has happened.
     /// Until [`Server::begin`], connections only queue (nothing is accepted).
-    pub fn start(ns: &Netns, addr: SocketAddrV4, plan: &ServerPlan) -> Result<Server, Failure> {
+    pub fn start(ns: &Netns, addr: SocketAddr, plan: &ServerPlan) -> Result<Server, Failure> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, mut stop_rx) = oneshot::channel();
         let (begin, begin_rx) = oneshot::channel::<Instant>();

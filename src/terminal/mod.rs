@@ -41,6 +41,20 @@ fn pct_row(label: &str, p: &Percentiles) -> String {
 /// Prints the summary table and the verdict.
 pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std::io::Result<()> {
     let mut out = String::new();
+    header(&mut out, plan, s);
+    outcomes(&mut out, s);
+    latency(&mut out, s);
+    link_and_flood(&mut out, s);
+    for (ns, counters) in &s.counters {
+        out.push_str(&counter_table(ns, counters));
+    }
+    trace_events(&mut out, s);
+    verdict(&mut out, s, dir);
+    w.write_all(out.as_bytes())
+}
+
+/// The scenario, the listen queue's limit and what the storm did.
+fn header(out: &mut String, plan: &RunPlan, s: &Summary) {
     let l = &s.listen;
     out.push_str(&format!("\n{}  ({})\n", plan.name, plan.origin));
     if !plan.description.is_empty() {
@@ -69,7 +83,10 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
         "  {} connections in {:.1} s; started at {rate} (schedule {planned}); server accepted {}, served {}\n",
         s.connections, s.duration_s, s.server.accepted, s.server.served
     ));
+}
 
+/// Each outcome that happened (and `ok` always), with its share.
+fn outcomes(out: &mut String, s: &Summary) {
     out.push_str("\n  outcome                        count      share\n");
     for (o, n) in s.outcomes.iter() {
         let name = o.name();
@@ -82,7 +99,10 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
             out.push_str(&format!("  {name:<28} {n:>7} {share:>9.1}%\n"));
         }
     }
+}
 
+/// Connect and first-byte latency percentiles, then each outcome's own clocks.
+fn latency(out: &mut String, s: &Summary) {
     out.push_str(&format!(
         "\n  {:<28} {:>9} {:>9} {:>9} {:>9}\n",
         "latency (ms)", "p50", "p90", "p99", "max"
@@ -124,6 +144,10 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
         "  client retransmissions: {} on {} connections\n",
         s.retransmits.total, s.retransmits.connections_with_retransmits
     ));
+}
+
+/// What the delay line and the SYN flood did, when there were any.
+fn link_and_flood(out: &mut String, s: &Summary) {
     if let Some(l) = &s.link {
         out.push_str(&format!(
             "  link: rtt {} ms, jitter {} ms, loss {}/{} (to server/client); {} + {} packets, {} + {} \
@@ -146,10 +170,10 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
             f.sent, f.achieved_rate, f.errors
         ));
     }
+}
 
-    for (ns, counters) in &s.counters {
-        out.push_str(&counter_table(ns, counters));
-    }
+/// The kernel's trace events, or why there are none.
+fn trace_events(out: &mut String, s: &Summary) {
     match drop_table(&s.drops) {
         Ok(rows) if !rows.is_empty() => {
             out.push_str("\n  kernel trace events (drops.csv)\n");
@@ -166,7 +190,10 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
         Err(why) => out.push_str(&format!("\n  drop reasons: not recorded ({why})\n")),
         _ => {}
     }
+}
 
+/// Warnings, each expectation's verdict, and where the results are.
+fn verdict(out: &mut String, s: &Summary, dir: &Path) {
     for w in &s.warnings {
         out.push_str(&format!("\n  warning: {w}\n"));
     }
@@ -190,7 +217,6 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
         "EXPECTATIONS FAILED"
     };
     out.push_str(&format!("\n  {verdict}; results in {}\n", dir.display()));
-    w.write_all(out.as_bytes())
 }
 
 /// `ok 812  connect_timeout 100  ...  expectations 3/3 held` for one run.

@@ -8,10 +8,10 @@
 //! `ip link add bl-srv type veth peer name bl-cli netns CLIENT`, then in each namespace
 //! `ip link set lo up; ip link set DEV txqueuelen 10000 up; ip addr add ADDR/24 dev DEV`.
 //!
-//! Addresses come from 198.18.0.0/15 (RFC 2544, benchmarking), so no real network is shadowed,
-//! and they exist only inside the lab's namespaces. [`FLOOD_NET`] (198.19.0.0/16) is where a SYN
-//! flood's spoofed sources come from: the server routes it back over the link, and the client
-//! namespace blackholes it, so SYN-ACKs to spoofed addresses die inside the lab.
+//! The addresses are [`LabAddrs`]' (RFC 2544's benchmarking range), and exist only inside the
+//! lab's namespaces. Its `flood_net` is where a SYN flood's spoofed sources come from: the server
+//! routes it back over the link, and the client namespace blackholes it, so SYN-ACKs to spoofed
+//! addresses die inside the lab.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -22,26 +22,15 @@ use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBu
 
 use super::netns::Netns;
 use crate::error::Failure;
-
-/// The server's address on the lab link.
-pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-/// The client's address on the lab link.
-pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-/// Prefix length of the lab subnet 198.18.0.0/24.
-pub const PREFIX_LEN: u8 = 24;
-/// A second client address, used only to calibrate the delay line, so the calibration's
-/// handshakes leave no tcp_metrics entry for [`CLIENT_ADDR`] (that would make the storm's peer
-/// "proven" to the `tcp_max_syn_backlog` rule before the run starts).
-pub const CALIBRATION_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
-/// Where spoofed SYN-flood sources live: 198.19.0.0/16.
-pub const FLOOD_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 19, 0, 0), 16);
+use crate::family::{LabAddrs, Net};
 
 const SERVER_DEV: &str = "bl-srv";
 const CLIENT_DEV: &str = "bl-cli";
 
 /// Creates the veth pair between `server` and `client`, brings both ends and both loopbacks up,
-/// and assigns [`SERVER_ADDR`] and [`CLIENT_ADDR`].
-pub fn connect_veth(server: &Netns, client: &Netns) -> Result<(), Failure> {
+/// and assigns the server's and the client's addresses.
+pub fn connect_veth(server: &Netns, client: &Netns, addrs: &LabAddrs) -> Result<(), Failure> {
+    let a = *addrs;
     let client_fd = client.raw_fd();
     in_namespace(server, |handle| async move {
         let peer = LinkMessageBuilder::<LinkUnspec>::new()
@@ -52,33 +41,35 @@ pub fn connect_veth(server: &Netns, client: &Netns) -> Result<(), Failure> {
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         handle.link().add(veth).execute().await?;
-        configure(&handle, SERVER_DEV, &[SERVER_ADDR]).await?;
+        configure(&handle, SERVER_DEV, &a, &[a.server]).await?;
         route_flood(
             &handle,
+            a.flood_net,
             FloodRoute::Back {
                 dev: SERVER_DEV,
-                via: Some(CLIENT_ADDR),
+                via: Some(a.client),
             },
         )
         .await
     })?;
     in_namespace(client, |handle| async move {
-        configure(&handle, CLIENT_DEV, &[CLIENT_ADDR]).await?;
-        route_flood(&handle, FloodRoute::Blackhole).await
+        configure(&handle, CLIENT_DEV, &a, &[a.client]).await?;
+        route_flood(&handle, a.flood_net, FloodRoute::Blackhole).await
     })
 }
 
 /// Configures the TUN device [`super::delay::DEVICE`] already created in each namespace: up,
 /// addressed, with a long ring, and the flood routes.
-pub fn configure_tun(server: &Netns, client: &Netns) -> Result<(), Failure> {
+pub fn configure_tun(server: &Netns, client: &Netns, addrs: &LabAddrs) -> Result<(), Failure> {
     let dev = super::delay::DEVICE;
+    let a = *addrs;
     in_namespace(server, |handle| async move {
-        configure(&handle, dev, &[SERVER_ADDR]).await?;
-        route_flood(&handle, FloodRoute::Back { dev, via: None }).await
+        configure(&handle, dev, &a, &[a.server]).await?;
+        route_flood(&handle, a.flood_net, FloodRoute::Back { dev, via: None }).await
     })?;
     in_namespace(client, |handle| async move {
-        configure(&handle, dev, &[CLIENT_ADDR, CALIBRATION_ADDR]).await?;
-        route_flood(&handle, FloodRoute::Blackhole).await
+        configure(&handle, dev, &a, &[a.client, a.calibration]).await?;
+        route_flood(&handle, a.flood_net, FloodRoute::Blackhole).await
     })
 }
 
@@ -103,8 +94,13 @@ pub fn ring_drops(ns: &Netns) -> Result<u64, Failure> {
 }
 
 /// `ip link set lo up; ip link set DEV txqueuelen 10000 up; ip addr add ADDR/24 dev DEV` (the
-/// first address; later ones are added as /32).
-async fn configure(handle: &Handle, dev: &str, addrs: &[Ipv4Addr]) -> Result<(), rtnetlink::Error> {
+/// first address, with the lab subnet's prefix; later ones as single hosts, /32).
+async fn configure(
+    handle: &Handle,
+    dev: &str,
+    lab: &LabAddrs,
+    addrs: &[IpAddr],
+) -> Result<(), rtnetlink::Error> {
     for name in ["lo", dev] {
         let index = index_of(handle, name).await?;
         let mut change = LinkUnspec::new_with_index(index).up();
@@ -115,35 +111,42 @@ async fn configure(handle: &Handle, dev: &str, addrs: &[Ipv4Addr]) -> Result<(),
     }
     let index = index_of(handle, dev).await?;
     for (i, addr) in addrs.iter().enumerate() {
-        let prefix = if i == 0 { PREFIX_LEN } else { 32 };
-        handle
-            .address()
-            .add(index, IpAddr::V4(*addr), prefix)
-            .execute()
-            .await?;
+        let prefix = if i == 0 {
+            lab.prefix_len
+        } else {
+            lab.family.host_prefix()
+        };
+        handle.address().add(index, *addr, prefix).execute().await?;
     }
     Ok(())
 }
 
-/// The route each namespace has for [`FLOOD_NET`].
+/// The route each namespace has for the flood's network.
 enum FloodRoute<'a> {
     /// Server side: over the link (`via` the client's address on veth, directly on TUN), so
     /// SYN-ACKs to spoofed sources go to the client namespace.
-    Back { dev: &'a str, via: Option<Ipv4Addr> },
+    Back { dev: &'a str, via: Option<IpAddr> },
     /// Client side: a blackhole, where those SYN-ACKs end without an answer.
     Blackhole,
 }
 
-async fn route_flood(handle: &Handle, how: FloodRoute<'_>) -> Result<(), rtnetlink::Error> {
-    let (net, len) = FLOOD_NET;
-    let route = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(net, len);
+async fn route_flood(
+    handle: &Handle,
+    net: Net,
+    how: FloodRoute<'_>,
+) -> Result<(), rtnetlink::Error> {
+    // Routes are built per family; the flood's packets are IPv4 ones (see `client::flood`).
+    let IpAddr::V4(dest) = net.addr else {
+        return Err(rtnetlink::Error::RequestFailed);
+    };
+    let route = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dest, net.len);
     let route = match how {
         FloodRoute::Blackhole => route.kind(RouteType::BlackHole),
         FloodRoute::Back { dev, via } => {
             let route = route.output_interface(index_of(handle, dev).await?);
             match via {
-                Some(gw) => route.gateway(gw),
-                None => route,
+                Some(IpAddr::V4(gw)) => route.gateway(gw),
+                _ => route,
             }
         }
     };

@@ -15,6 +15,7 @@ pub use delay::{DelayLine, LinkStats};
 pub use netns::Netns;
 
 use crate::error::Failure;
+use crate::family::{Family, LabAddrs};
 
 /// The wire between the hosts, as the plan resolved it. All zero: a plain veth pair. Anything
 /// else: the delay line.
@@ -47,6 +48,8 @@ impl LinkPlan {
 pub struct Topology {
     pub server: Netns,
     pub client: Netns,
+    /// The hosts' addresses.
+    pub addrs: LabAddrs,
     /// Effective sysctl values per namespace, as read back after setup.
     pub server_sysctl: BTreeMap<String, String>,
     pub client_sysctl: BTreeMap<String, String>,
@@ -61,24 +64,26 @@ impl Topology {
         server_sysctl: &BTreeMap<String, String>,
         client_sysctl: &BTreeMap<String, String>,
         link_plan: &LinkPlan,
+        family: Family,
     ) -> Result<Topology, Failure> {
+        let addrs = family.addrs();
         let server = Netns::create("server")?;
         let client = Netns::create("client")?;
         sysctl::apply(&server, server_sysctl)?;
         sysctl::apply(&client, client_sysctl)?;
         let delay = if link_plan.is_ideal() {
-            link::connect_veth(&server, &client)?;
+            link::connect_veth(&server, &client, &addrs)?;
             None
         } else {
             let server_tun = delay::open_tun(&server)?;
             let client_tun = delay::open_tun(&client)?;
-            link::configure_tun(&server, &client)?;
+            link::configure_tun(&server, &client, &addrs)?;
             let mut line = DelayLine::start(server_tun, client_tun, link_plan)?;
             // Calibrate with packets really held (up to 1 ms each way): a receiver that sleeps
             // while its packet is held pays a wakeup that a zero-delay handshake never shows.
             let probe = (link_plan.rtt / 2).min(std::time::Duration::from_millis(1));
             line.probe(probe);
-            let handshake = delay::calibrate(&server, &client)?;
+            let handshake = delay::calibrate(&server, &client, &addrs)?;
             // Let the calibration's closing segments cross at the probe delay, so none is
             // held for a full rtt/2 into the run and its counters.
             std::thread::sleep(probe * 6 + std::time::Duration::from_millis(10));
@@ -90,6 +95,7 @@ impl Topology {
         Ok(Topology {
             server,
             client,
+            addrs,
             server_sysctl: server_eff,
             client_sysctl: client_eff,
             delay,

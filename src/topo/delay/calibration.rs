@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::Failure;
+use crate::family::LabAddrs;
 use crate::topo::netns::Netns;
 
 /// Handshakes timed to measure the pump's overhead.
@@ -18,12 +19,13 @@ const CALIBRATION_BATCHES: usize = 3;
 
 /// The lowest batch median of [`CALIBRATION_HANDSHAKES`] TCP handshakes over the line as it is
 /// (see [`DelayLine::probe`](super::DelayLine::probe)): what a handshake costs beyond the
-/// holds. The client side binds [`crate::topo::link::CALIBRATION_ADDR`] and the server side
+/// holds. The client side binds the lab's calibration address and the server side
 /// accepts on an ephemeral port, so the storm's own address and port see nothing; the counters'
 /// baseline is taken after this.
-pub fn calibrate(server: &Netns, client: &Netns) -> Result<Duration, Failure> {
-    use socket2::{Domain, Socket, Type};
-    use std::net::SocketAddrV4;
+pub fn calibrate(server: &Netns, client: &Netns, addrs: &LabAddrs) -> Result<Duration, Failure> {
+    use socket2::{Socket, Type};
+    use std::net::SocketAddr;
+    let domain = addrs.family.domain();
     let failed = |what: &str, e: std::io::Error| {
         Failure::environment(format!(
             "the emulated link did not carry a TCP handshake in time ({what}: {e}); a scenario \
@@ -33,8 +35,8 @@ pub fn calibrate(server: &Netns, client: &Netns) -> Result<Duration, Failure> {
     };
     let listener = server
         .run(|| -> std::io::Result<Socket> {
-            let s = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), None)?;
-            s.bind(&SocketAddrV4::new(crate::topo::link::SERVER_ADDR, 0).into())?;
+            let s = Socket::new(domain, Type::STREAM.cloexec(), None)?;
+            s.bind(&SocketAddr::new(addrs.server, 0).into())?;
             s.listen(64)?;
             Ok(s)
         })?
@@ -42,7 +44,7 @@ pub fn calibrate(server: &Netns, client: &Netns) -> Result<Duration, Failure> {
     let target = listener
         .local_addr()
         .ok()
-        .and_then(|a| a.as_socket_ipv4())
+        .and_then(|a| a.as_socket())
         .ok_or_else(|| failed("listen", std::io::Error::other("no local address")))?;
     std::thread::scope(|scope| {
         // Accept every calibration connection, so a small somaxconn cannot stall the next one.
@@ -56,8 +58,8 @@ pub fn calibrate(server: &Netns, client: &Netns) -> Result<Duration, Failure> {
         let times = client.run(|| -> std::io::Result<Vec<Duration>> {
             let mut times = Vec::with_capacity(CALIBRATION_HANDSHAKES);
             for _ in 0..CALIBRATION_HANDSHAKES {
-                let s = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), None)?;
-                s.bind(&SocketAddrV4::new(crate::topo::link::CALIBRATION_ADDR, 0).into())?;
+                let s = Socket::new(domain, Type::STREAM.cloexec(), None)?;
+                s.bind(&SocketAddr::new(addrs.calibration, 0).into())?;
                 let start = Instant::now();
                 s.connect_timeout(&target.into(), Duration::from_secs(2))?;
                 times.push(start.elapsed());

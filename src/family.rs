@@ -1,0 +1,129 @@
+//! The address family the lab speaks, and the lab's addresses in it. Every socket, address,
+//! route, sock_diag request and trace filter of the lab asks here, so that a second family
+//! (IPv6) is a new value of [`Family`] with its [`LabAddrs`], not an edit of every module: a
+//! `match` on the family where the packet format itself differs (the SYN flood's raw packets)
+//! tells the compiler where that work is. IPv4 is the only family the lab ships today.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// The IP version of the lab's hosts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Family {
+    #[default]
+    Ipv4,
+}
+
+/// A network: an address and its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl Net {
+    /// Whether `ip` lies in this network (never, for an address of the other family).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+                u32::from(ip) & mask == u32::from(net) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
+                u128::from(ip) & mask == u128::from(net) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The lab's addresses, from the benchmarking range (RFC 2544, 198.18.0.0/15), so no real
+/// network is shadowed; they exist only inside the lab's namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabAddrs {
+    pub family: Family,
+    /// The server's address on the lab link.
+    pub server: IpAddr,
+    /// The client's address on the lab link.
+    pub client: IpAddr,
+    /// A second client address, used only to calibrate the delay line, so the calibration's
+    /// handshakes leave no tcp_metrics entry for [`LabAddrs::client`] (that would make the
+    /// storm's peer "proven" to the `tcp_max_syn_backlog` rule before the run starts).
+    pub calibration: IpAddr,
+    /// The lab subnet's prefix length (the link's first address on each side).
+    pub prefix_len: u8,
+    /// Where spoofed SYN-flood sources live: the server routes it back over the link and the
+    /// client namespace blackholes it, so SYN-ACKs to spoofed addresses die inside the lab.
+    pub flood_net: Net,
+}
+
+impl Family {
+    /// The lab's addresses in this family.
+    pub const fn addrs(self) -> LabAddrs {
+        match self {
+            Family::Ipv4 => LabAddrs {
+                family: self,
+                server: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+                client: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+                calibration: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 3)),
+                prefix_len: 24,
+                flood_net: Net {
+                    addr: IpAddr::V4(Ipv4Addr::new(198, 19, 0, 0)),
+                    len: 16,
+                },
+            },
+        }
+    }
+
+    /// The socket domain (`AF_INET`).
+    pub fn domain(self) -> socket2::Domain {
+        match self {
+            Family::Ipv4 => socket2::Domain::IPV4,
+        }
+    }
+
+    /// The address family number that sock_diag requests carry.
+    pub fn af(self) -> u8 {
+        match self {
+            Family::Ipv4 => libc::AF_INET as u8,
+        }
+    }
+
+    /// The ethertype `skb:kfree_skb` reports as its `protocol` for this family's packets.
+    pub fn ethertype(self) -> u16 {
+        match self {
+            Family::Ipv4 => 0x0800,
+        }
+    }
+
+    /// The prefix length of a single host (`/32`).
+    pub fn host_prefix(self) -> u8 {
+        match self {
+            Family::Ipv4 => 32,
+        }
+    }
+}
+
+impl LabAddrs {
+    /// The server's socket address on `port`.
+    pub fn server_at(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(self.server, port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flood_net_holds_spoofed_sources_and_not_the_lab_hosts() {
+        let a = Family::Ipv4.addrs();
+        assert!(a.flood_net.contains("198.19.3.4".parse().unwrap()));
+        assert!(!a.flood_net.contains(a.client));
+        assert!(!a.flood_net.contains(a.server));
+        assert!(!a.flood_net.contains("::1".parse().unwrap()));
+        assert_eq!(a.server_at(80).to_string(), "198.18.0.1:80");
+    }
+}
