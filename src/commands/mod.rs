@@ -13,7 +13,7 @@ pub mod plot;
 pub mod run;
 pub mod serve;
 
-use crate::cli::{Cli, Command, ScenarioArgs};
+use crate::cli::{Cli, Command, RunArgs, ScenarioArgs};
 use crate::error::Failure;
 use crate::plan::RunPlan;
 use crate::scenario::{self, Combination};
@@ -22,7 +22,7 @@ use crate::scenario::{self, Combination};
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     match cli.command {
-        Command::Run(args) => run::command(&args),
+        Command::Run(args) => run_or_compare(&args),
         Command::Serve(args) => serve::command(&args, &mut out),
         Command::BenchLink(args) => bench_link::command(&args, &mut out),
         Command::Check(args) => check::command(&args, &mut out),
@@ -33,6 +33,29 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::List => list::command(&mut out),
     }
+}
+
+/// `backlog-lab run`: one run, or a comparison when the scenario makes several.
+fn run_or_compare(args: &RunArgs) -> anyhow::Result<u8> {
+    let mut plans = load_plans(&args.scenario)?;
+    crate::topo::netns::become_root_in_user_namespace_if_needed()?;
+    let display = run::Shown {
+        progress: !args.quiet && !args.json,
+        print: if args.json {
+            run::Print::Json
+        } else if args.quiet {
+            run::Print::Nothing
+        } else {
+            run::Print::Table
+        },
+    };
+    if plans.len() == 1 {
+        let (_, plan) = plans.remove(0);
+        let result = run::run(&plan, args.out.as_deref(), &display)?;
+        return Ok(result.exit_code());
+    }
+    let name = plans[0].1.name.clone();
+    compare::run(&name, &plans, args.out.as_deref(), &display)
 }
 
 /// Loads the scenario named on the command line (a file or a bundled name) and validates the

@@ -5,7 +5,6 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use crate::cli::RunArgs;
 use crate::lab::{self, judge, storm, Lab};
 use crate::plan::RunPlan;
 use crate::record::summary::Summary;
@@ -50,29 +49,6 @@ impl RunResult {
             1
         }
     }
-}
-
-/// `backlog-lab run`: one run, or a comparison when the scenario makes several.
-pub fn command(args: &RunArgs) -> anyhow::Result<u8> {
-    let mut plans = super::load_plans(&args.scenario)?;
-    crate::topo::netns::become_root_in_user_namespace_if_needed()?;
-    let display = Shown {
-        progress: !args.quiet && !args.json,
-        print: if args.json {
-            Print::Json
-        } else if args.quiet {
-            Print::Nothing
-        } else {
-            Print::Table
-        },
-    };
-    if plans.len() == 1 {
-        let (_, plan) = plans.remove(0);
-        let result = run(&plan, args.out.as_deref(), &display)?;
-        return Ok(result.exit_code());
-    }
-    let name = plans[0].1.name.clone();
-    super::compare::run(&name, &plans, args.out.as_deref(), &display)
 }
 
 /// Runs `plan`, writes its result folder, prints the summary, and returns it.

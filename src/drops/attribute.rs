@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::event::{Event, Kind};
-use super::stats::{Row, Trace};
+use super::stats::{side, Row, Trace};
 use crate::family::LabAddrs;
 use crate::record::ConnRecord;
 
@@ -19,15 +19,6 @@ pub(super) fn between_lab_hosts(e: &Event, server: SocketAddr, lab: &LabAddrs) -
         }
         (Some(local), None) => e.kind == Kind::SendReset && local == server,
         _ => false,
-    }
-}
-
-/// `server`, `client`, or empty (a `kfree_skb`, which has no addresses).
-pub(super) fn side(e: &Event, lab: &LabAddrs) -> &'static str {
-    match e.local {
-        Some(l) if l.ip() == lab.client => "client",
-        Some(_) => "server",
-        None => "",
     }
 }
 

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::attribute::side;
 use super::event::{Event, Kind};
 use crate::family::LabAddrs;
 pub use crate::record::drops::{Counts, DropStats, Sides};
@@ -121,5 +120,14 @@ impl DropStats {
                 .len() as u64,
             cpu_ms: trace.cpu_ms,
         }
+    }
+}
+
+/// `server`, `client`, or empty (a `kfree_skb`, which has no addresses).
+pub(super) fn side(e: &Event, lab: &LabAddrs) -> &'static str {
+    match e.local {
+        Some(l) if l.ip() == lab.client => "client",
+        Some(_) => "server",
+        None => "",
     }
 }
