@@ -457,3 +457,27 @@ fn plot_help_teaches() {
         assert!(help.contains(needle), "{needle}: {help}");
     }
 }
+
+/// A sysctl set on one side only renders in the report, with `-` for the side that lacks it
+/// (it used to panic the report and `plot` alike). See: issue #6, item 5.
+#[test]
+fn a_one_sided_sysctl_renders_its_report() {
+    let lab = util::lab();
+    let (_tmp, out) = util::out_dir();
+    let o = util::run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "client.connections=50",
+            "client.duration=100ms",
+            "server.sysctl.net.ipv4.tcp_fastopen=3",
+            "expect=",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let md = fs::read_to_string(out.join("report.md")).expect("report.md written");
+    assert!(md.contains("| net.ipv4.tcp_fastopen | 3 | - |"), "{md}");
+    drop(lab); // `plot` takes the lab lock itself
+    let o = plot(&out);
+    assert!(o.status.success(), "{}", util::stderr(&o));
+}
