@@ -132,9 +132,14 @@ pub struct RunArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
 
-    /// Result folder (default: results/<scenario>/<timestamp>/).
+    /// Result folder (default: results/<scenario>/<timestamp>/). It must be new or empty.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Write into a --out folder that is not empty: files of the same names are replaced,
+    /// others stay.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 
     /// No progress line and no summary table (results are still written).
     #[arg(long, short)]

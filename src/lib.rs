@@ -10,7 +10,8 @@
 //!   warnings, the environment.
 //! - [`error`]: the failures the CLI maps to exit codes. [`units`]: numbers for people.
 //!   [`wire`]: who talks first, and the request and response bytes client and server share.
-//!   [`family`]: the address family and the lab's addresses in it.
+//!   [`family`]: the address family and the lab's addresses in it. [`interrupt`]: stop
+//!   signals (SIGINT, SIGTERM, SIGHUP) recorded as requests.
 //! - [`scenario`]: TOML scenario files, `--set` overrides, comparisons, and `[expect]`
 //!   assertions (the one reader of `summary.json` by path).
 //! - [`plan`]: the validated [`plan::RunPlan`] every run is driven by.
@@ -34,6 +35,7 @@ pub mod counters;
 pub mod drops;
 pub mod error;
 pub mod family;
+pub mod interrupt;
 pub mod lab;
 pub mod plan;
 pub mod plots;

@@ -3,6 +3,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // First of all: a stop signal at any later instant is a request to stop, never a death
+    // that leaves half a result (see `interrupt`).
+    backlog_lab::interrupt::install();
     // Parse before anything starts a thread: `run` may need to enter a user namespace, which
     // the kernel allows only while the process is single-threaded.
     let cli = backlog_lab::cli::Cli::parse();

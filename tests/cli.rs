@@ -336,3 +336,169 @@ fn ctrl_c_keeps_every_started_connection_and_exits_130() {
     assert_eq!(total, n);
     assert_eq!(s["abandoned"], 0);
 }
+
+/// Starts a 40,000-connection storm into `out` and sends `signal` `after` its start (from the
+/// process's start when `from_spawn`, else once environment.json shows the lab stands).
+fn signal_run(
+    out: &std::path::Path,
+    signal: nix::sys::signal::Signal,
+    after: std::time::Duration,
+    from_spawn: bool,
+) -> std::process::Output {
+    let child = bin()
+        .args(["run", "envoy-somaxconn-128", "--quiet", "--out"])
+        .arg(out)
+        .args([
+            "--set",
+            "client.duration=20s",
+            "--set",
+            "client.connections=40000",
+        ])
+        .args(["--set", "client.connect_timeout=1500ms"])
+        .args(["--set", "client.response_timeout=1s"])
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !from_spawn && !out.join("environment.json").exists() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(after);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// What a stopped run left is complete and marked partial: every file, one row per attempted
+/// connection, the outcomes adding up.
+fn assert_complete_and_partial(out: &std::path::Path) {
+    for f in [
+        "summary.json",
+        "connections.csv",
+        "counters.csv",
+        "timeseries.csv",
+        "report.md",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing in {}", out.display());
+    }
+    let s = crate::util::summary(out);
+    assert_eq!(s["interrupted"], true);
+    let n = s["connections"].as_u64().unwrap();
+    assert_eq!(crate::util::connections(out).len() as u64, n);
+    assert_eq!(crate::util::outcomes_total(&s), n);
+}
+
+/// SIGTERM (systemd, `timeout`, `docker stop`, `kubectl`) and SIGHUP stop a run as Ctrl-C does:
+/// everything written, marked partial, exit 128 + the signal. See: issue #6, item 6.
+#[test]
+fn sigterm_and_sighup_stop_a_run_as_ctrl_c_does() {
+    use nix::sys::signal::Signal;
+    let _lab = crate::util::lab();
+    for (signal, code) in [(Signal::SIGTERM, 143), (Signal::SIGHUP, 129)] {
+        let (_tmp, out) = out_dir();
+        let o = signal_run(&out, signal, std::time::Duration::from_millis(800), false);
+        assert_eq!(o.status.code(), Some(code), "{signal}: {}", stderr(&o));
+        assert_complete_and_partial(&out);
+        let n = crate::util::summary(&out)["connections"].as_u64().unwrap();
+        assert!(n > 100 && n < 40_000, "{signal}: attempted {n}");
+    }
+}
+
+/// A SIGTERM at any instant, from the first milliseconds of the process (before the lab
+/// stands, while it is built) to mid-storm, leaves either nothing or a complete result marked
+/// partial, and exits 143 whenever the handler was already in place.
+#[test]
+fn sigterm_at_any_instant_leaves_nothing_or_a_complete_partial_result() {
+    use nix::sys::signal::Signal;
+    let _lab = crate::util::lab();
+    for ms in [0, 5, 40, 150, 400] {
+        let (_tmp, out) = out_dir();
+        let o = signal_run(
+            &out,
+            Signal::SIGTERM,
+            std::time::Duration::from_millis(ms),
+            true,
+        );
+        use std::os::unix::process::ExitStatusExt;
+        if o.status.signal() == Some(libc::SIGTERM) {
+            // Killed before main() could install its handler: nothing may be left.
+            assert!(
+                !out.exists(),
+                "{ms} ms: killed, yet {} exists",
+                out.display()
+            );
+            continue;
+        }
+        assert_eq!(o.status.code(), Some(143), "{ms} ms: {}", stderr(&o));
+        if out.join("summary.json").exists() {
+            assert_complete_and_partial(&out);
+        } else {
+            // Stopped before the lab stood up: it says so and leaves no folder behind.
+            assert!(!out.exists(), "{ms} ms: a half-written {}", out.display());
+        }
+    }
+}
+
+/// `--out` on a folder that already holds files exits 2 and changes nothing in it; a folder
+/// where nothing can be written is bad input too, named, before anything is built.
+/// See: issue #6, items 4 and 11.
+#[test]
+fn out_refuses_a_folder_with_files_and_one_it_cannot_write() {
+    let _lab = crate::util::lab();
+    let tmp = tempfile::tempdir().unwrap();
+    let mine = tmp.path().join("notes.txt");
+    std::fs::write(&mine, "the user's own file").unwrap();
+    let o = bin()
+        .args(["run", "--quiet", "--out"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not empty"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&mine).unwrap(),
+        "the user's own file"
+    );
+
+    let t = std::time::Instant::now();
+    let o = bin()
+        .args(["run", "--quiet", "--out", "/proc/sys/net/core"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/proc/sys/net/core"), "{}", stderr(&o));
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// The scenario's `name` becomes one path component under results/: `../x` and `/abs` cannot
+/// choose where root writes. See: issue #6, item 9.
+#[test]
+fn a_scenario_name_stays_inside_results() {
+    let _lab = crate::util::lab();
+    let home = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (name, folder) in [("../x", "_x"), ("/abs", "_abs")] {
+        let f = scenario_file(&format!(
+            "name = \"{name}\"\n[server]\naccept = \"fast\"\n[client]\nconnections = 20\nduration = \"100ms\"\n"
+        ));
+        let o = bin()
+            .arg("run")
+            .arg(f.path())
+            .arg("--quiet")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let parent = home.join("results").join(folder);
+        let runs: Vec<_> = std::fs::read_dir(&parent)
+            .unwrap_or_else(|e| panic!("{name}: no {}: {e}", parent.display()))
+            .collect();
+        assert_eq!(runs.len(), 1, "{name}");
+        std::fs::remove_dir_all(&parent).unwrap();
+    }
+    assert!(!home.join("x").exists() && !home.join("results/x").exists());
+    assert!(!std::path::Path::new("/abs").exists());
+}

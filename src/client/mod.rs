@@ -125,13 +125,22 @@ async fn storm(
     let interrupt = Arc::new(Notify::new());
     {
         let (progress, abandon, interrupt) = (progress.clone(), abandon.clone(), interrupt.clone());
+        // The stop signals are recorded by `crate::interrupt` (installed before anything was
+        // created); polling every 10 ms costs nothing next to the storm.
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                progress.interrupted.store(true, Ordering::Relaxed);
-                interrupt.notify_one();
-                eprintln!("\ninterrupted: no new connections; waiting for those in flight (Ctrl-C again to abandon them)");
-                if tokio::signal::ctrl_c().await.is_ok() {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(10));
+            loop {
+                tick.tick().await;
+                let signals = crate::interrupt::count();
+                if signals >= 1 && !progress.interrupted.swap(true, Ordering::Relaxed) {
+                    interrupt.notify_one();
+                    let by =
+                        crate::interrupt::requested().map_or("a signal", crate::interrupt::name);
+                    eprintln!("\ninterrupted ({by}): no new connections; waiting for those in flight (Ctrl-C again to abandon them)");
+                }
+                if signals >= 2 {
                     abandon.notify_one();
+                    return;
                 }
             }
         });

@@ -22,15 +22,16 @@ use crate::results::write;
 use crate::scenario::Combination;
 use crate::terminal;
 
-/// Runs every combination; returns the exit code (130 if interrupted, 1 if any expectation
+/// Runs every combination; returns the exit code (128 + the signal if interrupted, 1 if any expectation
 /// failed in any run, else 0).
 pub fn run(
     name: &str,
     runs: &[(Combination, RunPlan)],
     out: Option<&Path>,
+    force: bool,
     display: &Shown,
 ) -> anyhow::Result<u8> {
-    let parent = write::create_dir(out, name)?;
+    let (parent, _) = write::create_dir(out, name, force)?;
     let mut comparison = ComparisonFile {
         scenario: name.to_string(),
         axes: axes(runs),
@@ -48,7 +49,7 @@ pub fn run(
             progress: display.progress,
             print: Print::Nothing,
         };
-        let result = match run::run(plan, Some(&parent.join(&sub)), &per_run) {
+        let result = match run::run(plan, Some(&parent.join(&sub)), force, &per_run) {
             Ok(r) => r,
             Err(e) => {
                 // What ran is still written, then the error ends the comparison.
@@ -78,7 +79,7 @@ pub fn run(
             expectations_passed: s.expectations.iter().filter(|e| e.pass).count(),
             expectations_total: s.expectations.len(),
         });
-        interrupted = s.interrupted;
+        interrupted = s.interrupted || crate::interrupt::requested().is_some();
         done.push((combo.label.clone(), s));
         if interrupted {
             break;
@@ -88,7 +89,7 @@ pub fn run(
     super::plot::render_after_run(&parent);
     print(display.print, &comparison, &done, &parent)?;
     Ok(if interrupted {
-        130
+        crate::interrupt::exit_code(crate::interrupt::requested().unwrap_or(libc::SIGINT))
     } else if comparison.runs.iter().all(|r| r.exit_code == 0) {
         0
     } else {

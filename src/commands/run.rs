@@ -39,10 +39,13 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// 0 when every expectation held, 1 when one failed, 130 when interrupted.
+    /// 0 when every expectation held, 1 when one failed, 128 + the signal when a stop signal
+    /// ended it (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
     pub fn exit_code(&self) -> u8 {
-        if self.summary.interrupted {
-            130
+        if let Some(signal) = crate::interrupt::requested() {
+            crate::interrupt::exit_code(signal)
+        } else if self.summary.interrupted {
+            crate::interrupt::exit_code(libc::SIGINT)
         } else if self.summary.expectations.iter().all(|e| e.pass) {
             0
         } else {
@@ -52,12 +55,17 @@ impl RunResult {
 }
 
 /// Runs `plan`, writes its result folder, prints the summary, and returns it.
-pub fn run(plan: &RunPlan, out: Option<&Path>, display: &Shown) -> anyhow::Result<RunResult> {
+pub fn run(
+    plan: &RunPlan,
+    out: Option<&Path>,
+    force: bool,
+    display: &Shown,
+) -> anyhow::Result<RunResult> {
     let nofile = lab::raise_nofile_limit();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let lab = Lab::stand_up(plan)?;
-    // Only now that the lab stands is the result folder created.
-    let folder = RunWriter::create(out, &plan.name)?;
+    // The folder first, so a bad --out is bad input before anything is built.
+    let folder = RunWriter::create(out, &plan.name, force)?;
+    let lab = Lab::stand_up(plan).inspect_err(|_| folder.discard_if_unused())?;
     folder.scenario(&plan.scenario_text)?;
     folder.environment(&lab.environment(plan, started_at, nofile))?;
 

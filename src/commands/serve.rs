@@ -39,15 +39,8 @@ pub fn serve(plan: &RunPlan, duration: Duration, out: &mut impl Write) -> anyhow
     let before = [probes.server.read()?, probes.client.read()?];
     server.begin(Instant::now());
 
-    // Catch Ctrl-C before telling anyone where the lab is: a client that is quick to finish and
-    // signal must not find the default action (death) still in place.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let mut sigint = {
-        let _in_runtime = rt.enter();
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?
-    };
+    // Stop signals were caught before anything was created (`crate::interrupt`), so a client
+    // that is quick to finish and signal never finds the default action (death) in place.
     let ns = format!("/proc/{}/fd/{}", std::process::id(), topo.client.raw_fd());
     let url = format!("http://{target}/");
     writeln!(
@@ -63,12 +56,10 @@ pub fn serve(plan: &RunPlan, duration: Duration, out: &mut impl Write) -> anyhow
     )?;
     out.flush()?;
 
-    rt.block_on(async {
-        tokio::select! {
-            _ = tokio::time::sleep(duration) => {}
-            _ = sigint.recv() => {}
-        }
-    });
+    let end = Instant::now() + duration;
+    while Instant::now() < end && crate::interrupt::requested().is_none() {
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(20)));
+    }
     let stats = server.stop();
     writeln!(
         out,

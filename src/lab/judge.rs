@@ -18,7 +18,8 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
         scenario: plan.name.clone(),
         connections: records.len() as u64,
         planned: m.storm.planned,
-        interrupted: m.storm.interrupted,
+        // A stop signal after the storm (while the lab was torn down) still makes it partial.
+        interrupted: m.storm.interrupted || crate::interrupt::requested().is_some(),
         abandoned: m.storm.abandoned,
         duration_s: records.iter().map(|r| r.finished_us).max().unwrap_or(0) as f64 / 1e6,
         outcomes: crate::record::outcome::OutcomeCounts::of(records.iter().map(|r| r.outcome)),

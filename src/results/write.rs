@@ -25,14 +25,24 @@ use crate::record::{ConnRecord, Environment};
 /// One run's result folder, being written.
 pub struct RunWriter {
     dir: PathBuf,
+    /// Whether [`RunWriter::create`] made the folder (rather than found it empty or `--force`d).
+    created: bool,
 }
 
 impl RunWriter {
-    /// Creates the folder (`out`, or a new `results/<scenario>/<timestamp>/`).
-    pub fn create(out: Option<&Path>, scenario: &str) -> Result<RunWriter, Failure> {
-        Ok(RunWriter {
-            dir: create_dir(out, scenario)?,
-        })
+    /// Creates the folder (`out`, or a new `results/<scenario>/<timestamp>/`); see
+    /// [`create_dir`].
+    pub fn create(out: Option<&Path>, scenario: &str, force: bool) -> Result<RunWriter, Failure> {
+        let (dir, created) = create_dir(out, scenario, force)?;
+        Ok(RunWriter { dir, created })
+    }
+
+    /// Takes the folder away again if this run made it and wrote nothing into it (the lab
+    /// could not stand up): a failed start leaves no empty result behind.
+    pub fn discard_if_unused(&self) {
+        if self.created {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -95,34 +105,91 @@ pub const DROP_COLUMNS: &[&str] = &[
     "location",
 ];
 
-/// Creates the result folder before any traffic, so a bad path fails early.
-pub fn create_dir(out: Option<&Path>, scenario: &str) -> Result<PathBuf, Failure> {
-    let dir = match out {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                .to_string()
-                .replace(':', "-")
-                .trim_end_matches('Z')
-                .to_string();
-            let mut d = PathBuf::from("results").join(scenario).join(&stamp);
-            let mut n = 1;
-            while d.exists() {
-                n += 1;
-                d = PathBuf::from("results")
-                    .join(scenario)
-                    .join(format!("{stamp}-{n}"));
+/// A scenario name as one path component: `name = "../../x"` or `"/tmp/escape"` must not choose
+/// where the results go (root writes them). Anything but letters, digits, `-`, `_` and `.`
+/// becomes `_`, and leading dots go.
+pub fn path_component(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
             }
-            d
-        }
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| {
+        })
+        .collect();
+    let s = s.trim_start_matches('.');
+    if s.is_empty() {
+        "scenario".to_string()
+    } else {
+        s.chars().take(100).collect()
+    }
+}
+
+/// Creates the result folder before anything is built, so a bad path fails early (bad input,
+/// exit 2) and nothing is ever written over: `out` must be new or empty unless `force`; the
+/// default, `results/<scenario>/<timestamp>[-N]/`, is made with an exclusive create, so two labs
+/// started in the same second get two folders. Returns the folder and whether it was created
+/// here (so a run that fails before writing anything can take it away again).
+pub fn create_dir(
+    out: Option<&Path>,
+    scenario: &str,
+    force: bool,
+) -> Result<(PathBuf, bool), Failure> {
+    let cannot = |dir: &Path, e: &dyn std::fmt::Display| {
         Failure::bad_input(format!(
             "cannot create the result folder {}: {e} (choose another with --out DIR)",
             dir.display()
         ))
-    })?;
-    Ok(dir)
+    };
+    let Some(dir) = out else {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "-")
+            .trim_end_matches('Z')
+            .to_string();
+        let parent = PathBuf::from("results").join(path_component(scenario));
+        std::fs::create_dir_all(&parent).map_err(|e| cannot(&parent, &e))?;
+        for n in 1.. {
+            let leaf = if n == 1 {
+                stamp.clone()
+            } else {
+                format!("{stamp}-{n}")
+            };
+            let d = parent.join(leaf);
+            match std::fs::create_dir(&d) {
+                Ok(()) => return Ok((d, true)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(cannot(&d, &e)),
+            }
+        }
+        unreachable!("some numbered folder is free");
+    };
+    let existed = dir.exists();
+    if existed && !dir.is_dir() {
+        return Err(cannot(dir, &"it exists and is not a folder"));
+    }
+    let has_files = existed
+        && std::fs::read_dir(dir)
+            .map_err(|e| cannot(dir, &e))?
+            .next()
+            .is_some();
+    if has_files && !force {
+        return Err(Failure::bad_input(format!(
+            "the result folder {} is not empty: nothing was run, and nothing in it was changed. \
+             Give a new or empty folder with --out, or add --force to write into this one (files \
+             of the same names are replaced, others stay)",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| cannot(dir, &e))?;
+    // A folder can exist and still refuse files (read-only, /proc): find out now.
+    let probe = dir.join(".backlog-lab-write-test");
+    std::fs::write(&probe, b"")
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| cannot(dir, &e))?;
+    Ok((dir.to_path_buf(), !existed))
 }
 
 /// Everything one namespace's counters did: before and after the storm.

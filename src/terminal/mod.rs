@@ -216,7 +216,16 @@ fn verdict(out: &mut String, s: &Summary, dir: &Path) {
     } else {
         "EXPECTATIONS FAILED"
     };
-    out.push_str(&format!("\n  {verdict}; results in {}\n", dir.display()));
+    // An interrupted run is judged on what it did before it stopped: say so first.
+    let partial = if s.interrupted {
+        "PARTIAL (interrupted): "
+    } else {
+        ""
+    };
+    out.push_str(&format!(
+        "\n  {partial}{verdict}; results in {}\n",
+        dir.display()
+    ));
 }
 
 /// `ok 812  connect_timeout 100  ...  expectations 3/3 held` for one run.
