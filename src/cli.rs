@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 /// and everything it builds disappears when it exits, however it exits.
 ///
 /// Exit codes: 0 expectations held, 1 an expectation failed, 2 bad input, 3 the environment
-/// cannot host the lab (privileges, kernel features), 130 interrupted.
+/// cannot host the lab (privileges, kernel features), 128 + the signal when a stop
+/// signal (Ctrl-C 130, SIGTERM 143, SIGHUP 129) interrupted it.
 #[derive(Debug, Parser)]
 #[command(name = "backlog-lab", version, propagate_version = true)]
 pub struct Cli {
@@ -36,7 +37,8 @@ pub enum Command {
     /// drops.csv (where packets died, from the kernel's trace events; needs root and tracefs),
     /// summary.json, plots/ and report.{md,html} into the result folder (results/README.md).
     /// Exit code: 0 every expectation held, 1 one failed, 2 bad input, 3 the machine cannot
-    /// host the lab, 130 interrupted (what was measured is still written).
+    /// host the lab, 128 + the signal when interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; what
+    /// was measured is still written, marked partial).
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Build the lab and run its server without a storm, for a client of your own.
