@@ -143,6 +143,12 @@ pub struct RunArgs {
     #[arg(long, requires = "out")]
     pub force: bool,
 
+    /// Storm while another backlog-lab storms on this machine, instead of waiting for it (the
+    /// two share the cores, so their timings distort each other; each lab has addresses of its
+    /// own either way).
+    #[arg(long)]
+    pub concurrent: bool,
+
     /// No progress line and no summary table (results are still written).
     #[arg(long, short)]
     pub quiet: bool,

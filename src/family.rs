@@ -60,14 +60,21 @@ pub struct LabAddrs {
 }
 
 impl Family {
-    /// The lab's addresses in this family.
+    /// The addresses of a lab alone on the machine (subnet 0): 198.18.0.1 and .2.
     pub const fn addrs(self) -> LabAddrs {
+        self.addrs_in(0)
+    }
+
+    /// The lab's addresses in subnet `subnet` of the range (`198.18.<subnet>.0/24`): each lab on
+    /// the machine claims a subnet of its own ([`crate::topo::claim::Subnet`]), so two labs never
+    /// share a 4-tuple. The flood's spoofed sources share one /16: they never answer anyway.
+    pub const fn addrs_in(self, subnet: u8) -> LabAddrs {
         match self {
             Family::Ipv4 => LabAddrs {
                 family: self,
-                server: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
-                client: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
-                calibration: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 3)),
+                server: IpAddr::V4(Ipv4Addr::new(198, 18, subnet, 1)),
+                client: IpAddr::V4(Ipv4Addr::new(198, 18, subnet, 2)),
+                calibration: IpAddr::V4(Ipv4Addr::new(198, 18, subnet, 3)),
                 prefix_len: 24,
                 flood_net: Net {
                     addr: IpAddr::V4(Ipv4Addr::new(198, 19, 0, 0)),
@@ -125,5 +132,8 @@ mod tests {
         assert!(!a.flood_net.contains(a.server));
         assert!(!a.flood_net.contains("::1".parse().unwrap()));
         assert_eq!(a.server_at(80).to_string(), "198.18.0.1:80");
+        let b = Family::Ipv4.addrs_in(7);
+        assert_eq!(b.client.to_string(), "198.18.7.2");
+        assert_eq!(b.flood_net, a.flood_net);
     }
 }

@@ -27,11 +27,10 @@ use crate::terminal;
 pub fn run(
     name: &str,
     runs: &[(Combination, RunPlan)],
-    out: Option<&Path>,
-    force: bool,
+    opts: run::Options,
     display: &Shown,
 ) -> anyhow::Result<u8> {
-    let (parent, _) = write::create_dir(out, name, force)?;
+    let (parent, _) = write::create_dir(opts.out, name, opts.force)?;
     let mut comparison = ComparisonFile {
         scenario: name.to_string(),
         axes: axes(runs),
@@ -49,7 +48,12 @@ pub fn run(
             progress: display.progress,
             print: Print::Nothing,
         };
-        let result = match run::run(plan, Some(&parent.join(&sub)), force, &per_run) {
+        let sub_dir = parent.join(&sub);
+        let each = run::Options {
+            out: Some(&sub_dir),
+            ..opts
+        };
+        let result = match run::run(plan, each, &per_run) {
             Ok(r) => r,
             Err(e) => {
                 // What ran is still written, then the error ends the comparison.

@@ -49,13 +49,18 @@ fn run_or_compare(args: &RunArgs) -> anyhow::Result<u8> {
             run::Print::Table
         },
     };
+    let opts = run::Options {
+        out: args.out.as_deref(),
+        force: args.force,
+        concurrent: args.concurrent,
+    };
     if plans.len() == 1 {
         let (_, plan) = plans.remove(0);
-        let result = run::run(&plan, args.out.as_deref(), args.force, &display)?;
+        let result = run::run(&plan, opts, &display)?;
         return Ok(result.exit_code());
     }
     let name = plans[0].1.name.clone();
-    compare::run(&name, &plans, args.out.as_deref(), args.force, &display)
+    compare::run(&name, &plans, opts, &display)
 }
 
 /// Loads the scenario named on the command line (a file or a bundled name) and validates the

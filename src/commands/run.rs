@@ -10,6 +10,7 @@ use crate::plan::RunPlan;
 use crate::record::summary::Summary;
 use crate::results::write::{CounterPair, RunWriter};
 use crate::terminal;
+use crate::topo::claim::StormLock;
 
 /// How the result is shown (not `Display`, which is std's trait); what is measured does not
 /// depend on it.
@@ -30,6 +31,17 @@ pub enum Print {
     /// `summary.json`.
     Json,
     Nothing,
+}
+
+/// Where a run writes, and what it may share.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// `--out`: the result folder (else a new one under `results/`).
+    pub out: Option<&'a Path>,
+    /// `--force`: write into a folder that holds files.
+    pub force: bool,
+    /// `--concurrent`: storm while another lab storms, instead of waiting for it.
+    pub concurrent: bool,
 }
 
 /// What `backlog-lab run` returns to `main`.
@@ -55,16 +67,17 @@ impl RunResult {
 }
 
 /// Runs `plan`, writes its result folder, prints the summary, and returns it.
-pub fn run(
-    plan: &RunPlan,
-    out: Option<&Path>,
-    force: bool,
-    display: &Shown,
-) -> anyhow::Result<RunResult> {
+pub fn run(plan: &RunPlan, opts: Options, display: &Shown) -> anyhow::Result<RunResult> {
     let nofile = lab::raise_nofile_limit();
-    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     // The folder first, so a bad --out is bad input before anything is built.
-    let folder = RunWriter::create(out, &plan.name, force)?;
+    let folder = RunWriter::create(opts.out, &plan.name, opts.force)?;
+    // One storm at a time on the machine (the lab's own calibration included), unless asked.
+    // A stop signal while waiting leaves the lock untaken: the storm then ends at once.
+    let _storm = match opts.concurrent {
+        true => None,
+        false => StormLock::acquire().inspect_err(|_| folder.discard_if_unused())?,
+    };
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let lab = Lab::stand_up(plan).inspect_err(|_| folder.discard_if_unused())?;
     folder.scenario(&plan.scenario_text)?;
     folder.environment(&lab.environment(plan, started_at, nofile))?;

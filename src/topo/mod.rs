@@ -3,6 +3,7 @@
 //! own sysctls. [`Topology::build`] returns them live; dropping the [`Topology`] closes the
 //! namespace descriptors and the kernel tears everything down.
 
+pub mod claim;
 pub mod delay;
 pub mod link;
 pub mod netns;
@@ -48,8 +49,10 @@ impl LinkPlan {
 pub struct Topology {
     pub server: Netns,
     pub client: Netns,
-    /// The hosts' addresses.
+    /// The hosts' addresses, in the subnet this lab claimed.
     pub addrs: LabAddrs,
+    /// The claim on that subnet, held as long as the topology lives.
+    _subnet: claim::Subnet,
     /// Effective sysctl values per namespace, as read back after setup.
     pub server_sysctl: BTreeMap<String, String>,
     pub client_sysctl: BTreeMap<String, String>,
@@ -66,7 +69,8 @@ impl Topology {
         link_plan: &LinkPlan,
         family: Family,
     ) -> Result<Topology, Failure> {
-        let addrs = family.addrs();
+        let subnet = claim::Subnet::claim()?;
+        let addrs = family.addrs_in(subnet.index);
         let server = Netns::create("server")?;
         let client = Netns::create("client")?;
         sysctl::apply(&server, server_sysctl)?;
@@ -96,6 +100,7 @@ impl Topology {
             server,
             client,
             addrs,
+            _subnet: subnet,
             server_sysctl: server_eff,
             client_sysctl: client_eff,
             delay,
