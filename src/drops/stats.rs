@@ -119,6 +119,7 @@ impl DropStats {
                 .collect::<BTreeSet<_>>()
                 .len() as u64,
             cpu_ms: trace.cpu_ms,
+            other_labs: Vec::new(),
         }
     }
 }

@@ -124,6 +124,10 @@ pub fn warnings(
     if let Some(why) = &d.read_error {
         w.push(Warning::TraceStoppedEarly { why: why.clone() });
     }
+    let doubts = s.trace_doubts();
+    if !doubts.is_empty() {
+        w.push(Warning::TraceNotOurs { doubts });
+    }
     let errno_count = |e: i32| records.iter().filter(|r| r.errno == Some(e)).count();
     let ports = errno_count(libc::EADDRNOTAVAIL);
     if ports > 0 {

@@ -15,7 +15,7 @@ use crate::plan::RunPlan;
 use crate::record::stats::FloodStats;
 use crate::record::ConnRecord;
 use crate::server::ServerStats;
-use crate::topo::LinkStats;
+use crate::topo::{claim, LinkStats};
 
 /// Everything one storm produced, as recorded.
 pub struct Measured {
@@ -67,6 +67,8 @@ pub fn run(
     // Time zero comes after every setup step, so the first arrivals are not a catch-up burst.
     let t0 = Instant::now() + Duration::from_millis(20);
     let t0_mono_ns = drops::monotonic_ns(t0);
+    let own = topo.subnet();
+    let others_before = claim::other_labs(own);
     tracing.open_window();
     let before = probes.sample(t0)?;
     let ring_drops_before = topo.ring_drops();
@@ -108,10 +110,16 @@ pub fn run(
     let link = topo.stop_link(ring_drops_before);
     drop(probes);
     drop(topo);
+    let mut other_labs = others_before;
+    other_labs.extend(claim::other_labs(own));
+    other_labs.sort_unstable();
+    other_labs.dedup();
 
     let drop_rows = drops::attribute(&mut trace, &storm.records, t0_mono_ns, &lab_addrs);
+    let mut drops = DropStats::of(&trace, &drop_rows);
+    drops.other_labs = other_labs;
     Ok(Measured {
-        drops: DropStats::of(&trace, &drop_rows),
+        drops,
         reasons_known: std::mem::take(&mut trace.reasons_known),
         drop_rows,
         storm,

@@ -31,6 +31,9 @@ pub struct DropStats {
     pub foreign_events: u64,
     /// Events this kernel lacks (their counts are 0 because they cannot be seen).
     pub missing_events: Vec<String>,
+    /// Subnets (`198.18.N.0/24`) of other labs that ran on the machine during the storm: the
+    /// `kfree_skb` counts, which carry no address, then include their drops too.
+    pub other_labs: Vec<u8>,
     #[serde(flatten)]
     pub counts: Counts,
     /// Connections with at least one event in `drops.csv`.

@@ -180,6 +180,59 @@ impl Summary {
             .unwrap_or(0)
     }
 
+    /// Where the machine-wide trace evidence (`kfree_skb`, which carries no address) cannot be
+    /// this run's own, as sentences; empty when it fits the run's own counters. The split of
+    /// the overflows into final ACKs and cookie ACKs is shown only when this is empty.
+    pub fn trace_doubts(&self) -> Vec<String> {
+        let d = &self.drops;
+        if !d.recorded {
+            return Vec::new();
+        }
+        let c = &d.counts;
+        let mut doubts = Vec::new();
+        if !d.other_labs.is_empty() {
+            let nets: Vec<String> = d
+                .other_labs
+                .iter()
+                .map(|n| format!("198.18.{n}.0/24"))
+                .collect();
+            doubts.push(format!(
+                "another lab ran on this machine during the storm ({}), and kfree_skb drops \
+                 carry no address, so their counts include its drops",
+                nets.join(", ")
+            ));
+        }
+        let listen = c.by_reason.get("TCP_LISTEN_OVERFLOW").copied().unwrap_or(0);
+        let overflows = self.counter("server", "TcpExt.ListenOverflows").max(0) as u64;
+        if listen > overflows {
+            doubts.push(format!(
+                "{listen} TCP_LISTEN_OVERFLOW drops were traced but this lab's server counted \
+                 only {overflows} ListenOverflows: the rest were another host's"
+            ));
+        }
+        let cookie = c
+            .by_function
+            .get("cookie_v4_check")
+            .and_then(|r| r.get("NO_SOCKET"))
+            .copied()
+            .unwrap_or(0);
+        if cookie > 0 && self.counter("server", "TcpExt.SyncookiesRecv") == 0 {
+            doubts.push(format!(
+                "{cookie} NO_SOCKET drops in cookie_v4_check were traced but this lab's server \
+                 received no syncookie (SyncookiesRecv 0): they were another host's"
+            ));
+        }
+        let syn_counted = self.counter("client", "TcpExt.TCPSynRetrans").max(0) as u64;
+        if c.syn_retransmits > syn_counted {
+            doubts.push(format!(
+                "{} SYN retransmissions were traced but the client counted {syn_counted} \
+                 (TCPSynRetrans)",
+                c.syn_retransmits
+            ));
+        }
+        doubts
+    }
+
     /// An effective sysctl of namespace `ns`, as read back during the run.
     pub fn sysctl(&self, ns: &str, key: &str) -> Option<&str> {
         self.sysctl.get(ns)?.get(key).map(String::as_str)

@@ -36,6 +36,9 @@ pub enum Warning {
     Interrupted { attempted: u64, planned: u64 },
     /// Expectations on `drops.*` set aside because nothing was traced.
     DropExpectationsUnchecked { why: String, texts: Vec<String> },
+    /// The machine-wide trace evidence does not fit this run's own counters (see
+    /// `Summary::trace_doubts`): the report withholds the sentences it would support.
+    TraceNotOurs { doubts: Vec<String> },
     /// A warning read back from a result folder: its text as written.
     Recorded(String),
 }
@@ -109,6 +112,14 @@ impl fmt::Display for Warning {
                 "{} expectation(s) on drops.* not checked, because drop reasons were not recorded ({why}): {}",
                 texts.len(),
                 texts.join("; ")
+            ),
+            Warning::TraceNotOurs { doubts } => write!(
+                f,
+                "the kernel's drop reasons are not this run's alone: {}; the report does not split \
+                 the overflows by drop reason (the tcp_* events, filtered by this lab's own \
+                 addresses, are exact); run alone (without --concurrent, on an idle machine) for \
+                 an exact split",
+                doubts.join("; ")
             ),
             Warning::Recorded(text) => f.write_str(text),
         }

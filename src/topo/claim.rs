@@ -83,6 +83,25 @@ impl Subnet {
     }
 }
 
+/// The subnets other labs on this machine hold right now (their lock files cannot be taken):
+/// while one runs, machine-wide evidence such as `kfree_skb` counts is not this lab's alone.
+pub fn other_labs(own: u8) -> Vec<u8> {
+    let Ok(dir) = runtime_dir() else {
+        return Vec::new();
+    };
+    (0..SUBNETS)
+        .filter(|&k| k != u16::from(own))
+        .filter(|k| {
+            // Only files that exist: a subnet never claimed has none.
+            let Ok(file) = File::open(dir.join(format!("net-{k}.lock"))) else {
+                return false;
+            };
+            Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
+        })
+        .map(|k| k as u8)
+        .collect()
+}
+
 /// The right to storm: one lab at a time on the machine unless `--concurrent`.
 #[derive(Debug)]
 pub struct StormLock {

@@ -107,6 +107,11 @@ impl Topology {
         })
     }
 
+    /// Which subnet of the range this lab claimed.
+    pub fn subnet(&self) -> u8 {
+        self._subnet.index
+    }
+
     /// Stops the delay line (if any) and returns what it did, with the TUN rings' drops
     /// since `ring_drops_before`.
     pub fn stop_link(&mut self, ring_drops_before: Option<u64>) -> Option<LinkStats> {

@@ -35,8 +35,11 @@ pub fn sentences(s: &Summary, overflows: u64, gave_up: u64, out: &mut Vec<String
             join(&list)
         ));
     }
-    if let Some(t) = overflow_split(d, overflows, gave_up) {
-        out.push(t);
+    // The split is made from machine-wide counts: shown only where they fit this run's own.
+    if s.trace_doubts().is_empty() {
+        if let Some(t) = overflow_split(d, overflows, gave_up) {
+            out.push(t);
+        }
     }
     if let Some(by) = d.counts.resets_sent.get("server").filter(|b| !b.is_empty()) {
         let list: Vec<String> = by
