@@ -64,11 +64,12 @@ pub fn run(
         lab: lab_addrs,
     };
     let tracing = drops::Recording::start(watched, plan.trace_drops);
+    // Which other labs hold a subnet now (and, below, at the end): read before time zero.
+    let own = topo.subnet();
+    let others_before = claim::other_labs(own);
     // Time zero comes after every setup step, so the first arrivals are not a catch-up burst.
     let t0 = Instant::now() + Duration::from_millis(20);
     let t0_mono_ns = drops::monotonic_ns(t0);
-    let own = topo.subnet();
-    let others_before = claim::other_labs(own);
     tracing.open_window();
     let before = probes.sample(t0)?;
     let ring_drops_before = topo.ring_drops();
