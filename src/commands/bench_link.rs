@@ -81,6 +81,8 @@ struct Report {
 /// `backlog-lab bench-link`.
 pub fn command(args: &BenchLinkArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     crate::topo::netns::become_root_in_user_namespace_if_needed()?;
+    // A measurement of timing: never beside a storm.
+    let _storm = crate::topo::claim::StormLock::acquire()?;
     let bench_args = BenchArgs {
         rtts: args.rtts.clone(),
         handshakes: args.handshakes as usize,
