@@ -27,7 +27,7 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
         connect_latency_from_start_ms: connect_from_start,
         response_latency_ms: response,
         by_outcome: summary::by_outcome(records),
-        schedule: summary::schedule(records),
+        schedule: summary::schedule(records, burst_interval_us(plan)),
         retransmits: summary::retransmits(records),
         counters: BTreeMap::from([
             (
@@ -49,7 +49,13 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
         warnings: Vec::new(),
         expectations: Vec::new(),
     };
-    let overflow_expected = !matches!(plan.server.accept, AcceptPolicy::Fast);
+    // A storm meant to overflow: not a fast server, and not a run whose own expectations say
+    // that nothing overflows (a fix being checked must not be told to overflow more).
+    let overflow_expected = !matches!(plan.server.accept, AcceptPolicy::Fast)
+        && !plan.expect.iter().any(|e| {
+            e.asserts_zero("counters.server.TcpExt.ListenOverflows")
+                || e.asserts_zero("counters.server.TcpExt.ListenDrops")
+        });
     let bursty = matches!(plan.client.arrival, Arrival::Burst { .. });
     s.warnings = warnings(&s, records, overflow_expected, bursty);
     judge(plan, m, &mut s)?;
@@ -71,6 +77,17 @@ fn listen(plan: &RunPlan, m: &Measured) -> Listen {
         accept_queue_capacity: m.initial_queue.accept_queue_limit.map(|l| l + 1),
         accept_queue_max_seen: queue.clone().map(|q| q.accept_queue).max().unwrap_or(0),
         syn_recv_max_seen: queue.map(|q| q.syn_recv).max().unwrap_or(0),
+    }
+}
+
+/// The gap between bursts, for a storm of repeated bursts (the rate's span; see
+/// [`summary::schedule`]).
+fn burst_interval_us(plan: &RunPlan) -> Option<u64> {
+    match plan.client.arrival {
+        Arrival::Burst {
+            interval: Some(i), ..
+        } => Some(i.as_micros() as u64),
+        _ => None,
     }
 }
 
@@ -138,7 +155,7 @@ pub fn warnings(
         w.push(Warning::OutOfDescriptors { connections: fds });
     }
     if overflow_expected && s.counter("server", "TcpExt.ListenOverflows") == 0 {
-        w.push(Warning::NoOverflow);
+        w.push(Warning::NoOverflow { bursts: bursty });
     }
     if let Some(link) = &s.link {
         let refused = link.to_server.write_errors + link.to_client.write_errors;

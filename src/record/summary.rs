@@ -260,14 +260,22 @@ pub fn by_outcome(records: &[ConnRecord]) -> BTreeMap<String, OutcomeTiming> {
         .collect()
 }
 
-pub fn schedule(records: &[ConnRecord]) -> Schedule {
+/// How well the storm kept to its schedule. `burst_interval_us`: for bursts repeated every so
+/// long, the rate is the connections over the bursts' whole span (bursts × interval: 5 bursts of
+/// 2,000 a second apart are 2,000/s), not over the time to the last burst's start.
+pub fn schedule(records: &[ConnRecord], burst_interval_us: Option<u64>) -> Schedule {
     let span = |f: fn(&ConnRecord) -> u64| {
         let (lo, hi) = records
             .iter()
             .map(f)
             .fold((u64::MAX, 0), |(l, h), v| (l.min(v), h.max(v)));
-        (records.len() > 1 && hi > lo)
-            .then(|| (records.len() - 1) as f64 / ((hi - lo) as f64 / 1e6))
+        match burst_interval_us {
+            Some(i) if !records.is_empty() && i > 0 => {
+                Some(records.len() as f64 / ((hi - lo + i) as f64 / 1e6))
+            }
+            _ => (records.len() > 1 && hi > lo)
+                .then(|| (records.len() - 1) as f64 / ((hi - lo) as f64 / 1e6)),
+        }
     };
     Schedule {
         planned_rate: span(|r| r.scheduled_us),
@@ -327,6 +335,34 @@ pub fn retransmits(records: &[ConnRecord]) -> Retransmits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_storm_rate_is_over_the_bursts_whole_span() {
+        let rec = |us| ConnRecord {
+            id: 0,
+            scheduled_us: us,
+            started_us: us + 10,
+            connected_us: None,
+            first_byte_us: None,
+            finished_us: us + 20,
+            outcome: Outcome::Ok,
+            errno: None,
+            retransmits: 0,
+            local_port: None,
+            bytes: 0,
+        };
+        // 5 bursts of 4, one second apart: 20 connections over 5 s.
+        let records: Vec<ConnRecord> = (0..5u64)
+            .flat_map(|b| std::iter::repeat_n(b * 1_000_000, 4))
+            .map(rec)
+            .collect();
+        let s = schedule(&records, Some(1_000_000));
+        assert_eq!(s.planned_rate, Some(4.0));
+        assert_eq!(s.achieved_rate, Some(4.0));
+        // Evenly spaced: one gap per connection after the first.
+        let even: Vec<ConnRecord> = (0..11u64).map(|i| rec(i * 100_000)).collect();
+        assert_eq!(schedule(&even, None).planned_rate, Some(10.0));
+    }
 
     #[test]
     fn percentiles_are_in_milliseconds() {

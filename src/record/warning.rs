@@ -18,8 +18,8 @@ pub enum Warning {
     OutOfPorts { connections: usize },
     /// EMFILE/ENFILE: the client ran out of file descriptors.
     OutOfDescriptors { connections: usize },
-    /// A storm meant to overflow the accept queue did not.
-    NoOverflow,
+    /// A storm meant to overflow the accept queue did not (`bursts`: the arrivals were bursts).
+    NoOverflow { bursts: bool },
     /// The delay line lost packets nobody asked it to drop.
     LinkLoss { ring_drops: u64, refused: u64 },
     /// The delay line's calibration was capped (the machine stalled).
@@ -69,9 +69,15 @@ impl fmt::Display for Warning {
                 "{connections} connections failed for lack of file descriptors (EMFILE): too many connections in \
                  flight; shorten client.connect_timeout/response_timeout or lower client.rate"
             ),
-            Warning::NoOverflow => f.write_str(
+            Warning::NoOverflow { bursts } => write!(
+                f,
                 "TcpExt.ListenOverflows did not move: the accept queue never overflowed, so this run does \
-                 not reproduce a listen-queue incident; raise client.rate or lower server.backlog",
+                 not reproduce a listen-queue incident; raise {} or lower server.backlog",
+                if *bursts {
+                    "client.burst_size"
+                } else {
+                    "client.rate"
+                }
             ),
             Warning::LinkLoss { ring_drops, refused } => write!(
                 f,

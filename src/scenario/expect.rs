@@ -82,6 +82,12 @@ impl Expectation {
         })
     }
 
+    /// Whether this is `path == 0`: the run asserts that the value stays zero (e.g. a fix that
+    /// must not overflow).
+    pub fn asserts_zero(&self, path: &str) -> bool {
+        self.lhs == path && self.op == Op::Eq && self.rhs == [Term::Num(0.0)]
+    }
+
     /// Whether the assertion reads any value under `prefix` (e.g. `drops.`), on either side.
     pub fn reads(&self, prefix: &str) -> bool {
         self.lhs.starts_with(prefix)
@@ -297,6 +303,14 @@ mod tests {
         assert!(check("drops.by_reason.NO_SOCKET", "== 0"));
         assert!(!check("drops.by_reason.NO_SOKET", "== 0"));
         assert!(Expectation::parse("drops.by_reason.NO_SOCKET", "== 0").is_ok());
+    }
+
+    #[test]
+    fn a_zero_assertion_is_recognized() {
+        let e = Expectation::parse("counters.server.TcpExt.ListenOverflows", "== 0").unwrap();
+        assert!(e.asserts_zero("counters.server.TcpExt.ListenOverflows"));
+        let e = Expectation::parse("counters.server.TcpExt.ListenOverflows", "> 0").unwrap();
+        assert!(!e.asserts_zero("counters.server.TcpExt.ListenOverflows"));
     }
 
     #[test]

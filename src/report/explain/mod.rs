@@ -241,7 +241,9 @@ mod tests {
             })
         });
         edit(&mut r.summary, |v| {
-            v["sysctl"] = json!({"server": {"net.ipv4.tcp_abort_on_overflow": "1"}})
+            v["sysctl"] = json!({"server": {"net.ipv4.tcp_abort_on_overflow": "1"}});
+            // The one cookie ACK dropped was this lab's: its server received a cookie.
+            v["counters"]["server"]["TcpExt.SyncookiesRecv"] = json!(1);
         });
         let text = explain(&r).join("\n");
         assert!(text.contains("Of the 9 accept-queue overflows, 2 were handshakes' final ACKs (TCP_LISTEN_OVERFLOW) and 1 syncookie ACKs whose new socket could not be queued"), "{text}");
@@ -255,6 +257,13 @@ mod tests {
             text.contains("INVALID_SYN is what Linux calls the reset of tcp_abort_on_overflow"),
             "{text}"
         );
+
+        // The same counts with another lab beside this one: no split, because kfree_skb counts
+        // carry no address and so are not this lab's alone.
+        edit(&mut r.summary, |v| v["drops"]["other_labs"] = json!([1]));
+        let text = explain(&r).join("\n");
+        assert!(!text.contains("accept-queue overflows, "), "{text}");
+        assert!(!r.summary.trace_doubts().is_empty());
 
         edit(&mut r.summary, |v| {
             v["drops"] = json!({"recorded": false, "unavailable": "no tracefs"})
