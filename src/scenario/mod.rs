@@ -274,6 +274,13 @@ fn load_text(
             ))
         })?;
         let (key, raw) = (key.trim(), raw.trim());
+        // `v = {raw}` is parsed as TOML: a line break would let the rest of the value become
+        // more TOML (or be dropped) without a word.
+        if raw.contains(['\n', '\r']) {
+            return Err(Failure::bad_input(format!(
+                "--set `{key}`: the value has a line break; give one line (a list is A,B,C)"
+            )));
+        }
         // The last `--set` of a key wins, whether it made an axis or a value.
         axes.retain(|(k, _)| k != key);
         if raw.is_empty() {
@@ -440,6 +447,15 @@ mod tests {
         let f = describe("x.toml", text, &err);
         assert!(f.message.contains("server.backlog"), "{}", f.message);
         assert!(f.message.contains(":3:"), "{}", f.message);
+    }
+
+    #[test]
+    fn a_set_value_with_a_line_break_is_refused() {
+        let e = load_text("t", "", "t", &["server.backlog=5\n[client]\nrate = 9".into()])
+            .err()
+            .expect("refused");
+        assert!(e.message.contains("--set `server.backlog`"), "{}", e.message);
+        assert!(e.message.contains("line break"), "{}", e.message);
     }
 
     #[test]
