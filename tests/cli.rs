@@ -502,3 +502,80 @@ fn a_scenario_name_stays_inside_results() {
     assert!(!home.join("x").exists() && !home.join("results/x").exists());
     assert!(!std::path::Path::new("/abs").exists());
 }
+
+/// A second Ctrl-C abandons the connections in flight, and each keeps its row, as `abandoned`:
+/// one row per started connection, and the printed table says what the CSV says.
+/// See: issue #6, item 3.
+#[test]
+fn a_doubly_interrupted_run_keeps_a_row_for_every_started_connection() {
+    let _lab = crate::util::lab();
+    let (_tmp, out) = out_dir();
+    // A server that never accepts: every connect completes into the queue, or waits on a SYN
+    // retry, and then waits for a response that never comes, so all are in flight at the end.
+    let child = bin()
+        .args(["run", "envoy-somaxconn-128", "--out"])
+        .arg(&out)
+        .args([
+            "--set",
+            "server.accept=never",
+            "--set",
+            "server.accept_rate=",
+        ])
+        .args([
+            "--set",
+            "client.duration=10s",
+            "--set",
+            "client.connections=20000",
+        ])
+        .args([
+            "--set",
+            "client.connect_timeout=10s",
+            "--set",
+            "client.response_timeout=10s",
+        ])
+        .args(["--set", "expect="])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !out.join("environment.json").exists() {
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "no run");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGINT).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGINT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert_complete_and_partial(&out);
+    let s = crate::util::summary(&out);
+    let abandoned = s["abandoned"].as_u64().unwrap();
+    assert!(abandoned > 100, "abandoned {abandoned}");
+    assert_eq!(crate::util::outcome(&s, "abandoned"), abandoned);
+    let rows = crate::util::connections(&out);
+    let in_csv = rows.iter().filter(|r| r["outcome"] == "abandoned").count() as u64;
+    assert_eq!(in_csv, abandoned);
+    // The table printed on stdout carries the same counts.
+    let table = String::from_utf8_lossy(&o.stdout);
+    let printed = |name: &str| -> u64 {
+        table
+            .lines()
+            .find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(name)).then(|| w.next()?.parse().ok())?
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(printed("abandoned"), abandoned, "{table}");
+    for name in ["ok", "connect_timeout", "response_timeout"] {
+        assert_eq!(
+            printed(name),
+            crate::util::outcome(&s, name),
+            "{name}: {table}"
+        );
+    }
+    assert!(table.contains("PARTIAL (interrupted)"), "{table}");
+}

@@ -182,3 +182,36 @@ fn jitter_spreads_the_rtt() {
     );
     assert!(p90 > 23.0, "p90 {p90} ms: no spread from 5 ms jitter");
 }
+
+/// The lab waits for the link's last packets before its counters' last reading (`settle`).
+/// With a 2 s RTT the clients give up (0.8 s) before their SYNs even reach the server (1 s one
+/// way): 20 SYNs meet a listen(8) that never accepts, with syncookies off, so 9 take the SYN
+/// queue (backlog + 1) and 11 are dropped, all of it after the last client is gone.
+/// See: issue #6, item 2.
+#[test]
+fn the_counters_wait_for_the_links_last_packets() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = util::run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "link.rtt=2s",
+            "server.backlog=8",
+            "server.accept=never",
+            "server.accept_rate=",
+            "server.sysctl.net.ipv4.tcp_syncookies=0",
+            "client.rate=50",
+            "client.connections=20",
+            "client.duration=1s",
+            "client.connect_timeout=800ms",
+            "expect=",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = summary(&out);
+    assert_eq!(util::outcome(&s, "connect_timeout"), 20);
+    assert_eq!(util::counter(&s, "server", "TcpExt.TCPReqQFullDrop"), 11);
+    assert_eq!(util::counter(&s, "server", "TcpExt.ListenDrops"), 11);
+    assert_eq!(s["listen"]["syn_recv_max_seen"], 9);
+}

@@ -28,8 +28,14 @@ fn us(t0: Instant, t: Instant) -> u64 {
     t.saturating_duration_since(t0).as_micros() as u64
 }
 
-/// Runs attempt `id`, scheduled at `scheduled`.
-pub async fn run(id: u64, scheduled: Instant, spec: &AttemptSpec) -> ConnRecord {
+/// Runs attempt `id`, scheduled at `scheduled`. When `abandon` turns true (a second stop
+/// signal) it ends at once as [`Outcome::Abandoned`], keeping what it had recorded so far.
+pub async fn run(
+    id: u64,
+    scheduled: Instant,
+    spec: &AttemptSpec,
+    mut abandon: tokio::sync::watch::Receiver<bool>,
+) -> ConnRecord {
     let started = Instant::now();
     let mut rec = ConnRecord {
         id,
@@ -44,7 +50,10 @@ pub async fn run(id: u64, scheduled: Instant, spec: &AttemptSpec) -> ConnRecord 
         local_port: None,
         bytes: 0,
     };
-    let (outcome, err) = exchange(&mut rec, started, spec).await;
+    let (outcome, err) = tokio::select! {
+        r = exchange(&mut rec, started, spec) => r,
+        Ok(_) = abandon.wait_for(|a| *a) => (Outcome::Abandoned, None),
+    };
     rec.outcome = outcome;
     rec.errno = err.and_then(|e| e.raw_os_error());
     rec.finished_us = us(spec.t0, Instant::now());

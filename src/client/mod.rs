@@ -63,7 +63,8 @@ pub struct StormResult {
     /// Attempts in the schedule (more than `records` if interrupted).
     pub planned: u64,
     pub interrupted: bool,
-    /// Attempts in flight that a second Ctrl-C abandoned (not in `records`).
+    /// Attempts in flight that a second stop signal abandoned (in `records`, as
+    /// [`Outcome::Abandoned`]).
     pub abandoned: u64,
 }
 
@@ -122,6 +123,8 @@ async fn storm(
 ) -> StormResult {
     let spec = Arc::new(spec);
     let abandon = Arc::new(Notify::new());
+    // Every attempt watches this: a second stop signal ends each where it stands, with its row.
+    let (abandon_all, abandoned_rx) = tokio::sync::watch::channel(false);
     let interrupt = Arc::new(Notify::new());
     {
         let (progress, abandon, interrupt) = (progress.clone(), abandon.clone(), interrupt.clone());
@@ -158,16 +161,15 @@ async fn storm(
             break;
         }
         progress.started.fetch_add(1, Ordering::Relaxed);
-        let (spec, progress) = (spec.clone(), progress.clone());
+        let (spec, progress, abandon) = (spec.clone(), progress.clone(), abandoned_rx.clone());
         tasks.spawn(async move {
-            let rec = attempt::run(id as u64, at, &spec).await;
+            let rec = attempt::run(id as u64, at, &spec, abandon).await;
             progress.outcomes[rec.outcome.index()].fetch_add(1, Ordering::Relaxed);
             progress.finished.fetch_add(1, Ordering::Relaxed);
             rec
         });
     }
     let mut records = Vec::with_capacity(tasks.len());
-    let mut abandoned = 0;
     loop {
         tokio::select! {
             next = tasks.join_next() => match next {
@@ -176,12 +178,15 @@ async fn storm(
                 None => break,
             },
             _ = abandon.notified() => {
-                abandoned = tasks.len() as u64;
-                tasks.abort_all();
-                break;
+                // The tasks end at once and still hand in their rows.
+                let _ = abandon_all.send(true);
             }
         }
     }
+    let abandoned = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Abandoned)
+        .count() as u64;
     records.sort_by_key(|r| r.id);
     StormResult {
         records,

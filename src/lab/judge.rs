@@ -58,6 +58,15 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
         });
     let bursty = matches!(plan.client.arrival, Arrival::Burst { .. });
     s.warnings = warnings(&s, records, overflow_expected, bursty);
+    if let Some(link) = &s.link {
+        let packets = link.to_server.held_at_stop + link.to_client.held_at_stop;
+        if packets > 0 {
+            s.warnings.push(Warning::LinkNotSettled {
+                packets,
+                settle_ms: plan.settle.as_millis() as u64,
+            });
+        }
+    }
     judge(plan, m, &mut s)?;
     Ok(s)
 }

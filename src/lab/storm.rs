@@ -99,6 +99,12 @@ pub fn run(
     let storm = storm.join()?;
     let flood = flood.map(Flood::stop);
     save_connections(&storm.records)?;
+    // What the storm's last packets cause in the kernel (drops, cookies, SYN-ACK retries, RSTs)
+    // happens after its last connection ended: wait for it before the last reading.
+    // After a stop signal, no waiting beyond the connections in flight.
+    if crate::interrupt::count() == 0 {
+        topo.settle(plan.link.rtt, plan.settle);
+    }
 
     let (mut probes, series, sampling) = sampler.stop();
     tracing.close_window();

@@ -108,6 +108,9 @@ pub struct RunPlan {
     pub sample_interval: Duration,
     /// Whether to record drop reasons from tracefs (`drops.csv`).
     pub trace_drops: bool,
+    /// After the last connection: the longest wait for the link to empty plus one RTT, so the
+    /// counters' last reading includes what the storm's last packets caused.
+    pub settle: Duration,
     pub server: ServerPlan,
     pub client: ClientPlan,
     pub link: LinkPlan,
@@ -144,6 +147,7 @@ impl RunPlan {
         let listen = server::listen(&f.server)?;
         single_combination(f)?;
         let link = link::link_plan(&f.link, client::seed(&f.client))?;
+        let settle = settle(f, &link)?;
         let flood = f.flood.as_ref().map(link::flood_plan).transpose()?;
         let talk = client::talk(&f.client)?;
         let expect = expectations::parse(&f.expect)?;
@@ -158,6 +162,7 @@ impl RunPlan {
             family: Family::default(),
             sample_interval,
             trace_drops: f.trace_drops.unwrap_or(true),
+            settle,
             server,
             client,
             link,
@@ -178,6 +183,21 @@ fn sample_interval(f: &ScenarioFile) -> Result<Duration, Failure> {
         return Err(bad("sample_interval: from 1ms to 10s".into()));
     }
     Ok(sample_interval)
+}
+
+/// `settle`: up to 60 s; by default 2 × RTT + 1 s on an emulated link (packets held for half an
+/// RTT each way, and the answers to them), nothing on veth, where nothing is ever held.
+fn settle(f: &ScenarioFile, link: &LinkPlan) -> Result<Duration, Failure> {
+    let default = if link.is_ideal() {
+        Duration::ZERO
+    } else {
+        link.rtt * 2 + Duration::from_secs(1)
+    };
+    let settle = duration("settle", &f.settle, default)?;
+    if settle > Duration::from_secs(60) {
+        return Err(bad("settle: at most 60s".into()));
+    }
+    Ok(settle)
 }
 
 /// A comparison runs as several plans (one per combination), never as one.

@@ -135,6 +135,7 @@ pub fn outcome_color(o: Outcome) -> RGBColor {
         Outcome::ResponseTimeout => RGBColor(188, 150, 20),
         Outcome::ClosedWithoutResponse => RGBColor(23, 190, 207),
         Outcome::Other => RGBColor(127, 127, 127),
+        Outcome::Abandoned => RGBColor(227, 119, 194),
     }
 }
 

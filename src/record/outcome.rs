@@ -26,11 +26,14 @@ pub enum Outcome {
     ClosedWithoutResponse,
     /// Anything else; the errno is recorded.
     Other,
+    /// Still in flight when a second stop signal abandoned it: the row says how far it got
+    /// (`connected_us`, `first_byte_us`), so every started connection keeps its row.
+    Abandoned,
 }
 
 impl Outcome {
     /// How many outcomes there are.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 
     pub const ALL: [Outcome; Outcome::COUNT] = [
         Outcome::Ok,
@@ -41,6 +44,7 @@ impl Outcome {
         Outcome::ResponseTimeout,
         Outcome::ClosedWithoutResponse,
         Outcome::Other,
+        Outcome::Abandoned,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +57,7 @@ impl Outcome {
             Outcome::ResponseTimeout => "response_timeout",
             Outcome::ClosedWithoutResponse => "closed_without_response",
             Outcome::Other => "other",
+            Outcome::Abandoned => "abandoned",
         }
     }
 
@@ -216,7 +221,8 @@ mod tests {
                 "reset_after_connect",
                 "response_timeout",
                 "closed_without_response",
-                "other"
+                "other",
+                "abandoned"
             ]
         );
         for o in Outcome::ALL {

@@ -24,6 +24,9 @@ pub enum Warning {
     LinkLoss { ring_drops: u64, refused: u64 },
     /// The delay line's calibration was capped (the machine stalled).
     CalibrationCapped { used_us: f64 },
+    /// The delay line still held packets when the lab stopped: what they would have caused is
+    /// missing from the counters.
+    LinkNotSettled { packets: u64, settle_ms: u64 },
     /// The TUN rings' drop counters could not be read.
     RingDropsUnknown,
     /// The delay line delivered packets late.
@@ -90,6 +93,12 @@ impl fmt::Display for Warning {
                 f,
                 "the delay line's calibration measured an implausible overhead (the machine \
                  stalled) and used {used_us:.0} µs per direction instead; RTTs may be slightly long"
+            ),
+            Warning::LinkNotSettled { packets, settle_ms } => write!(
+                f,
+                "the emulated link still held {packets} packets when the lab stopped (it waited \
+                 {settle_ms} ms after the last connection): what they would have caused in the \
+                 kernel is missing from the counters; raise settle"
             ),
             Warning::RingDropsUnknown => f.write_str(
                 "the TUN rings' drop counters could not be read: link.ring_drops proves nothing \

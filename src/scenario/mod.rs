@@ -36,6 +36,10 @@ pub struct ScenarioFile {
     /// Record the kernel's drop reasons and TCP trace events into `drops.csv` (default true;
     /// needs root and tracefs, and is skipped with a note where they are missing).
     pub trace_drops: Option<bool>,
+    /// The longest the lab waits, after the last connection ended, for the emulated link to
+    /// deliver what it holds and the answers to come back, e.g. `5s` (default: 2 × link.rtt +
+    /// 1 s with an emulated link, 0 on veth).
+    pub settle: Option<String>,
     #[serde(default)]
     pub server: ServerFile,
     #[serde(default)]
@@ -451,10 +455,19 @@ mod tests {
 
     #[test]
     fn a_set_value_with_a_line_break_is_refused() {
-        let e = load_text("t", "", "t", &["server.backlog=5\n[client]\nrate = 9".into()])
-            .err()
-            .expect("refused");
-        assert!(e.message.contains("--set `server.backlog`"), "{}", e.message);
+        let Err(e) = load_text(
+            "t",
+            "",
+            "t",
+            &["server.backlog=5\n[client]\nrate = 9".into()],
+        ) else {
+            panic!("a line break must be refused");
+        };
+        assert!(
+            e.message.contains("--set `server.backlog`"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("line break"), "{}", e.message);
     }
 

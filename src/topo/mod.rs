@@ -125,6 +125,22 @@ impl Topology {
         Some(stats)
     }
 
+    /// Waits, at most `bound`, until the delay line holds nothing, then for one more `rtt`, so
+    /// the answers to its last packets come back too. What it still holds when the pump stops is
+    /// `held_at_stop` in its stats. Nothing to wait for on veth.
+    pub fn settle(&self, rtt: std::time::Duration, bound: std::time::Duration) {
+        let Some(line) = &self.delay else {
+            return;
+        };
+        let end = std::time::Instant::now() + bound;
+        let nap = std::time::Duration::from_millis(5);
+        while line.held() > 0 && std::time::Instant::now() + nap < end {
+            std::thread::sleep(nap);
+        }
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        std::thread::sleep(rtt.min(left));
+    }
+
     /// Packets both TUN rings have dropped so far: 0 on veth, `None` if unreadable.
     pub fn ring_drops(&self) -> Option<u64> {
         if self.delay.is_none() {

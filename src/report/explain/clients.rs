@@ -109,6 +109,11 @@ pub fn failures(run: &RunFolder, out: &mut Vec<String>) {
             "the server closed without answering",
         ),
         (Outcome::Other, "see the errno column of connections.csv"),
+        (
+            Outcome::Abandoned,
+            "still in flight when a second stop signal abandoned it (connections.csv says how far \
+             each got)",
+        ),
     ] {
         if count(o) > 0 {
             out.push(format!(

@@ -61,6 +61,8 @@ struct Knobs {
     jitter_ns: AtomicU64,
     /// Whether `link.loss` applies yet.
     armed: AtomicBool,
+    /// Packets the pump holds, as of its last idle pass (both directions).
+    held: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -89,6 +91,7 @@ impl DelayLine {
             hold_ns: AtomicU64::new(0),
             jitter_ns: AtomicU64::new(0),
             armed: AtomicBool::new(false),
+            held: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let k = knobs.clone();
@@ -130,6 +133,11 @@ impl DelayLine {
             .jitter_ns
             .store(self.plan.jitter.as_nanos() as u64, Ordering::SeqCst);
         self.knobs.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Packets held in either direction right now (as of the pump's last idle pass).
+    pub fn held(&self) -> u64 {
+        self.knobs.held.load(Ordering::Relaxed)
     }
 
     /// Stops the pump and returns what it did. `ring_drops` is filled in by the caller, which

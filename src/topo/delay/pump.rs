@@ -241,6 +241,9 @@ pub(super) fn pump(
             busy |= d.take_in(pass, &mut rng, &mut pool);
         }
         if !busy {
+            // Published only when idle: cheap, and exact whenever the link has gone quiet.
+            let held = dirs.iter().map(|d| d.queue.len() as u64).sum();
+            knobs.held.store(held, Ordering::Relaxed);
             wait(&dirs, &mut fds);
         }
     }
