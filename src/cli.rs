@@ -60,6 +60,10 @@ pub enum Command {
     Check(ScenarioArgs),
     /// List the bundled scenarios.
     List,
+    /// Remove what labs that were killed outright left behind: trace instances of labs no longer
+    /// running, which would otherwise go on tracing the machine (needs root). A run does the
+    /// same at its start; this is for when no run comes next.
+    Cleanup,
     /// Internal: removes a trace instance once the run that made it is gone (even by SIGKILL).
     #[command(hide = true)]
     TraceJanitor { instance: std::path::PathBuf },

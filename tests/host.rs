@@ -267,3 +267,77 @@ fn serve_lets_a_client_of_your_own_in_through_the_printed_namespace() {
     );
     assert_eq!(host_state(), before);
 }
+
+/// A SIGKILL of the run's whole process group (`timeout -s KILL`, `kill -9 -PGID`, what a
+/// supervisor does) reaches the janitor no more: it has a session of its own, so it still
+/// removes the trace instance. See: issue #6, item 8.
+#[test]
+fn a_group_sigkill_leaves_no_trace_instance() {
+    use std::os::unix::process::CommandExt;
+    let _lab = util::lab();
+    let before = host_state();
+    let (_tmp, out) = out_dir();
+    let mut child = util::bin()
+        .args(["run", "envoy-somaxconn-128", "--quiet", "--out"])
+        .arg(&out)
+        .args([
+            "--set",
+            "client.duration=20s",
+            "--set",
+            "client.connections=40000",
+        ])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !out.join("environment.json").exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+    nix::sys::signal::kill(group, nix::sys::signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    let t = Instant::now();
+    while host_state() != before && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(host_state(), before, "tracing left behind by a group kill");
+    // And `cleanup` finds nothing left to remove.
+    let o = util::bin().arg("cleanup").output().unwrap();
+    assert!(o.status.success(), "{}", util::stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("removed 0 trace instance(s)"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// The hidden `trace-janitor DIR` acts only on a lab's own instance: given any other folder
+/// (or one shaped like an instance of a live process that is not its parent) it changes
+/// nothing. See: issue #6, item 8.
+#[test]
+fn the_janitor_touches_nothing_but_a_labs_instance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("some-folder");
+    let lookalike = tmp.path().join("instances").join("backlog-lab-1-0"); // pid 1 is alive
+    for dir in [&plain, &lookalike] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("tracing_on"), "1").unwrap();
+        let o = util::bin()
+            .arg("trace-janitor")
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("tracing_on")).unwrap(),
+            "1"
+        );
+        assert!(dir.is_dir());
+    }
+}

@@ -13,6 +13,8 @@ pub mod plot;
 pub mod run;
 pub mod serve;
 
+use std::io::Write;
+
 use crate::cli::{Cli, Command, RunArgs, ScenarioArgs};
 use crate::error::Failure;
 use crate::plan::RunPlan;
@@ -32,6 +34,20 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::List => list::command(&mut out),
+        Command::Cleanup => {
+            let removed = crate::drops::tracefs::cleanup().map_err(Failure::environment)?;
+            writeln!(
+                out,
+                "removed {} trace instance(s) of labs no longer running{}",
+                removed.len(),
+                if removed.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", removed.join(", "))
+                }
+            )?;
+            Ok(0)
+        }
     }
 }
 

@@ -16,14 +16,25 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::event::Kind;
 
 /// Where the private mount goes (a directory sysfs always has).
 const MOUNT_POINT: &str = "/sys/kernel/tracing";
 const PREFIX: &str = "backlog-lab-";
+
+/// Set by the `backlog-lab` binary's `main`: only a process that is that binary (under whatever
+/// name) has the hidden `trace-janitor` command, so only it starts a janitor; a test harness that
+/// links the library does not.
+static HAS_JANITOR: AtomicBool = AtomicBool::new(false);
+
+/// Declares that this process's executable answers `trace-janitor` (called by `main`).
+pub fn this_binary_has_a_janitor() {
+    HAS_JANITOR.store(true, Ordering::Relaxed);
+}
 /// Ring size over all CPUs, split between them: at most 4 MB (about 40,000 events) per CPU,
 /// and 64 MB in all however many CPUs the host has.
 const BUFFER_KB_PER_CPU: u64 = 4096;
@@ -78,24 +89,26 @@ impl Instance {
         let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let dir = instances.join(format!("{PREFIX}{}-{n}", std::process::id()));
         fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        // Only this tool's own binary knows `trace-janitor` (not a test harness linking the lib).
-        let own_binary = |exe: &PathBuf| {
-            exe.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("backlog-lab"))
-        };
-        let janitor = std::env::current_exe()
-            .ok()
-            .filter(own_binary)
-            .and_then(|exe| {
-                std::process::Command::new(exe)
-                    .arg("trace-janitor")
-                    .arg(&dir)
-                    .stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .ok()
-            });
+        // The janitor is this very executable (`/proc/self/exe`, whatever its name or path), in
+        // a session of its own, so a kill of the run's process group (`timeout -s KILL`,
+        // `kill -9 -PGID`) does not take it along.
+        let janitor = HAS_JANITOR.load(Ordering::Relaxed).then(|| {
+            let mut c = std::process::Command::new("/proc/self/exe");
+            c.arg("trace-janitor")
+                .arg(&dir)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            // SAFETY: setsid is async-signal-safe and touches only the child.
+            unsafe {
+                c.pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+            c.spawn().ok()
+        });
+        let janitor = janitor.flatten();
         let instance = Instance { dir, janitor };
         instance.write("trace_clock", "mono")?;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
@@ -193,7 +206,16 @@ fn remove(dir: &Path) -> io::Result<()> {
 /// `backlog-lab trace-janitor DIR`: waits until stdin closes (the run ended, however it ended),
 /// then removes the instance if the run did not. Ctrl-C, a hangup or a `kill` of the process
 /// group reaches the janitor too; it ignores them, since it must outlive the run to be of use.
+///
+/// It acts only on a lab's instance, `.../instances/backlog-lab-<pid>-<n>`, of its parent or of
+/// a lab that is gone (the parent may die before the janitor looks). Given any other folder it
+/// does nothing at all.
 pub fn janitor(dir: &Path) {
+    let parent = std::os::unix::process::parent_id();
+    let gone = |pid: u32| !Path::new(&format!("/proc/{pid}")).exists();
+    if !instance_pid(dir).is_some_and(|pid| pid == parent || gone(pid)) {
+        return;
+    }
     // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
@@ -206,6 +228,27 @@ pub fn janitor(dir: &Path) {
     let _ = remove(dir);
 }
 
+/// The pid of the lab that made `dir`, if it is a lab's trace instance:
+/// `<...>/instances/backlog-lab-<pid>-<n>`.
+fn instance_pid(dir: &Path) -> Option<u32> {
+    let in_instances = dir
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "instances");
+    let name = dir.file_name()?.to_string_lossy().into_owned();
+    let (pid, n) = name.strip_prefix(PREFIX)?.split_once('-')?;
+    n.parse::<u32>().ok()?;
+    in_instances.then_some(pid.parse().ok()?)
+}
+
+/// `backlog-lab cleanup`: removes the trace instances of labs that are no longer running (a
+/// leftover nothing could prevent, such as a cgroup kill of a run and its janitor together), in
+/// a tracefs mounted privately for the purpose. Returns the names removed.
+pub fn cleanup() -> Result<Vec<String>, String> {
+    let root = mount_privately()?;
+    Ok(remove_orphans(&root.join("instances")))
+}
+
 fn write_file(path: &Path, value: &str) -> Result<(), String> {
     fs::OpenOptions::new()
         .write(true)
@@ -215,10 +258,11 @@ fn write_file(path: &Path, value: &str) -> Result<(), String> {
 }
 
 /// Removes `backlog-lab-<pid>-<n>` instances whose process no longer exists (a run killed by
-/// `SIGKILL`); instances of running labs and of anyone else are left alone.
-fn remove_orphans(instances: &Path) {
+/// `SIGKILL`); instances of running labs and of anyone else are left alone. Returns their names.
+fn remove_orphans(instances: &Path) -> Vec<String> {
+    let mut removed = Vec::new();
     let Ok(entries) = fs::read_dir(instances) else {
-        return;
+        return removed;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -230,7 +274,31 @@ fn remove_orphans(instances: &Path) {
             continue;
         };
         if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = fs::remove_dir(entry.path());
+            // A dead lab's instance may still be tracing: switch it off, then remove it.
+            let _ = write_file(&entry.path().join("tracing_on"), "0");
+            if fs::remove_dir(entry.path()).is_ok() {
+                removed.push(name);
+            }
         }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_labs_instance_is_one() {
+        let p = |s: &str| instance_pid(Path::new(s));
+        assert_eq!(
+            p("/sys/kernel/tracing/instances/backlog-lab-42-0"),
+            Some(42)
+        );
+        assert_eq!(p("/x/instances/backlog-lab-42-7"), Some(42));
+        assert_eq!(p("/etc"), None);
+        assert_eq!(p("/tmp/backlog-lab-42-0"), None);
+        assert_eq!(p("/x/instances/backlog-lab-42"), None);
+        assert_eq!(p("/x/instances/other-42-0"), None);
     }
 }
