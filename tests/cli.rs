@@ -307,14 +307,7 @@ fn ctrl_c_keeps_every_started_connection_and_exits_130() {
         ])
         .spawn()
         .unwrap();
-    let t = std::time::Instant::now();
-    while !out.join("environment.json").exists() {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(20),
-            "the run never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    crate::util::wait_until_started(&out);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -358,13 +351,8 @@ fn signal_run(
         .args(["--set", "client.response_timeout=1s"])
         .spawn()
         .unwrap();
-    let t = std::time::Instant::now();
-    while !from_spawn && !out.join("environment.json").exists() {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(20),
-            "the run never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    if !from_spawn {
+        crate::util::wait_until_started(out);
     }
     std::thread::sleep(after);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
@@ -538,11 +526,7 @@ fn a_doubly_interrupted_run_keeps_a_row_for_every_started_connection() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let t = std::time::Instant::now();
-    while !out.join("environment.json").exists() {
-        assert!(t.elapsed() < std::time::Duration::from_secs(20), "no run");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::util::wait_until_started(&out);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     std::thread::sleep(std::time::Duration::from_millis(1000));
     nix::sys::signal::kill(pid, nix::sys::signal::SIGINT).unwrap();

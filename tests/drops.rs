@@ -275,14 +275,7 @@ fn a_second_storm_waits_for_the_first() {
     let (_ta, a) = out_dir();
     let (_tb, b) = out_dir();
     let first = start_reset_run(&a, &[]);
-    let t = std::time::Instant::now();
-    while !a.join("environment.json").exists() {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(20),
-            "no first run"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::util::wait_until_started(&a);
     let second = start_reset_run(&b, &[]);
     let o = first.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));

@@ -106,14 +106,7 @@ fn sigkill_mid_run_leaves_nothing_behind() {
         .spawn()
         .unwrap();
     // Wait until the storm is under way: the run's namespaces exist once environment.json does.
-    let t = Instant::now();
-    while !out.join("environment.json").exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the run never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::util::wait_until_started(&out);
     std::thread::sleep(Duration::from_millis(1500));
     let lab_ns: Vec<u64> = netns_inodes_of(child.id())
         .into_iter()
@@ -289,14 +282,7 @@ fn a_group_sigkill_leaves_no_trace_instance() {
         .process_group(0)
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    while !out.join("environment.json").exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the run never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::util::wait_until_started(&out);
     std::thread::sleep(Duration::from_millis(1000));
     let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
     nix::sys::signal::kill(group, nix::sys::signal::SIGKILL).unwrap();

@@ -40,7 +40,7 @@ pub fn run(
     let mut interrupted = false;
     let mut stderr = std::io::stderr();
     for (i, (combo, plan)) in runs.iter().enumerate() {
-        let sub = format!("{:02}-{}", i + 1, folder_name(&combo.label));
+        let sub = format!("{:02}-{}", i + 1, write::path_component(&combo.label));
         if display.print != Print::Nothing {
             writeln!(stderr, "[{}/{}] {}", i + 1, runs.len(), combo.label)?;
         }
@@ -142,30 +142,15 @@ fn print(
     Ok(())
 }
 
-/// A folder-safe form of a label: `tcp_abort_on_overflow=1 rtt=20ms` →
-/// `tcp_abort_on_overflow=1_rtt=20ms`.
-fn folder_name(label: &str) -> String {
-    let s: String = label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "=-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    s.chars().take(80).collect()
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn folder_names_are_safe() {
         assert_eq!(
-            super::folder_name("tcp_abort_on_overflow=1 rtt=20ms"),
+            crate::results::write::path_component("tcp_abort_on_overflow=1 rtt=20ms"),
             "tcp_abort_on_overflow=1_rtt=20ms"
         );
-        assert_eq!(super::folder_name("a/b c"), "a_b_c");
+        assert_eq!(crate::results::write::path_component("a/b c"), "a_b_c");
+        assert_eq!(crate::results::write::path_component("../x"), "_x");
     }
 }

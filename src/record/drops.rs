@@ -71,3 +71,22 @@ pub struct Sides {
     pub server: u64,
     pub client: u64,
 }
+
+impl Counts {
+    /// Final ACKs dropped at a full accept queue (`TCP_LISTEN_OVERFLOW`).
+    pub fn listen_overflow_drops(&self) -> u64 {
+        self.by_reason
+            .get("TCP_LISTEN_OVERFLOW")
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Syncookie ACKs whose new socket could not be queued (`NO_SOCKET` in `cookie_v4_check`).
+    pub fn cookie_ack_drops(&self) -> u64 {
+        self.by_function
+            .get("cookie_v4_check")
+            .and_then(|r| r.get("NO_SOCKET"))
+            .copied()
+            .unwrap_or(0)
+    }
+}

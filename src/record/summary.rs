@@ -202,7 +202,7 @@ impl Summary {
                 nets.join(", ")
             ));
         }
-        let listen = c.by_reason.get("TCP_LISTEN_OVERFLOW").copied().unwrap_or(0);
+        let listen = c.listen_overflow_drops();
         let overflows = self.counter("server", "TcpExt.ListenOverflows").max(0) as u64;
         if listen > overflows {
             doubts.push(format!(
@@ -210,12 +210,7 @@ impl Summary {
                  only {overflows} ListenOverflows: the rest were another host's"
             ));
         }
-        let cookie = c
-            .by_function
-            .get("cookie_v4_check")
-            .and_then(|r| r.get("NO_SOCKET"))
-            .copied()
-            .unwrap_or(0);
+        let cookie = c.cookie_ack_drops();
         if cookie > 0 && self.counter("server", "TcpExt.SyncookiesRecv") == 0 {
             doubts.push(format!(
                 "{cookie} NO_SOCKET drops in cookie_v4_check were traced but this lab's server \

@@ -105,14 +105,14 @@ pub const DROP_COLUMNS: &[&str] = &[
     "location",
 ];
 
-/// A scenario name as one path component: `name = "../../x"` or `"/tmp/escape"` must not choose
-/// where the results go (root writes them). Anything but letters, digits, `-`, `_` and `.`
-/// becomes `_`, and leading dots go.
+/// A scenario name or a comparison's label as one path component: `name = "../../x"` or
+/// `"/tmp/escape"` must not choose where the results go (root writes them). Anything but
+/// letters, digits, `-`, `_`, `=` and `.` becomes `_`, leading dots go, and it is cut at 80.
 pub fn path_component(name: &str) -> String {
     let s: String = name
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+            if c.is_ascii_alphanumeric() || "-_.=".contains(c) {
                 c
             } else {
                 '_'
@@ -123,7 +123,7 @@ pub fn path_component(name: &str) -> String {
     if s.is_empty() {
         "scenario".to_string()
     } else {
-        s.chars().take(100).collect()
+        s.chars().take(80).collect()
     }
 }
 

@@ -161,3 +161,16 @@ pub fn tracing_state() -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Waits (at most 20 s) until the run writing into `out` has its lab standing: environment.json
+/// is written once both namespaces exist.
+pub fn wait_until_started(out: &Path) {
+    let t = std::time::Instant::now();
+    while !out.join("environment.json").exists() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -67,13 +67,7 @@ pub fn sentences(s: &Summary, overflows: u64, gave_up: u64, out: &mut Vec<String
 /// are machine-wide: the lab's overflows are split only where they fit.
 fn overflow_split(d: &DropStats, overflows: u64, gave_up: u64) -> Option<String> {
     let c = &d.counts;
-    let listen = c.by_reason.get("TCP_LISTEN_OVERFLOW").copied().unwrap_or(0);
-    let cookie = c
-        .by_function
-        .get("cookie_v4_check")
-        .and_then(|r| r.get("NO_SOCKET"))
-        .copied()
-        .unwrap_or(0);
+    let (listen, cookie) = (c.listen_overflow_drops(), c.cookie_ack_drops());
     if overflows == 0 || listen + cookie == 0 || listen + cookie > overflows {
         return None;
     }
