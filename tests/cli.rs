@@ -290,15 +290,7 @@ fn a_failed_expectation_exits_1() {
 fn ctrl_c_keeps_every_started_connection_and_exits_130() {
     let _lab = crate::util::lab();
     let (_tmp, out) = out_dir();
-    let child = bin()
-        .args(["run", "envoy-somaxconn-128", "--quiet", "--out"])
-        .arg(&out)
-        .args([
-            "--set",
-            "client.duration=20s",
-            "--set",
-            "client.connections=40000",
-        ])
+    let child = crate::util::long_storm(&out)
         .args([
             "--set",
             "client.connect_timeout=1500ms",
@@ -338,15 +330,7 @@ fn signal_run(
     after: std::time::Duration,
     from_spawn: bool,
 ) -> std::process::Output {
-    let child = bin()
-        .args(["run", "envoy-somaxconn-128", "--quiet", "--out"])
-        .arg(out)
-        .args([
-            "--set",
-            "client.duration=20s",
-            "--set",
-            "client.connections=40000",
-        ])
+    let child = crate::util::long_storm(out)
         .args(["--set", "client.connect_timeout=1500ms"])
         .args(["--set", "client.response_timeout=1s"])
         .spawn()

@@ -94,17 +94,7 @@ fn sigkill_mid_run_leaves_nothing_behind() {
     let before = host_state();
     let host_ns = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
     let (_tmp, out) = out_dir();
-    let mut child = util::bin()
-        .args(["run", "envoy-somaxconn-128", "--quiet", "--out"])
-        .arg(&out)
-        .args([
-            "--set",
-            "client.duration=20s",
-            "--set",
-            "client.connections=40000",
-        ])
-        .spawn()
-        .unwrap();
+    let mut child = crate::util::long_storm(&out).spawn().unwrap();
     // Wait until the storm is under way: the run's namespaces exist once environment.json does.
     crate::util::wait_until_started(&out);
     std::thread::sleep(Duration::from_millis(1500));
@@ -270,15 +260,7 @@ fn a_group_sigkill_leaves_no_trace_instance() {
     let _lab = util::lab();
     let before = host_state();
     let (_tmp, out) = out_dir();
-    let mut child = util::bin()
-        .args(["run", "envoy-somaxconn-128", "--quiet", "--out"])
-        .arg(&out)
-        .args([
-            "--set",
-            "client.duration=20s",
-            "--set",
-            "client.connections=40000",
-        ])
+    let mut child = crate::util::long_storm(&out)
         .process_group(0)
         .spawn()
         .unwrap();

@@ -174,3 +174,18 @@ pub fn wait_until_started(out: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `backlog-lab run envoy-somaxconn-128 --quiet --out OUT` with a storm long enough (40,000
+/// connections over 20 s) to be stopped or killed while it runs.
+pub fn long_storm(out: &Path) -> Command {
+    let mut c = bin();
+    c.args(["run", "envoy-somaxconn-128", "--quiet", "--out"])
+        .arg(out)
+        .args([
+            "--set",
+            "client.duration=20s",
+            "--set",
+            "client.connections=40000",
+        ]);
+    c
+}
