@@ -67,7 +67,7 @@ impl Family {
 
     /// The lab's addresses in subnet `subnet` of the range (`198.18.<subnet>.0/24`): each lab on
     /// the machine claims a subnet of its own ([`crate::topo::claim::Subnet`]), so two labs never
-    /// share a 4-tuple. The flood's spoofed sources share one /16: they never answer anyway.
+    /// share a 4-tuple, and a run does not reuse the one a run before it just left. The flood's spoofed sources share one /16: they never answer anyway.
     pub const fn addrs_in(self, subnet: u8) -> LabAddrs {
         match self {
             Family::Ipv4 => LabAddrs {

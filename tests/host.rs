@@ -213,6 +213,12 @@ fn serve_lets_a_client_of_your_own_in_through_the_printed_namespace() {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // `serving 198.18.N.1:8080 (...)`: the subnet this lab claimed.
+    let target = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| Some(l.strip_prefix("serving ")?.split(' ').next()?.to_string()))
+        .expect("serve prints its address");
     let ns_path = lines
         .by_ref()
         .map(|l| l.unwrap())
@@ -221,7 +227,7 @@ fn serve_lets_a_client_of_your_own_in_through_the_printed_namespace() {
     let ns = std::fs::File::open(&ns_path).unwrap();
     let reply = std::thread::spawn(move || {
         nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let mut s = std::net::TcpStream::connect("198.18.0.1:8080").unwrap();
+        let mut s = std::net::TcpStream::connect(target.as_str()).unwrap();
         s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
         let mut text = String::new();

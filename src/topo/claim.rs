@@ -56,30 +56,90 @@ fn open(name: &str) -> Result<File, Failure> {
         .map_err(|e| Failure::environment(format!("cannot open {}: {e}", path.display())))
 }
 
+/// How long a subnet rests after a lab used it: a lab's namespaces outlive it while their
+/// orphaned sockets retransmit (up to 107 s on veth and 205 s on TUN were seen), and a new lab
+/// on the same addresses would trace and count those ghosts' packets as its own.
+const REST: Duration = Duration::from_secs(240);
+
 /// A subnet claimed for this lab's lifetime (released when dropped, or when the process dies).
 #[derive(Debug)]
 pub struct Subnet {
     /// Which /24: the third octet of the lab's IPv4 addresses.
     pub index: u8,
-    _lock: Flock<File>,
+    lock: Flock<File>,
+    /// Whether this lab took it (a candidate passed over is only unlocked, not marked).
+    taken: bool,
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Subnet {
-    /// The lowest free subnet: a lab alone on the machine always gets 198.18.0.0/24, the one the
-    /// documentation shows; a second lab at the same time gets the next.
+    /// The lowest free subnet that no lab used in the last [`REST`]: on a quiet machine a lab
+    /// gets 198.18.0.0/24, the one the documentation shows; back-to-back runs take the next ones
+    /// in turn, so none storms among the previous run's ghosts. If every free subnet was used
+    /// that recently, the one used longest ago.
     pub fn claim() -> Result<Subnet, Failure> {
+        let now = now_s();
+        let mut oldest: Option<(u64, Subnet)> = None;
         for index in 0..SUBNETS {
             let file = open(&format!("net-{index}.lock"))?;
-            if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                return Ok(Subnet {
-                    index: index as u8,
-                    _lock: lock,
-                });
+            let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+                continue;
+            };
+            let mut subnet = Subnet {
+                index: index as u8,
+                lock,
+                taken: false,
+            };
+            let last = subnet.last_used();
+            if now.saturating_sub(last) >= REST.as_secs() {
+                subnet.mark_used();
+                return Ok(subnet);
+            }
+            if oldest.as_ref().is_none_or(|(l, _)| last < *l) {
+                oldest = Some((last, subnet));
             }
         }
-        Err(Failure::environment(format!(
-            "all {SUBNETS} lab subnets are in use: {SUBNETS} labs already run on this machine"
-        )))
+        match oldest {
+            Some((_, mut subnet)) => {
+                subnet.mark_used();
+                Ok(subnet)
+            }
+            None => Err(Failure::environment(format!(
+                "all {SUBNETS} lab subnets are in use: {SUBNETS} labs already run on this machine"
+            ))),
+        }
+    }
+
+    /// When a lab last held this subnet (seconds since the epoch; 0: never).
+    fn last_used(&mut self) -> u64 {
+        use std::io::{Read, Seek};
+        let mut text = String::new();
+        let _ = self.lock.rewind();
+        let _ = self.lock.read_to_string(&mut text);
+        text.trim().parse().unwrap_or(0)
+    }
+
+    /// Records now as this subnet's last use (at the claim, and again at the release).
+    fn mark_used(&mut self) {
+        use std::io::Seek;
+        self.taken = true;
+        let _ = self.lock.set_len(0);
+        let _ = self.lock.rewind();
+        let _ = write!(self.lock, "{}", now_s());
+    }
+}
+
+impl Drop for Subnet {
+    /// The rest counts from the end of the run (a SIGKILL leaves the claim's own time).
+    fn drop(&mut self) {
+        if self.taken {
+            self.mark_used();
+        }
     }
 }
 

@@ -52,7 +52,7 @@ pub struct Topology {
     /// The hosts' addresses, in the subnet this lab claimed.
     pub addrs: LabAddrs,
     /// The claim on that subnet, held as long as the topology lives.
-    _subnet: claim::Subnet,
+    subnet: claim::Subnet,
     /// Effective sysctl values per namespace, as read back after setup.
     pub server_sysctl: BTreeMap<String, String>,
     pub client_sysctl: BTreeMap<String, String>,
@@ -100,7 +100,7 @@ impl Topology {
             server,
             client,
             addrs,
-            _subnet: subnet,
+            subnet,
             server_sysctl: server_eff,
             client_sysctl: client_eff,
             delay,
@@ -109,7 +109,7 @@ impl Topology {
 
     /// Which subnet of the range this lab claimed.
     pub fn subnet(&self) -> u8 {
-        self._subnet.index
+        self.subnet.index
     }
 
     /// Stops the delay line (if any) and returns what it did, with the TUN rings' drops
