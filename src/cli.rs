@@ -67,6 +67,10 @@ pub enum Command {
     /// Internal: removes a trace instance once the run that made it is gone (even by SIGKILL).
     #[command(hide = true)]
     TraceJanitor { instance: std::path::PathBuf },
+    /// Internal: ends the sockets of the lab's namespaces (handed over as descriptors 3, 4, ...)
+    /// once the run that made them is gone (even by SIGKILL).
+    #[command(hide = true)]
+    NetnsWarden { count: usize },
     /// Draw the plots and write report.html and report.md of a result folder, from its files.
     ///
     /// Reads connections.csv, timeseries.csv, summary.json (and environment.json and

@@ -11,7 +11,8 @@
 //! - [`error`]: the failures the CLI maps to exit codes. [`units`]: numbers for people.
 //!   [`wire`]: who talks first, and the request and response bytes client and server share.
 //!   [`family`]: the address family and the lab's addresses in it. [`interrupt`]: stop
-//!   signals (SIGINT, SIGTERM, SIGHUP) recorded as requests.
+//!   signals (SIGINT, SIGTERM, SIGHUP) recorded as requests. [`sockdiag`]: the kernel's socket
+//!   table (dump, destroy). [`warden`]: processes that clean up after a lab killed outright.
 //! - [`scenario`]: TOML scenario files, `--set` overrides, comparisons, and `[expect]`
 //!   assertions (the one reader of `summary.json` by path).
 //! - [`plan`]: the validated [`plan::RunPlan`] every run is driven by.
@@ -44,9 +45,11 @@ pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod server;
+pub mod sockdiag;
 pub mod terminal;
 pub mod topo;
 pub mod units;
+pub mod warden;
 pub mod wire;
 
 pub use commands::dispatch as run_cli;

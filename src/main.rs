@@ -6,8 +6,8 @@ fn main() -> ExitCode {
     // First of all: a stop signal at any later instant is a request to stop, never a death
     // that leaves half a result (see `interrupt`).
     backlog_lab::interrupt::install();
-    // This executable answers `trace-janitor`, so its runs may start one (see `drops::tracefs`).
-    backlog_lab::drops::tracefs::this_binary_has_a_janitor();
+    // This executable answers the warden commands, so its runs may start wardens (see `warden`).
+    backlog_lab::warden::this_binary_has_wardens();
     // Parse before anything starts a thread: `run` may need to enter a user namespace, which
     // the kernel allows only while the process is single-threaded.
     let cli = backlog_lab::cli::Cli::parse();

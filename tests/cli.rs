@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::util::{bin, out_dir, run, stderr};
+use crate::util::{self, bin, out_dir, run, stderr};
 
 fn scenario_file(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
@@ -38,6 +38,40 @@ fn refused(text: &str, sets: &[&str], must_name: &[&str]) {
     for m in must_name {
         assert!(err.contains(m), "error should name `{m}`: {err}");
     }
+}
+
+/// `check` asks the kernel, in a scratch namespace, what `run` would: a host-wide key, a key
+/// read-only in a namespace and a value out of range are refused by both, naming the key. See:
+/// issue #6, item 11.
+#[test]
+fn check_refuses_the_sysctls_run_refuses() {
+    util::require_root();
+    for (set, key) in [
+        (
+            "server.sysctl.net.core.netdev_max_backlog=2000",
+            "net.core.netdev_max_backlog",
+        ),
+        ("client.sysctl.net.ipv4.tcp_mem=1 2 3", "net.ipv4.tcp_mem"),
+        (
+            "server.sysctl.net.core.somaxconn=99999999999",
+            "net.core.somaxconn",
+        ),
+    ] {
+        refused("", &[set], &[key]);
+    }
+    let f = scenario_file("");
+    let o = bin()
+        .arg("check")
+        .arg(f.path())
+        .args(["--set", "server.sysctl.net.ipv4.tcp_syncookies=2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("set in a scratch namespace"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 #[test]

@@ -33,6 +33,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             crate::drops::tracefs::janitor(&instance);
             Ok(0)
         }
+        Command::NetnsWarden { count } => {
+            crate::topo::netns::warden(count);
+            Ok(0)
+        }
         Command::List => list::command(&mut out),
         Command::Cleanup => {
             let removed = crate::drops::tracefs::cleanup().map_err(Failure::environment)?;

@@ -14,27 +14,19 @@
 //! run holds, to close. Should even that fail, the next run removes instances whose process is
 //! gone.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::event::Kind;
+use crate::warden::Warden;
 
 /// Where the private mount goes (a directory sysfs always has).
 const MOUNT_POINT: &str = "/sys/kernel/tracing";
 const PREFIX: &str = "backlog-lab-";
 
-/// Set by the `backlog-lab` binary's `main`: only a process that is that binary (under whatever
-/// name) has the hidden `trace-janitor` command, so only it starts a janitor; a test harness that
-/// links the library does not.
-static HAS_JANITOR: AtomicBool = AtomicBool::new(false);
-
-/// Declares that this process's executable answers `trace-janitor` (called by `main`).
-pub fn this_binary_has_a_janitor() {
-    HAS_JANITOR.store(true, Ordering::Relaxed);
-}
 /// Ring size over all CPUs, split between them: at most 4 MB (about 40,000 events) per CPU,
 /// and 64 MB in all however many CPUs the host has.
 const BUFFER_KB_PER_CPU: u64 = 4096;
@@ -77,7 +69,7 @@ pub fn mount_privately() -> Result<PathBuf, String> {
 pub struct Instance {
     pub dir: PathBuf,
     /// Removes the instance if this process dies without doing it (see the module's notes).
-    janitor: Option<std::process::Child>,
+    janitor: Option<Warden>,
 }
 
 impl Instance {
@@ -89,26 +81,7 @@ impl Instance {
         let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let dir = instances.join(format!("{PREFIX}{}-{n}", std::process::id()));
         fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        // The janitor is this very executable (`/proc/self/exe`, whatever its name or path), in
-        // a session of its own, so a kill of the run's process group (`timeout -s KILL`,
-        // `kill -9 -PGID`) does not take it along.
-        let janitor = HAS_JANITOR.load(Ordering::Relaxed).then(|| {
-            let mut c = std::process::Command::new("/proc/self/exe");
-            c.arg("trace-janitor")
-                .arg(&dir)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            // SAFETY: setsid is async-signal-safe and touches only the child.
-            unsafe {
-                c.pre_exec(|| {
-                    libc::setsid();
-                    Ok(())
-                });
-            }
-            c.spawn().ok()
-        });
-        let janitor = janitor.flatten();
+        let janitor = Warden::spawn(&[OsStr::new("trace-janitor"), dir.as_os_str()], &[]);
         let instance = Instance { dir, janitor };
         instance.write("trace_clock", "mono")?;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
@@ -181,10 +154,7 @@ impl Drop for Instance {
                 self.dir.display()
             );
         }
-        if let Some(mut j) = self.janitor.take() {
-            drop(j.stdin.take()); // EOF: the janitor finds the instance gone and exits
-            let _ = j.wait();
-        }
+        drop(self.janitor.take()); // the janitor finds the instance gone and exits
     }
 }
 
@@ -203,9 +173,8 @@ fn remove(dir: &Path) -> io::Result<()> {
     fs::remove_dir(dir)
 }
 
-/// `backlog-lab trace-janitor DIR`: waits until stdin closes (the run ended, however it ended),
-/// then removes the instance if the run did not. Ctrl-C, a hangup or a `kill` of the process
-/// group reaches the janitor too; it ignores them, since it must outlive the run to be of use.
+/// `backlog-lab trace-janitor DIR`, a [warden](crate::warden): once the run has ended, however
+/// it ended, removes the instance if the run did not.
 ///
 /// It acts only on a lab's instance, `.../instances/backlog-lab-<pid>-<n>`, of its parent or of
 /// a lab that is gone (the parent may die before the janitor looks). Given any other folder it
@@ -216,14 +185,7 @@ pub fn janitor(dir: &Path) {
     if !instance_pid(dir).is_some_and(|pid| pid == parent || gone(pid)) {
         return;
     }
-    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGTERM, libc::SIG_IGN);
-    }
-    // Until EOF (io::copy retries EINTR): the run closed the pipe or died.
-    let _ = io::copy(&mut io::stdin(), &mut io::sink());
+    crate::warden::wait_for_the_lab();
     let _ = write_file(&dir.join("tracing_on"), "0");
     let _ = remove(dir);
 }

@@ -154,6 +154,10 @@ pub fn warnings(
     if !doubts.is_empty() {
         w.push(Warning::TraceNotOurs { doubts });
     }
+    let machine = d.counts.machine_drops();
+    if !machine.is_empty() {
+        w.push(Warning::MachineDrops { reasons: machine });
+    }
     let errno_count = |e: i32| records.iter().filter(|r| r.errno == Some(e)).count();
     let ports = errno_count(libc::EADDRNOTAVAIL);
     if ports > 0 {

@@ -72,7 +72,37 @@ pub struct Sides {
     pub client: u64,
 }
 
+/// What a drop reason means when it is the machine's rather than a listening socket's: a CPU's
+/// full input queue, memory, a device's queue. Such drops are the host's own limits (the first
+/// is the host-wide `net.core.netdev_max_backlog`, which a storm on a small machine can fill);
+/// `None` for every other reason.
+pub fn machine_reason(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "CPU_BACKLOG" => {
+            "a CPU's input queue was full (net.core.netdev_max_backlog, host-wide), so the \
+             packet died before TCP saw it"
+        }
+        "QDISC_DROP" => "a network device's queue was full",
+        "FULL_RING" => "a network device's ring was full",
+        "NOMEM" => "the kernel could not allocate memory for the packet",
+        "PROTO_MEM" => "TCP was over its memory limit (net.ipv4.tcp_mem, host-wide)",
+        _ => return None,
+    })
+}
+
 impl Counts {
+    /// Drops whose reason is the machine's ([`machine_reason`]), largest first.
+    pub fn machine_drops(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .by_reason
+            .iter()
+            .filter(|(r, n)| **n > 0 && machine_reason(r).is_some())
+            .map(|(r, n)| (r.clone(), *n))
+            .collect();
+        v.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        v
+    }
+
     /// Final ACKs dropped at a full accept queue (`TCP_LISTEN_OVERFLOW`).
     pub fn listen_overflow_drops(&self) -> u64 {
         self.by_reason

@@ -42,6 +42,9 @@ pub enum Warning {
     /// The machine-wide trace evidence does not fit this run's own counters (see
     /// `Summary::trace_doubts`): the report withholds the sentences it would support.
     TraceNotOurs { doubts: Vec<String> },
+    /// The machine itself dropped packets during the storm (drop reasons that are the host's
+    /// limits, not the listen queue's), largest first.
+    MachineDrops { reasons: Vec<(String, u64)> },
     /// A warning read back from a result folder: its text as written.
     Recorded(String),
 }
@@ -136,6 +139,7 @@ impl fmt::Display for Warning {
                  an exact split",
                 doubts.join("; ")
             ),
+            Warning::MachineDrops { reasons } => machine_drops(f, reasons),
             Warning::Recorded(text) => f.write_str(text),
         }
     }
@@ -146,6 +150,22 @@ impl Serialize for Warning {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
+}
+
+fn machine_drops(f: &mut fmt::Formatter<'_>, reasons: &[(String, u64)]) -> fmt::Result {
+    let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    let meanings: Vec<String> = reasons
+        .iter()
+        .filter_map(|(r, _)| super::drops::machine_reason(r).map(|m| format!("{r}: {m}")))
+        .collect();
+    write!(
+        f,
+        "the machine itself dropped packets during the storm ({}): {}. These are the host's \
+         limits, not the listen queue's, and some may be the storm's own packets; a slower storm \
+         (client.rate) or an idle machine avoids them",
+        list.join(", "),
+        meanings.join("; ")
+    )
 }
 
 /// Read back as [`Warning::Recorded`]: the text is what matters once the run is over.

@@ -2,7 +2,7 @@
 //! comparison (terminal table and `comparison.csv`) and the trace-event rows of a run (terminal
 //! and report).
 
-use crate::record::drops::DropStats;
+use crate::record::drops::{machine_reason, DropStats};
 use crate::record::summary::{Summary, KEY_COUNTERS};
 use crate::record::Outcome;
 use crate::units::{cell_ms as ms, thousands};
@@ -89,6 +89,7 @@ pub fn comparison_rows(runs: &[(&str, &Summary)]) -> Vec<(String, Vec<String>)> 
             }
         });
         let label = match &side {
+            None if machine_reason(&reason).is_some() => format!("drop {reason} (machine)"),
             None => format!("drop {reason}"),
             Some(side) => format!("{side} RST {reason}"),
         };
@@ -123,7 +124,13 @@ pub fn drop_table(d: &DropStats) -> Result<Vec<Vec<String>>, String> {
     };
     let c = &d.counts;
     for (reason, n) in &c.by_reason {
-        row("kfree_skb", "", reason, *n);
+        // Side "machine": the host's own limits, not the listen queue's.
+        let side = if machine_reason(reason).is_some() {
+            "machine"
+        } else {
+            ""
+        };
+        row("kfree_skb", side, reason, *n);
     }
     row("tcp_retransmit_synack", "server", "", c.synack_retransmits);
     row(
@@ -147,4 +154,42 @@ pub fn drop_table(d: &DropStats) -> Result<Vec<Vec<String>>, String> {
     row("tcp_receive_reset", "client", "", c.resets_received.client);
     row("(lost in the trace buffer)", "", "", d.lost_events);
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A drop reason that is the host's limit (a full CPU input queue) is on the machine's side
+    /// of the table, and the summary warns about it; a listen-queue reason is not.
+    #[test]
+    fn machine_drops_are_named_as_the_machines() {
+        let mut d = DropStats {
+            recorded: true,
+            ..Default::default()
+        };
+        d.counts.by_reason.insert("CPU_BACKLOG".into(), 7);
+        d.counts.by_reason.insert("TCP_LISTEN_OVERFLOW".into(), 3);
+        let rows = drop_table(&d).unwrap();
+        let side = |reason: &str| {
+            rows.iter()
+                .find(|r| r[2] == reason)
+                .map(|r| r[1].clone())
+                .unwrap()
+        };
+        assert_eq!(side("CPU_BACKLOG"), "machine");
+        assert_eq!(side("TCP_LISTEN_OVERFLOW"), "");
+        assert_eq!(
+            d.counts.machine_drops(),
+            vec![("CPU_BACKLOG".to_string(), 7)]
+        );
+        let w = crate::record::Warning::MachineDrops {
+            reasons: d.counts.machine_drops(),
+        }
+        .to_string();
+        assert!(
+            w.contains("7 CPU_BACKLOG") && w.contains("netdev_max_backlog"),
+            "{w}"
+        );
+    }
 }

@@ -56,9 +56,10 @@ fn open(name: &str) -> Result<File, Failure> {
         .map_err(|e| Failure::environment(format!("cannot open {}: {e}", path.display())))
 }
 
-/// How long a subnet rests after a lab used it: a lab's namespaces outlive it while their
-/// orphaned sockets retransmit (up to 107 s on veth and 205 s on TUN were seen), and a new lab
-/// on the same addresses would trace and count those ghosts' packets as its own.
+/// How long a subnet rests after a lab used it. A lab's namespaces no longer outlive it (it ends
+/// their sockets, or its warden does after a SIGKILL), but a kill that takes the warden along
+/// (a cgroup kill) leaves orphans retransmitting for up to 105 s on veth and 202 s on TUN, and
+/// a new lab on the same addresses would trace and count those ghosts' packets as its own.
 const REST: Duration = Duration::from_secs(240);
 
 /// A subnet claimed for this lab's lifetime (released when dropped, or when the process dies).

@@ -58,6 +58,9 @@ pub struct Topology {
     pub client_sysctl: BTreeMap<String, String>,
     /// The delay line, when the link is emulated.
     pub delay: Option<DelayLine>,
+    /// Ends the namespaces' sockets should the lab die before [`Topology`]'s `Drop` does it.
+    /// Dropped after that `Drop` has run (fields drop after it).
+    _warden: Option<crate::warden::Warden>,
 }
 
 impl Topology {
@@ -73,6 +76,7 @@ impl Topology {
         let addrs = family.addrs_in(subnet.index);
         let server = Netns::create("server")?;
         let client = Netns::create("client")?;
+        let warden = netns::guard(&[&server, &client]);
         sysctl::apply(&server, server_sysctl)?;
         sysctl::apply(&client, client_sysctl)?;
         let delay = if link_plan.is_ideal() {
@@ -104,6 +108,7 @@ impl Topology {
             server_sysctl: server_eff,
             client_sysctl: client_eff,
             delay,
+            _warden: warden,
         })
     }
 
@@ -151,5 +156,22 @@ impl Topology {
             sum += link::ring_drops(ns).ok()?;
         }
         Some(sum)
+    }
+}
+
+impl Drop for Topology {
+    /// The hosts go down with no socket left: every connection still in the namespaces (an
+    /// orphan whose FIN the dead link will never carry, a TIME-WAIT) is ended now, so that no
+    /// namespace outlives the lab and nothing of this run reaches the next one.
+    fn drop(&mut self) {
+        for ns in [&self.server, &self.client] {
+            if let Err(e) = netns::end_sockets(ns) {
+                eprintln!(
+                    "warning: could not end the sockets left in the {} namespace ({e}); it may \
+                     linger until they time out",
+                    ns.label()
+                );
+            }
+        }
     }
 }

@@ -85,6 +85,18 @@ pub fn apply(ns: &Netns, values: &BTreeMap<String, String>) -> Result<(), Failur
     })?
 }
 
+/// Sets `values` in a namespace made for the purpose and dropped at once: exactly what a run
+/// does with them, without a lab, so that `check` refuses what `run` would refuse (a key that is
+/// host-wide or read-only in a namespace, a value the kernel rejects or rewrites). Fails as
+/// [`Failure::environment`] when no namespace can be made here.
+pub fn try_in_scratch(
+    side: &'static str,
+    values: &BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    let ns = Netns::create(side)?;
+    apply(&ns, values)
+}
+
 fn write_one(ns: &str, key: &str, value: &str) -> Result<(), Failure> {
     validate_key(key)?;
     let path = path_of(key);

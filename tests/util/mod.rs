@@ -9,6 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
+pub mod nswatch;
+
 /// Panics unless the tests can build namespaces. There is deliberately no way to skip: CI runs as
 /// root, and a namespace test that passes by not running would hide a broken lab.
 pub fn require_root() {

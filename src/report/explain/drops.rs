@@ -35,6 +35,21 @@ pub fn sentences(s: &Summary, overflows: u64, gave_up: u64, out: &mut Vec<String
             join(&list)
         ));
     }
+    let machine = d.counts.machine_drops();
+    if !machine.is_empty() {
+        let list: Vec<String> = machine
+            .iter()
+            .map(|(r, n)| {
+                let why = crate::record::drops::machine_reason(r).unwrap_or_default();
+                format!("{} {r} ({why})", thousands(*n))
+            })
+            .collect();
+        out.push(format!(
+            "Some drops were the machine's, not the listen queue's: {}. They are the host's own \
+             limits; a storm on an idle or larger machine would not meet them.",
+            join(&list)
+        ));
+    }
     // The split is made from machine-wide counts: shown only where they fit this run's own.
     if s.trace_doubts().is_empty() {
         if let Some(t) = overflow_split(d, overflows, gave_up) {
