@@ -57,6 +57,10 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     BenchLink(BenchLinkArgs),
     /// Parse and validate a scenario without running it (no privileges needed); print the plan.
+    ///
+    /// Where namespaces can be made (root, or user namespaces), each side's sysctls are also
+    /// set in a scratch namespace as the run would set them, so a host-wide key or a value the
+    /// kernel refuses fails here as it would in `run`; elsewhere they are checked for shape.
     Check(ScenarioArgs),
     /// List the bundled scenarios.
     List,

@@ -142,6 +142,15 @@ fn an_ordinary_user_runs_the_lab_in_a_user_namespace() {
     use std::os::unix::process::CommandExt;
     let _lab = util::lab();
     let before = host_state();
+    // A root lab first: the user's lab must claim from the same files, and so take another subnet.
+    let started = std::time::SystemTime::now();
+    let (_root_tmp, root_out) = out_dir();
+    let o = run(
+        "envoy-somaxconn-128",
+        &root_out,
+        &["client.connections=200", "client.duration=200ms", "expect="],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
     // `nobody` must reach the binary and a writable folder.
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -175,6 +184,31 @@ fn an_ordinary_user_runs_the_lab_in_a_user_namespace() {
             "set inside the user's netns"
         );
         assert_eq!(s["listen"]["accept_queue_limit"], 128);
+        // It claimed its subnet in the machine's shared folder, next to root's labs.
+        let subnet = |dir: &std::path::Path| -> String {
+            let env: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.join("environment.json")).unwrap(),
+            )
+            .unwrap();
+            env["server_address"]
+                .as_str()
+                .unwrap()
+                .split('.')
+                .nth(2)
+                .unwrap()
+                .to_string()
+        };
+        let (root_net, user_net) = (subnet(&root_out), subnet(&out));
+        assert_ne!(
+            root_net, user_net,
+            "the user's lab took the subnet root's lab had just used"
+        );
+        let lock = format!("/run/backlog-lab/net-{user_net}.lock");
+        let stamped = std::fs::metadata(&lock).and_then(|m| m.modified());
+        assert!(
+            stamped.as_ref().is_ok_and(|t| *t >= started),
+            "the user's lab did not claim {lock}: {stamped:?}"
+        );
         // tracefs cannot be mounted from a user namespace: said once, and the run goes on.
         assert_eq!(s["drops"]["recorded"], false);
         assert_eq!(

@@ -2,12 +2,17 @@
 //! hosts, so that two labs never share a 4-tuple and the trace's address filter is exact, and
 //! the storm lock, so that two storms do not share the cores unless the user asks for it.
 //!
-//! Both are `flock`s on files in a runtime folder (`/run/backlog-lab`, or a folder of the
-//! user's own under the temporary directory where `/run` is not writable). The kernel drops a
-//! process's locks when it dies, by SIGKILL too, so nothing can be left claimed.
+//! Both are `flock`s on files in a runtime folder, `/run/backlog-lab`, shared by every user's
+//! labs: root makes it sticky and world-writable (as `/tmp` is) and each lock file
+//! world-writable, so a lab an ordinary user runs in a user namespace claims from the same
+//! files as root's labs and the two never take the same subnet. Only where that folder cannot
+//! be used (no root lab ever made it) does a lab fall back to a folder of the user's own under
+//! the temporary directory. The kernel drops a process's locks when it dies, by SIGKILL too, so
+//! nothing can be left claimed.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,9 +29,14 @@ fn runtime_dir() -> Result<PathBuf, Failure> {
         PathBuf::from("/run/backlog-lab"),
         std::env::temp_dir().join(format!("backlog-lab-{}", nix::unistd::geteuid())),
     ];
-    for dir in &candidates {
-        if std::fs::create_dir_all(dir).is_ok() && probe(dir) {
-            return Ok(dir.clone());
+    for (i, dir) in candidates.iter().enumerate() {
+        if std::fs::create_dir_all(dir).is_ok() {
+            if i == 0 {
+                share_folder(dir);
+            }
+            if probe(dir) {
+                return Ok(dir.clone());
+            }
         }
     }
     Err(Failure::environment(format!(
@@ -37,12 +47,35 @@ fn runtime_dir() -> Result<PathBuf, Failure> {
     )))
 }
 
+/// Makes the folder, and the lock files earlier versions made for root alone, usable by every
+/// user's labs. Only the owner (root) can; for anyone else it already is so, or fails harmlessly.
+fn share_folder(dir: &std::path::Path) {
+    if std::fs::set_permissions(dir, Permissions::from_mode(0o1777)).is_err() {
+        return;
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let shared = entry
+            .metadata()
+            .is_ok_and(|m| m.permissions().mode() & 0o777 == 0o666);
+        if !shared {
+            let _ = std::fs::set_permissions(entry.path(), Permissions::from_mode(0o666));
+        }
+    }
+}
+
 fn probe(dir: &std::path::Path) -> bool {
     OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("storm.lock"))
+        .inspect(share)
         .is_ok()
+}
+
+/// Makes a lock file usable by every user's labs (only its creator can; for anyone else it
+/// already is, or the call fails harmlessly).
+fn share(file: &File) {
+    let _ = file.set_permissions(Permissions::from_mode(0o666));
 }
 
 fn open(name: &str) -> Result<File, Failure> {
@@ -53,6 +86,7 @@ fn open(name: &str) -> Result<File, Failure> {
         .write(true)
         .truncate(false)
         .open(&path)
+        .inspect(share)
         .map_err(|e| Failure::environment(format!("cannot open {}: {e}", path.display())))
 }
 
