@@ -74,6 +74,68 @@ fn check_refuses_the_sysctls_run_refuses() {
     );
 }
 
+/// An override from the command line wins: a `--set` that changes a mode drops the file's keys
+/// of the replaced mode, with one note line; in a file alone the conflict is an error that names
+/// the fix. See: issue #7, item 1.
+#[test]
+fn an_override_of_a_mode_wins_over_the_files_keys_of_the_old_mode() {
+    for (set, dropped) in [
+        ("server.accept=never", "server.accept_rate = 1000"),
+        ("server.accept=fast", "server.accept_rate = 1000"),
+        ("client.arrival=burst", "client.rate = 2500"),
+    ] {
+        let o = bin().args(["check", "--set", set]).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{set}: {}", stderr(&o));
+        let notes: Vec<String> = stderr(&o)
+            .lines()
+            .filter(|l| l.starts_with("note:"))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(notes.len(), 1, "{set}: {notes:?}");
+        assert!(notes[0].contains(dropped), "{set}: {notes:?}");
+    }
+    // A burst without a size is one burst of every connection.
+    let o = bin()
+        .args([
+            "check",
+            "--set",
+            "client.arrival=burst",
+            "--set",
+            "client.connections=300",
+        ])
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(plan.contains("size: 300"), "{plan}");
+    // A key the user gave is never dropped: the conflict is theirs, and named.
+    let (code, err) = check("", &["server.accept=never", "server.accept_rate=5"]);
+    assert_eq!(code, 2, "{err}");
+    // In a file alone it is an error, and it names the fix.
+    refused(
+        "[server]\naccept = \"never\"\naccept_rate = 5\n",
+        &[],
+        &["server.accept_rate", "--set server.accept_rate="],
+    );
+    // And it runs: a server that never accepts, with the file's rate gone.
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "server.accept=never",
+            "client.connections=100",
+            "client.duration=100ms",
+            "client.connect_timeout=300ms",
+            "client.response_timeout=300ms",
+            "expect=",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = util::summary(&out);
+    assert_eq!(s["server"]["accepted"], 0, "{}", s["server"]);
+}
+
 #[test]
 fn unknown_keys_and_wrong_types_name_the_key() {
     refused("[server]\nbakclog = 4\n", &[], &["bakclog", ":2"]);

@@ -88,6 +88,12 @@ fn run_or_compare(args: &RunArgs) -> anyhow::Result<u8> {
 pub fn load_plans(args: &ScenarioArgs) -> anyhow::Result<Vec<(Combination, RunPlan)>> {
     let combos = scenario::load(args.scenario.as_deref(), &args.sets)?;
     let many = combos.len() > 1;
+    let mut noted = std::collections::BTreeSet::new();
+    for note in combos.iter().flat_map(|c| &c.loaded.notes) {
+        if noted.insert(note) {
+            eprintln!("note: {note}");
+        }
+    }
     combos
         .into_iter()
         .map(|c| {

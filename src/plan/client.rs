@@ -40,15 +40,17 @@ pub(super) fn arrival(c: &ClientFile) -> Result<Arrival, Failure> {
     Ok(arrival)
 }
 
-/// `arrival = "burst"`: no `client.rate`, a `client.burst_size` of at least 1, and an optional
-/// `client.burst_interval` (zero means a single burst).
+/// `arrival = "burst"`: no `client.rate`, a `client.burst_size` of at least 1 (by default
+/// `client.connections`: one burst of all), and an optional `client.burst_interval` (zero
+/// means a single burst).
 fn burst(c: &ClientFile) -> Result<Arrival, Failure> {
     unused(
         "client.rate",
         &c.rate,
         "with arrival = \"constant\" or \"poisson\"",
     )?;
-    let size = match c.burst_size {
+    // Without a size, one burst of every connection (`--set client.arrival=burst` alone).
+    let size = match c.burst_size.or(c.connections).or(Some(1000)) {
         Some(n) if n >= 1 => n,
         _ => {
             return Err(bad(

@@ -43,7 +43,7 @@ pub(super) fn positive(key: &str, v: Option<f64>) -> Result<f64, Failure> {
 pub(super) fn unused<T>(key: &str, v: &Option<T>, why: &str) -> Result<(), Failure> {
     match v {
         Some(_) => Err(bad(format!(
-            "{key} is only used {why}; remove it or change the mode"
+            "{key} is only used {why}; remove it from the scenario, or unset it with --set {key}="
         ))),
         None => Ok(()),
     }

@@ -78,7 +78,7 @@ pub fn expand(
         .unwrap_or_else(|| loaded.stem.clone());
     combinations(&axes)
         .into_iter()
-        .map(|choices| combination(loaded, &doc, &name, &choices))
+        .map(|choices| combination(loaded, &doc, &name, &choices, plain_sets))
         .collect()
 }
 
@@ -186,14 +186,17 @@ fn combination(
     base: &toml::Table,
     name: &str,
     choices: &[Choice],
+    plain_sets: &[&str],
 ) -> Result<Combination, Failure> {
     let mut doc = base.clone();
     let mut labels = Vec::new();
     let mut settings = Vec::new();
+    let mut given: Vec<String> = plain_sets.iter().map(|k| k.to_string()).collect();
     for choice in choices {
         match choice {
             Choice::Key(key, value) => {
                 set_in(&mut doc, key, Some(value.clone()))?;
+                given.push(key.clone());
                 let shown = display(value);
                 labels.push(format!("{}={shown}", short_key(key)));
                 settings.push((key.clone(), shown));
@@ -202,6 +205,7 @@ fn combination(
                 settings.push(("case".to_string(), case.label.clone()));
                 for (key, value) in flatten(&case.set) {
                     set_in(&mut doc, &key, Some(value.clone()))?;
+                    given.push(key.clone());
                     settings.push((key, display(&value)));
                 }
                 let expect = doc
@@ -222,6 +226,10 @@ fn combination(
     } else {
         labels.join(" ")
     };
+    let mut notes = loaded.notes.clone();
+    for note in super::modes::drop_replaced(base, &mut doc, &given) {
+        notes.push(format!("run `{label}`: {note}"));
+    }
     let text = toml::to_string(&doc).expect("a TOML table always serializes");
     let file: ScenarioFile = toml::from_str(&text)
         .map_err(|e| describe(&format!("{} [{label}]", loaded.origin), &text, &e))?;
@@ -233,6 +241,7 @@ fn combination(
             text,
             file,
             stem: loaded.stem.clone(),
+            notes,
         },
     })
 }
