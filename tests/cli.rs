@@ -136,6 +136,56 @@ fn an_override_of_a_mode_wins_over_the_files_keys_of_the_old_mode() {
     assert_eq!(s["server"]["accepted"], 0, "{}", s["server"]);
 }
 
+/// Type errors in the scenario's words, not Rust's; a single pause window is a list of one; an
+/// error in a `--set` names the `--set`, not a line of the file. See: issue #7, item 3.
+#[test]
+fn errors_speak_of_integers_durations_and_windows() {
+    for (text, words) in [
+        ("[server]\nbacklog = \"lots\"\n", "expected an integer"),
+        (
+            "[client]\nconnect_timeout = 3\n",
+            "expected a duration such as \"3s\"",
+        ),
+        (
+            "[server]\naccept = \"pause\"\npauses = [1]\n",
+            "a list of windows such as [\"0.5s-0.8s\"]",
+        ),
+        ("[client]\nrate = \"fast\"\n", "expected a number"),
+        ("[server]\nport = 70000\n", "an integer from 0 to 65,535"),
+    ] {
+        let (code, err) = check(text, &[]);
+        assert_eq!(code, 2, "{text:?}: {err}");
+        assert!(err.contains(words), "{text:?}: {err}");
+        for rust in [
+            "i32",
+            "u16",
+            "f64",
+            "expected a string",
+            "sequence",
+            "invalid type",
+        ] {
+            assert!(!err.contains(rust), "{text:?}: Rust's words in {err}");
+        }
+    }
+    let (code, err) = check(
+        "[server]\naccept = \"pause\"\npauses = \"0.5s-0.8s\"\n",
+        &[],
+    );
+    assert_eq!(code, 0, "one window alone: {err}");
+    let (code, err) = check(
+        "name = \"x\"\ndescription = \"y\"\n",
+        &["server.backlogg=1"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with("error: --set server.backlogg: unknown field"),
+        "{err}"
+    );
+    let (_, err) = check("", &["client.connect_timeout=3"]);
+    assert!(err.contains("--set client.connect_timeout:"), "{err}");
+    assert!(!err.contains("in quotes"), "{err}");
+}
+
 #[test]
 fn unknown_keys_and_wrong_types_name_the_key() {
     refused("[server]\nbakclog = 4\n", &[], &["bakclog", ":2"]);

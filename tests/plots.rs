@@ -385,6 +385,40 @@ fn plot_draws_a_comparison_folder() {
     assert!(md.contains("| accept=fast | 600 | 100.0%"), "{md}");
 }
 
+/// A result folder `plot` cannot write into (here a read-only mount) is the user's input to
+/// fix: exit 2, before anything is drawn. See: issue #7, item 3.
+#[test]
+fn plot_refuses_a_folder_it_cannot_write_as_input() {
+    util::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    fs::create_dir(&dir).unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results/reset-by-peer");
+    for f in fs::read_dir(&fixture).unwrap().flatten() {
+        if f.path().is_file() {
+            fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+        }
+    }
+    // Read-only in a private mount table of the command's own: root cannot write there either.
+    let script = format!(
+        "mount --bind {d} {d} && mount -o remount,bind,ro {d} && exec {bin} plot {d}",
+        d = dir.display(),
+        bin = env!("CARGO_BIN_EXE_backlog-lab")
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", util::stderr(&o));
+    assert!(
+        util::stderr(&o).contains("cannot write the plots"),
+        "{}",
+        util::stderr(&o)
+    );
+    assert!(!dir.join("plots").exists());
+}
+
 /// Bad folders are bad input (exit 2) with the file, line and column named; nothing is needed
 /// from a real run for these.
 #[test]

@@ -15,9 +15,31 @@ use crate::results::{self, Folder, RunFolder};
 
 /// `backlog-lab plot DIR`.
 pub fn command(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    writable(&args.dir)?;
     let files = render(&args.dir)?;
     writeln!(out, "{}", describe(&args.dir, &files))?;
     Ok(0)
+}
+
+/// A folder `plot` cannot write into is the user's input to fix (exit 2), said before anything
+/// is drawn. A folder that is not there is left to the reader, which names what is missing.
+fn writable(dir: &Path) -> Result<(), crate::error::Failure> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let probe = dir.join(".backlog-lab-plot-probe");
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(crate::error::Failure::bad_input(format!(
+            "cannot write the plots and reports into {}: {e}; plot a copy of it \
+             (cp -r {} /tmp/copy && backlog-lab plot /tmp/copy)",
+            dir.display(),
+            dir.display()
+        ))),
+    }
 }
 
 /// Renders plots and reports for a run folder or a comparison folder (and each of its runs).

@@ -11,6 +11,7 @@ pub mod expect;
 pub mod matrix;
 mod modes;
 mod set;
+mod words;
 
 pub(crate) use set::set_in;
 
@@ -36,6 +37,7 @@ pub struct ScenarioFile {
     /// Which incident this reproduces (e.g. `seeds/000`).
     pub incident: Option<String>,
     /// How often counters and the listen queue are sampled, e.g. `10ms` (the default).
+    #[serde(default, deserialize_with = "words::duration")]
     pub sample_interval: Option<String>,
     /// Record the kernel's drop reasons and TCP trace events into `drops.csv` (default true;
     /// needs root and tracefs, and is skipped with a note where they are missing).
@@ -43,6 +45,7 @@ pub struct ScenarioFile {
     /// The longest the lab waits, after the last connection ended, for the emulated link to
     /// deliver what it holds and the answers to come back, e.g. `5s` (default: 2 × link.rtt +
     /// 1 s with an emulated link, 0 on veth).
+    #[serde(default, deserialize_with = "words::duration")]
     pub settle: Option<String>,
     #[serde(default)]
     pub server: ServerFile,
@@ -67,7 +70,9 @@ pub struct ScenarioFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkFile {
+    #[serde(default, deserialize_with = "words::duration")]
     pub rtt: Option<String>,
+    #[serde(default, deserialize_with = "words::duration")]
     pub jitter: Option<String>,
     /// Loss probability in both directions (0.01 = 1 %).
     pub loss: Option<f64>,
@@ -83,6 +88,7 @@ pub struct FloodFile {
     /// How many SYNs in all.
     pub count: Option<u64>,
     /// When the flood starts, from the storm's time zero.
+    #[serde(default, deserialize_with = "words::duration")]
     pub start: Option<String>,
 }
 
@@ -105,8 +111,10 @@ pub struct ServerFile {
     pub backlog: Option<i32>,
     pub accept: Option<AcceptKind>,
     pub accept_rate: Option<f64>,
+    #[serde(default, deserialize_with = "words::windows")]
     pub pauses: Option<Vec<String>>,
     pub workers: Option<u32>,
+    #[serde(default, deserialize_with = "words::duration")]
     pub service_time: Option<String>,
     pub port: Option<u16>,
     pub response_bytes: Option<u32>,
@@ -130,10 +138,14 @@ pub struct ClientFile {
     pub arrival: Option<ArrivalKind>,
     pub rate: Option<f64>,
     pub connections: Option<u64>,
+    #[serde(default, deserialize_with = "words::duration")]
     pub duration: Option<String>,
     pub burst_size: Option<u64>,
+    #[serde(default, deserialize_with = "words::duration")]
     pub burst_interval: Option<String>,
+    #[serde(default, deserialize_with = "words::duration")]
     pub connect_timeout: Option<String>,
+    #[serde(default, deserialize_with = "words::duration")]
     pub response_timeout: Option<String>,
     pub seed: Option<u64>,
     /// Bytes the client sends after connecting; 0 makes the server speak first.
@@ -271,20 +283,22 @@ pub use set::SetAxis;
 /// (`KEY=A,B`) as comparison axes.
 fn load_text(
     origin: &str,
-    text: &str,
+    original: &str,
     stem: &str,
     sets: &[String],
 ) -> Result<(Loaded, Vec<SetAxis>), Failure> {
-    let mut doc: toml::Table = toml::from_str(text).map_err(|e| describe(origin, text, &e))?;
+    let mut doc: toml::Table =
+        toml::from_str(original).map_err(|e| describe(origin, original, &e))?;
     let before = doc.clone();
     let (given, axes) = set::apply(&mut doc, sets)?;
     let notes = modes::drop_replaced(&before, &mut doc, &given);
     let text = if sets.is_empty() {
-        text.to_string()
+        original.to_string()
     } else {
         toml::to_string(&doc).expect("a TOML table always serializes")
     };
-    let file: ScenarioFile = toml::from_str(&text).map_err(|e| describe(origin, &text, &e))?;
+    let file: ScenarioFile =
+        toml::from_str(&text).map_err(|e| blame(origin, original, &text, &e, &given))?;
     Ok((
         Loaded {
             origin: origin.to_string(),
@@ -297,9 +311,31 @@ fn load_text(
     ))
 }
 
+/// The error of the scenario with its overrides, blamed on what caused it: a `--set` of the
+/// faulty key is named as such (the merged text's line numbers mean nothing to the user); an
+/// error of the file itself is given with the file's own line.
+fn blame(
+    origin: &str,
+    original: &str,
+    merged: &str,
+    e: &toml::de::Error,
+    given: &[String],
+) -> Failure {
+    let key = e.span().and_then(|span| key_at(merged, span.start));
+    if let Some(key) = key.filter(|k| given.iter().any(|g| g == k)) {
+        // On a command line a duration needs no quotes.
+        let msg = words::plain(&e.message().replace('\n', " ")).replace(" (in quotes)", "");
+        return Failure::bad_input(format!("--set {key}: {msg}"));
+    }
+    match toml::from_str::<ScenarioFile>(original) {
+        Err(own) => describe(origin, original, &own),
+        Ok(_) => describe(origin, merged, e),
+    }
+}
+
 /// One line: `ORIGIN:LINE: key `server.backlog`: invalid type: ...`.
 fn describe(origin: &str, text: &str, e: &toml::de::Error) -> Failure {
-    let msg = e.message().replace('\n', " ");
+    let msg = words::plain(&e.message().replace('\n', " "));
     let Some(span) = e.span() else {
         return Failure::bad_input(format!("{origin}: {msg}"));
     };
