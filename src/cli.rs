@@ -161,11 +161,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub concurrent: bool,
 
-    /// No progress line and no summary table (results are still written).
+    /// No progress line and no summary table: only the result folder, one line (for scripts:
+    /// `dir=$(backlog-lab run -q ...)`). Everything is still written.
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Print summary.json on stdout instead of the table.
+    /// Print summary.json on stdout instead of the table, with the result folder as
+    /// `result_dir`.
     #[arg(long)]
     pub json: bool,
 }

@@ -186,6 +186,72 @@ fn errors_speak_of_integers_durations_and_windows() {
     assert!(!err.contains("in quotes"), "{err}");
 }
 
+/// A run says what was run and where it went: `--quiet` prints the result folder as its one
+/// line, `--json` carries it, a run with overrides is named with them (terminal, summary.json,
+/// report), no expectations read "no expectations", and the last line names report.html. See:
+/// issue #7, item 4.
+#[test]
+fn a_run_says_what_was_run_and_where_it_went() {
+    let _lab = util::lab();
+    let sets = ["client.connections=200", "client.duration=200ms", "expect="];
+    let small: Vec<&str> = sets.iter().flat_map(|s| ["--set", s]).collect();
+    let (_tmp, out) = out_dir();
+    let o = run("envoy-somaxconn-128", &out, &sets);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{}\n", out.display())
+    );
+    let s = util::summary(&out);
+    assert_eq!(s["scenario"], "envoy-somaxconn-128");
+    assert_eq!(
+        s["overrides"].as_array().unwrap().len(),
+        3,
+        "{}",
+        s["overrides"]
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("envoy-somaxconn-128 with 3 overrides (client.connections=200"),
+        "{}",
+        &report[..300]
+    );
+    assert!(report.contains("Based on:"), "{}", &report[..600]);
+
+    let (_tmp, out) = out_dir();
+    let o = bin()
+        .args(["run", "--json", "--out"])
+        .arg(&out)
+        .args(&small)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["result_dir"], out.display().to_string());
+    assert_eq!(j["connections"], 200);
+
+    let (_tmp, out) = out_dir();
+    let o = bin()
+        .args(["run", "--out"])
+        .arg(&out)
+        .args(&small)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("envoy-somaxconn-128 with 3 overrides"),
+        "{text}"
+    );
+    assert!(text.contains("based on: seeds/000"), "{text}");
+    let last = text.trim_end().lines().last().unwrap();
+    assert!(last.contains("no expectations"), "{last}");
+    assert!(
+        last.contains(&format!("(open {}/report.html)", out.display())),
+        "{last}"
+    );
+}
+
 #[test]
 fn unknown_keys_and_wrong_types_name_the_key() {
     refused("[server]\nbakclog = 4\n", &[], &["bakclog", ":2"]);

@@ -32,6 +32,7 @@ const ADDED: &[&str] = &[
     "drops.other_labs",     // issue #6: labs that ran beside this one
     "outcomes.abandoned",   // issue #6: rows for connections a second signal abandoned
     "by_outcome.abandoned", // ... and their timings (the keys below it too)
+    "overrides",            // issue #7: the --sets that make a run differ from its scenario
 ];
 
 /// Lines a report has gained on purpose since the fixture was written.

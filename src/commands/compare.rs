@@ -41,7 +41,7 @@ pub fn run(
     let mut stderr = std::io::stderr();
     for (i, (combo, plan)) in runs.iter().enumerate() {
         let sub = format!("{:02}-{}", i + 1, write::path_component(&combo.label));
-        if display.print != Print::Nothing {
+        if matches!(display.print, Print::Table | Print::Json) {
             writeln!(stderr, "[{}/{}] {}", i + 1, runs.len(), combo.label)?;
         }
         let per_run = Shown {
@@ -130,13 +130,14 @@ fn print(
         Print::Json => {
             let summaries: Vec<&Summary> = done.iter().map(|(_, s)| s).collect();
             let all = serde_json::json!({ "comparison": comparison, "summaries": summaries });
-            writeln!(stdout, "{}", serde_json::to_string_pretty(&all)?)?;
+            writeln!(stdout, "{}", super::run::with_dir(&all, parent)?)?;
         }
         Print::Table => {
             let name = &comparison.scenario;
             stdout.write_all(terminal::comparison_table(name, &labelled(done)).as_bytes())?;
             writeln!(stdout, "\n  results in {}", parent.display())?;
         }
+        Print::Path => writeln!(stdout, "{}", parent.display())?,
         Print::Nothing => {}
     }
     Ok(())

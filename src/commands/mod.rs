@@ -64,7 +64,7 @@ fn run_or_compare(args: &RunArgs) -> anyhow::Result<u8> {
         print: if args.json {
             run::Print::Json
         } else if args.quiet {
-            run::Print::Nothing
+            run::Print::Path
         } else {
             run::Print::Table
         },

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::cli::PlotArgs;
 use crate::plots;
 use crate::report::{html, markdown, sections};
-use crate::results::{self, Folder, RunFolder};
+use crate::results::{self, files, Folder, RunFolder};
 
 /// `backlog-lab plot DIR`.
 pub fn command(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<u8> {
@@ -80,10 +80,10 @@ fn write_reports(
     dir: &Path,
     doc: &crate::report::document::Document,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let md = dir.join("report.md");
+    let md = dir.join(files::REPORT_MD);
     std::fs::write(&md, markdown::render(doc))
         .with_context(|| format!("cannot write {}", md.display()))?;
-    let page = dir.join("report.html");
+    let page = dir.join(files::REPORT_HTML);
     std::fs::write(&page, html::render(doc, dir)?)
         .with_context(|| format!("cannot write {}", page.display()))?;
     Ok(vec![md, page])
@@ -116,12 +116,12 @@ pub fn describe(dir: &Path, files: &[PathBuf]) -> String {
         .count();
     let reports = files
         .iter()
-        .filter(|f| f.file_name().is_some_and(|n| n == "report.html"))
+        .filter(|f| f.file_name().is_some_and(|n| n == files::REPORT_HTML))
         .count();
     format!(
         "wrote {pngs} plots (PNG + SVG) and {reports} report{} (report.html, report.md); open {}",
         if reports == 1 { "" } else { "s" },
-        dir.join("report.html").display()
+        dir.join(files::REPORT_HTML).display()
     )
 }
 

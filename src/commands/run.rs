@@ -28,8 +28,11 @@ pub enum Print {
     /// The summary table and the verdict.
     #[default]
     Table,
-    /// `summary.json`.
+    /// `summary.json`, with the result folder as `result_dir`.
     Json,
+    /// `--quiet`: the result folder alone, one line, for scripts.
+    Path,
+    /// Nothing at all (a comparison's own runs: the comparison prints).
     Nothing,
 }
 
@@ -64,6 +67,16 @@ impl RunResult {
             1
         }
     }
+}
+
+/// `value` as pretty JSON with `result_dir` first: where the files of what it describes are.
+pub fn with_dir(value: &impl serde::Serialize, dir: &Path) -> anyhow::Result<String> {
+    let mut out = serde_json::Map::new();
+    out.insert("result_dir".into(), dir.display().to_string().into());
+    if let serde_json::Value::Object(fields) = serde_json::to_value(value)? {
+        out.extend(fields);
+    }
+    Ok(serde_json::to_string_pretty(&out)?)
 }
 
 /// Runs `plan`, writes its result folder, prints the summary, and returns it.
@@ -112,8 +125,9 @@ pub fn run(plan: &RunPlan, opts: Options, display: &Shown) -> anyhow::Result<Run
 
     let mut stdout = std::io::stdout().lock();
     match display.print {
-        Print::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&s)?)?,
+        Print::Json => writeln!(stdout, "{}", with_dir(&s, folder.dir())?)?,
         Print::Table => terminal::print(&mut stdout, plan, &s, folder.dir())?,
+        Print::Path => writeln!(stdout, "{}", folder.dir().display())?,
         Print::Nothing => {}
     }
     Ok(RunResult {

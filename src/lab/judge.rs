@@ -16,6 +16,7 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
     let (connect, connect_from_start, response) = summary::latencies(records);
     let mut s = Summary {
         scenario: plan.name.clone(),
+        overrides: plan.overrides.clone(),
         connections: records.len() as u64,
         planned: m.storm.planned,
         // A stop signal after the storm (while the lab was torn down) still makes it partial.

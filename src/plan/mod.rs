@@ -100,6 +100,8 @@ pub struct RunPlan {
     pub name: String,
     pub description: String,
     pub incident: String,
+    /// The `--set`s that make this run differ from the scenario as written (`key=value`).
+    pub overrides: Vec<String>,
     /// The TOML actually run (file plus `--set`), saved with the results.
     pub scenario_text: String,
     pub origin: String,
@@ -157,6 +159,7 @@ impl RunPlan {
             name: f.name.clone().unwrap_or_else(|| loaded.stem.clone()),
             description: f.description.clone().unwrap_or_default(),
             incident: f.incident.clone().unwrap_or_default(),
+            overrides: loaded.overrides.clone(),
             scenario_text: loaded.text.clone(),
             origin: loaded.origin.clone(),
             family: Family::default(),

@@ -120,6 +120,9 @@ pub struct OutcomeTiming {
 #[serde(default)]
 pub struct Summary {
     pub scenario: String,
+    /// The `--set`s this run was given (`key=value`): with any, it is not the scenario as
+    /// written, and says so wherever it is named ([`Summary::title`]).
+    pub overrides: Vec<String>,
     /// Attempts made (one record each).
     pub connections: u64,
     /// Attempts in the schedule.
@@ -172,6 +175,20 @@ impl Summary {
 
     /// A counter's change over the run in namespace `ns` (`server`, `client`); 0 when it did not
     /// move (the summary keeps only those that did).
+    /// The run as it should be named: `envoy-somaxconn-128`, or `envoy-somaxconn-128 with 2
+    /// overrides (server.accept=never, client.rate=5000)`.
+    pub fn title(&self) -> String {
+        match self.overrides.len() {
+            0 => self.scenario.clone(),
+            n => format!(
+                "{} with {n} override{} ({})",
+                self.scenario,
+                if n == 1 { "" } else { "s" },
+                self.overrides.join(", ")
+            ),
+        }
+    }
+
     pub fn counter(&self, ns: &str, name: &str) -> i64 {
         self.counters
             .get(ns)

@@ -114,8 +114,15 @@ fn introduction(doc: &mut Document, run: &RunFolder) {
         if !p.description.is_empty() {
             doc.para(p.description.clone());
         }
-        if !p.incident.is_empty() {
+        if !p.incident.is_empty() && run.summary.overrides.is_empty() {
             doc.para(format!("Reproduces: {}", p.incident));
+        } else if !p.incident.is_empty() {
+            doc.para(format!(
+                "Based on: {}. With its overrides ({}), this run is a variation of that \
+                 reproduction, not the reproduction as written.",
+                p.incident,
+                run.summary.overrides.join(", ")
+            ));
         }
     }
     if let Some(env) = &run.environment {

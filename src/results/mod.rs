@@ -53,6 +53,10 @@ pub mod files {
     pub const COMPARISON: &str = "comparison.json";
     /// A comparison's rows, one per run.
     pub const COMPARISON_CSV: &str = "comparison.csv";
+    /// The report, self-contained (plots inlined): what to open after a run.
+    pub const REPORT_HTML: &str = "report.html";
+    /// The same report as Markdown, for a postmortem document.
+    pub const REPORT_MD: &str = "report.md";
 }
 
 pub use comparison::ComparisonFolder;
@@ -204,7 +208,7 @@ impl RunFolder {
         if self.summary.scenario.is_empty() {
             self.dir.display().to_string()
         } else {
-            self.summary.scenario.clone()
+            self.summary.title()
         }
     }
 

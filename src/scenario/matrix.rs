@@ -241,6 +241,7 @@ fn combination(
             text,
             file,
             stem: loaded.stem.clone(),
+            overrides: loaded.overrides.clone(),
             notes,
         },
     })

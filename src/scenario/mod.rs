@@ -219,6 +219,9 @@ pub struct Loaded {
     pub file: ScenarioFile,
     /// File stem, the default scenario name.
     pub stem: String,
+    /// The single-valued `--set`s, as given (`server.accept=never`): what makes this run
+    /// differ from the scenario as written.
+    pub overrides: Vec<String>,
     /// What the overrides changed beyond their own keys (keys of a replaced mode, dropped), for
     /// one `note:` line each.
     pub notes: Vec<String>,
@@ -305,6 +308,13 @@ fn load_text(
             text,
             file,
             stem: stem.to_string(),
+            overrides: sets
+                .iter()
+                .filter_map(|s| s.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .filter(|(k, _)| !axes.iter().any(|(a, _)| a == k))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
             notes,
         },
         axes,

@@ -56,12 +56,18 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
 /// The scenario, the listen queue's limit and what the storm did.
 fn header(out: &mut String, plan: &RunPlan, s: &Summary) {
     let l = &s.listen;
-    out.push_str(&format!("\n{}  ({})\n", plan.name, plan.origin));
+    out.push_str(&format!("\n{}  ({})\n", s.title(), plan.origin));
     if !plan.description.is_empty() {
         out.push_str(&format!("  {}\n", plan.description));
     }
     if !plan.incident.is_empty() {
-        out.push_str(&format!("  reproduces: {}\n", plan.incident));
+        // With overrides, the run is a variation of the incident, not its reproduction.
+        let how = if s.overrides.is_empty() {
+            "reproduces"
+        } else {
+            "based on"
+        };
+        out.push_str(&format!("  {how}: {}\n", plan.incident));
     }
     out.push_str(&format!(
         "  listen(backlog={}) -> accept queue limit {} (holds {}), max seen {}, SYN-RECV max seen {}\n",
@@ -211,7 +217,9 @@ fn verdict(out: &mut String, s: &Summary, dir: &Path) {
             ));
         }
     }
-    let verdict = if s.expectations.iter().all(|e| e.pass) {
+    let verdict = if s.expectations.is_empty() {
+        "no expectations"
+    } else if s.expectations.iter().all(|e| e.pass) {
         "all expectations hold"
     } else {
         "EXPECTATIONS FAILED"
@@ -222,8 +230,15 @@ fn verdict(out: &mut String, s: &Summary, dir: &Path) {
     } else {
         ""
     };
+    // The report is what to open next (it is drawn after the data; a drawing failure warns).
+    let report = dir.join(crate::results::files::REPORT_HTML);
+    let open = if report.exists() {
+        format!(" (open {})", report.display())
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
-        "\n  {partial}{verdict}; results in {}\n",
+        "\n  {partial}{verdict}; results in {}{open}\n",
         dir.display()
     ));
 }
