@@ -68,13 +68,19 @@ pub enum Command {
     /// running, which would otherwise go on tracing the machine (needs root). A run does the
     /// same at its start; this is for when no run comes next.
     Cleanup,
-    /// Internal: removes a trace instance once the run that made it is gone (even by SIGKILL).
-    #[command(hide = true)]
-    TraceJanitor { instance: std::path::PathBuf },
-    /// Internal: ends the sockets of the lab's namespaces (handed over as descriptors 3, 4, ...)
-    /// once the run that made them is gone (even by SIGKILL).
-    #[command(hide = true)]
-    NetnsWarden { count: usize },
+    /// Print a shell completion script for backlog-lab.
+    ///
+    /// Examples:
+    ///   backlog-lab completions bash > /etc/bash_completion.d/backlog-lab
+    ///   source <(backlog-lab completions bash)                  # this shell only
+    ///   backlog-lab completions zsh > "${fpath[1]}/_backlog-lab"
+    ///   backlog-lab completions fish > ~/.config/fish/completions/backlog-lab.fish
+    #[command(verbatim_doc_comment)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), from the same definitions as --help.
+    ///
+    /// Example: backlog-lab man > /usr/local/share/man/man1/backlog-lab.1 && man backlog-lab
+    Man,
     /// Draw the plots and write report.html and report.md of a result folder, from its files.
     ///
     /// Reads connections.csv, timeseries.csv, summary.json (and environment.json and

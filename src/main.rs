@@ -8,6 +8,10 @@ fn main() -> ExitCode {
     backlog_lab::interrupt::install();
     // This executable answers the warden commands, so its runs may start wardens (see `warden`).
     backlog_lab::warden::this_binary_has_wardens();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = backlog_lab::commands::warden(&args) {
+        return ExitCode::from(code);
+    }
     // Parse before anything starts a thread: `run` may need to enter a user namespace, which
     // the kernel allows only while the process is single-threaded.
     let cli = backlog_lab::cli::Cli::parse();

@@ -252,6 +252,41 @@ fn a_run_says_what_was_run_and_where_it_went() {
     );
 }
 
+/// Completions for every shell clap knows, none offering the wardens' internal commands; the
+/// bash one loads in bash and completes a subcommand; the man page is roff from the same
+/// definitions. See: issue #7, item 7.
+#[test]
+fn completions_for_every_shell_and_a_man_page() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = bin().args(["completions", shell]).output().unwrap();
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = String::from_utf8_lossy(&o.stdout);
+        assert!(script.contains("bench-link"), "{shell}: {script}");
+        assert!(
+            !script.contains("warden") && !script.contains("janitor"),
+            "{shell}"
+        );
+    }
+    let script = format!(
+        "source <({bin} completions bash) && COMP_WORDS=(backlog-lab ru) && COMP_CWORD=1 && \
+         _backlog__lab backlog-lab ru backlog-lab && echo \"${{COMPREPLY[@]}}\"",
+        bin = env!("CARGO_BIN_EXE_backlog-lab")
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "run");
+    let o = bin().arg("man").output().unwrap();
+    let man = String::from_utf8_lossy(&o.stdout);
+    assert!(man.contains(".TH backlog-lab 1"), "{man}");
+    assert!(
+        man.contains("completions") && man.contains("listen"),
+        "{man}"
+    );
+}
+
 #[test]
 fn unknown_keys_and_wrong_types_name_the_key() {
     refused("[server]\nbakclog = 4\n", &[], &["bakclog", ":2"]);

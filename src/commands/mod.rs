@@ -20,6 +20,21 @@ use crate::error::Failure;
 use crate::plan::RunPlan;
 use crate::scenario::{self, Combination};
 
+/// The [wardens](crate::warden)' own commands, which are not the user's (no `--help`, no
+/// completion): `trace-janitor DIR` removes a trace instance once the run that made it is gone,
+/// `netns-warden N` ends the sockets of the N namespaces handed over as descriptors 3, 4, ...
+/// `None` when the command line is not one of them.
+pub fn warden(args: &[std::ffi::OsString]) -> Option<u8> {
+    match (args.get(1)?.to_str()?, args.get(2), args.len()) {
+        ("trace-janitor", Some(dir), 3) => {
+            crate::drops::tracefs::janitor(std::path::Path::new(dir))
+        }
+        ("netns-warden", Some(n), 3) => crate::topo::netns::warden(n.to_str()?.parse().ok()?),
+        _ => return None,
+    }
+    Some(0)
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
@@ -29,12 +44,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::BenchLink(args) => bench_link::command(&args, &mut out),
         Command::Check(args) => check::command(&args, &mut out),
         Command::Plot(args) => plot::command(&args, &mut out),
-        Command::TraceJanitor { instance } => {
-            crate::drops::tracefs::janitor(&instance);
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "backlog-lab", &mut out);
             Ok(0)
         }
-        Command::NetnsWarden { count } => {
-            crate::topo::netns::warden(count);
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
             Ok(0)
         }
         Command::List => list::command(&mut out),
