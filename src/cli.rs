@@ -61,7 +61,7 @@ pub enum Command {
     /// Where namespaces can be made (root, or user namespaces), each side's sysctls are also
     /// set in a scratch namespace as the run would set them, so a host-wide key or a value the
     /// kernel refuses fails here as it would in `run`; elsewhere they are checked for shape.
-    Check(ScenarioArgs),
+    Check(CheckArgs),
     /// List the bundled scenarios.
     List,
     /// Remove what labs that were killed outright left behind: trace instances of labs no longer
@@ -127,6 +127,16 @@ pub struct ScenarioArgs {
     /// Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+
+    /// Print the runs as JSON (queues, settings, expectations, pre-flight), for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -106,7 +106,7 @@ fn an_override_of_a_mode_wins_over_the_files_keys_of_the_old_mode() {
         .output()
         .unwrap();
     let plan = String::from_utf8_lossy(&o.stdout);
-    assert!(plan.contains("size: 300"), "{plan}");
+    assert!(plan.contains("one burst of 300"), "{plan}");
     // A key the user gave is never dropped: the conflict is theirs, and named.
     let (code, err) = check("", &["server.accept=never", "server.accept_rate=5"]);
     assert_eq!(code, 2, "{err}");
@@ -287,6 +287,94 @@ fn completions_for_every_shell_and_a_man_page() {
     );
 }
 
+/// `check` shows a run as the report's Settings do, with the queues the kernel will give it, and
+/// says before the run what its numbers imply: too many descriptors, a schedule beyond the
+/// machine, arrivals no backlog can absorb. See: issue #7, item 2.
+#[test]
+fn check_reads_like_the_report_and_warns_before_the_run() {
+    let o = bin().args(["check", "abort-on-overflow"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for rust in [
+        "RunPlan",
+        "Expectation {",
+        "Some(",
+        "secs:",
+        "Duration",
+        "{ ",
+        "[Num(",
+    ] {
+        assert!(
+            !text.contains(rust),
+            "Rust in check's output ({rust}): {text}"
+        );
+    }
+    assert!(text.contains("a comparison of 3 runs"), "{text}");
+    assert!(
+        text.contains("accept queue limit 128, holds 129; SYN queue holds 129"),
+        "{text}"
+    );
+    assert!(text.contains("expectations ("), "{text}");
+    // The same as JSON, for scripts.
+    let o = bin()
+        .args(["check", "abort-on-overflow", "--json"])
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let runs = j["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[0]["accept_queue_capacity"], 129);
+    // Pre-flight, in check and at the start of run: a storm beyond the descriptors and the
+    // machine...
+    let huge = [
+        "--set",
+        "client.connections=2000000",
+        "--set",
+        "client.rate=10000000",
+        "--set",
+        "client.duration=1s",
+    ];
+    let o = bin().arg("check").args(huge).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("warning: up to 2,000,000 connections may be open at once"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: the schedule starts 10,000,000/s"),
+        "{text}"
+    );
+    // ... and arrivals the server can never take (a note: the scenario does it on purpose).
+    let o = bin().arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            "note: connections arrive at 2,500/s on average and the server accepts 1,000/s: the \
+             queue grows by 1,500/s whatever the backlog"
+        ),
+        "{text}"
+    );
+    // `run` says it too, on stderr, before it builds anything.
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "client.connections=300",
+            "client.rate=100000",
+            "client.duration=10ms",
+            "expect=",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: the schedule starts 100,000/s"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn unknown_keys_and_wrong_types_name_the_key() {
     refused("[server]\nbakclog = 4\n", &[], &["bakclog", ":2"]);
@@ -362,8 +450,8 @@ fn a_comparison_checks_every_combination_and_serve_refuses_it() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("--- run `rtt=1ms small`"), "{text}");
-    assert!(text.contains("--- run `rtt=20ms small`"), "{text}");
+    assert!(text.contains("run `rtt=1ms small`: valid"), "{text}");
+    assert!(text.contains("run `rtt=20ms small`: valid"), "{text}");
     let o = bin()
         .arg("serve")
         .arg(f.path())

@@ -74,6 +74,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 /// `backlog-lab run`: one run, or a comparison when the scenario makes several.
 fn run_or_compare(args: &RunArgs) -> anyhow::Result<u8> {
     let mut plans = load_plans(&args.scenario)?;
+    preflight(&plans);
     crate::topo::netns::become_root_in_user_namespace_if_needed()?;
     let display = run::Shown {
         progress: !args.quiet && !args.json,
@@ -122,6 +123,24 @@ pub fn load_plans(args: &ScenarioArgs) -> anyhow::Result<Vec<(Combination, RunPl
             Ok((c, plan))
         })
         .collect()
+}
+
+/// What the plans' numbers say before anything is built, on stderr: a warning where the run
+/// would measure the machine rather than the queue, a note where it only works as designed.
+fn preflight(plans: &[(Combination, RunPlan)]) {
+    let fd_limit = crate::lab::raise_nofile_limit();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (combo, plan) in plans {
+        for p in crate::plan::preflight::check(plan, fd_limit, cpus) {
+            let kind = if p.is_warning() { "warning" } else { "note" };
+            let run = if plans.len() > 1 {
+                format!("run `{}`: ", combo.label)
+            } else {
+                String::new()
+            };
+            eprintln!("{kind}: {run}{p}");
+        }
+    }
 }
 
 /// The one plan of a scenario that must not be a comparison.

@@ -10,6 +10,8 @@
 mod client;
 mod expectations;
 mod link;
+pub mod preflight;
+pub mod queues;
 mod server;
 mod values;
 

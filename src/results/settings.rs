@@ -74,6 +74,56 @@ pub fn pause_windows(plan: &RunPlan) -> Vec<(f64, f64)> {
     }
 }
 
+/// The plan's own knobs, as the report's Settings table and `check` both show them: the accept
+/// policy, the arrivals, how many connections and their timeouts.
+pub fn plan_knobs(p: &RunPlan) -> Vec<(String, String)> {
+    vec![
+        ("accept".into(), describe_accept(&p.server.accept)),
+        ("arrivals".into(), describe_arrival(&p.client.arrival)),
+        (
+            "connections".into(),
+            format!(
+                "{} (at most, within {})",
+                p.client.connections,
+                seconds(p.client.duration)
+            ),
+        ),
+        (
+            "client timeouts".into(),
+            format!(
+                "connect {}, response {}",
+                seconds(p.client.connect_timeout),
+                seconds(p.client.response_timeout)
+            ),
+        ),
+    ]
+}
+
+/// The link as a person says it: `veth (no delay)`, `rtt 20 ms, jitter 2 ms, loss 1% to the
+/// server`.
+pub fn describe_link(l: &crate::plan::LinkPlan) -> String {
+    if l.is_ideal() {
+        return "veth (no delay, no loss)".into();
+    }
+    let short = |d: std::time::Duration| match d.as_secs_f64() {
+        s if s < 1.0 => format!("{} ms", (s * 1e6).round() / 1e3),
+        _ => seconds(d),
+    };
+    let mut parts = vec![format!("rtt {}", short(l.rtt))];
+    if !l.jitter.is_zero() {
+        parts.push(format!("jitter ±{}", short(l.jitter)));
+    }
+    for (p, way) in [
+        (l.loss_to_server, "to the server"),
+        (l.loss_to_client, "to the client"),
+    ] {
+        if p > 0.0 {
+            parts.push(format!("loss {}% {way}", p * 100.0));
+        }
+    }
+    format!("delay line: {}", parts.join(", "))
+}
+
 impl RunFolder {
     /// The knobs as (name, value) pairs, most important first.
     pub fn knobs(&self) -> Vec<(String, String)> {
@@ -89,26 +139,7 @@ impl RunFolder {
         };
         k.push(("listen backlog".into(), format!("{backlog}{limit}")));
         match &self.plan {
-            Ok(p) => {
-                k.push(("accept".into(), describe_accept(&p.server.accept)));
-                k.push(("arrivals".into(), describe_arrival(&p.client.arrival)));
-                k.push((
-                    "connections".into(),
-                    format!(
-                        "{} (at most, within {})",
-                        p.client.connections,
-                        seconds(p.client.duration)
-                    ),
-                ));
-                k.push((
-                    "client timeouts".into(),
-                    format!(
-                        "connect {}, response {}",
-                        seconds(p.client.connect_timeout),
-                        seconds(p.client.response_timeout)
-                    ),
-                ));
-            }
+            Ok(p) => k.extend(plan_knobs(p)),
             Err(why) => k.push(("scenario".into(), format!("not readable: {why}"))),
         }
         for (ns, keys) in [("server", SERVER_KEYS), ("client", CLIENT_KEYS)] {
@@ -148,14 +179,8 @@ impl RunFolder {
     /// Whether the SYN queue holds backlog + 1 (Linux 6.14 and later) rather than backlog.
     pub fn syn_queue_capacity(&self) -> Option<u64> {
         let limit = self.accept_queue_limit()?;
-        let release = self.kernel_release().unwrap_or("");
-        let mut parts = release
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|p| p.parse::<u32>().ok());
-        let newer = match (parts.next(), parts.next()) {
-            (Some(major), Some(minor)) => (major, minor) >= (6, 14),
-            _ => true,
-        };
+        let newer =
+            crate::plan::queues::syn_queue_holds_one_more(self.kernel_release().unwrap_or(""));
         Some(if newer { limit + 1 } else { limit })
     }
 }
