@@ -19,7 +19,8 @@ fast=(--set server.accept=fast --set server.accept_rate= --set server.backlog=40
 serve=$!
 for _ in $(seq 100); do grep -q '^client namespace:' "$tmp/serve.txt" 2>/dev/null && break; sleep 0.1; done
 ns=$(awk '/^client namespace:/ {print $3}' "$tmp/serve.txt")
-nsenter --net="$ns" wrk -t2 -c64 -d"${secs}s" -H 'Connection: close' http://198.18.0.1:8080/ > "$tmp/wrk.txt"
+addr=$(awk '/^serving / {print $2}' "$tmp/serve.txt")   # 198.18.N.1:8080, the lab's own subnet
+nsenter --net="$ns" wrk -t2 -c64 -d"${secs}s" -H 'Connection: close' "http://$addr/" > "$tmp/wrk.txt"
 kill -INT "$serve"; wait "$serve" || true
 wrk_rate=$(awk '/^Requests\/sec/ {print $2}' "$tmp/wrk.txt")
 wrk_errors=$(awk '/Socket errors|Non-2xx/ {print}' "$tmp/wrk.txt")

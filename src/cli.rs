@@ -43,9 +43,13 @@ pub enum Command {
     Run(RunArgs),
     /// Build the lab and run its server without a storm, for a client of your own.
     ///
-    /// Prints the client namespace as /proc/PID/fd/N; run any client inside it with nsenter:
+    /// Prints both namespaces as /proc/PID/fd/N and the server's address; run any client inside
+    /// the client namespace with nsenter (PID, N and the address as serve prints them):
     ///   backlog-lab serve --set server.accept=fast --for 1m
-    ///   nsenter --net=/proc/PID/fd/N wrk -t2 -c64 -d10s -H 'Connection: close' http://198.18.0.1:8080/
+    ///   nsenter --net=/proc/PID/fd/N curl -s http://198.18.0.1:8080/
+    /// At the end (--for, or Ctrl-C: exit 130) it prints the counters that moved and writes
+    /// scenario.toml, environment.json and counters.csv into --out (default
+    /// results/serve/<timestamp>/).
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
     /// Measure the emulated link on this machine: handshake accuracy per RTT and packet rate,
@@ -147,6 +151,15 @@ pub struct ServeArgs {
     /// How long to serve (at most 1h); Ctrl-C ends it early.
     #[arg(long = "for", value_name = "DURATION", default_value = "60s", value_parser = parse_serve_duration)]
     pub duration: std::time::Duration,
+
+    /// Result folder for scenario.toml, environment.json and counters.csv (default:
+    /// results/serve/<timestamp>/). It must be new or empty.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Write into a --out folder that is not empty.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 fn parse_serve_duration(s: &str) -> Result<std::time::Duration, String> {

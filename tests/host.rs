@@ -1,5 +1,6 @@
 //! The host is left exactly as found: sysctls, links, named namespaces, even after SIGKILL.
 
+use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use crate::util::{self, host_state, out_dir, run};
@@ -238,16 +239,18 @@ fn serve_lets_a_client_of_your_own_in_through_the_printed_namespace() {
     use std::io::{BufRead, Read, Write};
     let _lab = util::lab();
     let before = host_state();
+    let (_tmp, out) = out_dir();
+    // The example of `serve --help`, as written (the override drops the file's accept_rate).
     let mut child = util::bin()
         .args([
             "serve",
             "--set",
             "server.accept=fast",
-            "--set",
-            "server.accept_rate=",
             "--for",
             "20s",
+            "--out",
         ])
+        .arg(&out)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -263,6 +266,22 @@ fn serve_lets_a_client_of_your_own_in_through_the_printed_namespace() {
         .map(|l| l.unwrap())
         .find_map(|l| l.strip_prefix("client namespace: ").map(str::to_string))
         .expect("serve prints the client namespace");
+    let server_ns = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| {
+            Some(
+                l.strip_prefix("server namespace: ")?
+                    .split(' ')
+                    .next()?
+                    .to_string(),
+            )
+        })
+        .expect("serve prints the server namespace");
+    assert_ne!(
+        std::fs::metadata(&server_ns).unwrap().ino(),
+        std::fs::metadata(&ns_path).unwrap().ino()
+    );
     let ns = std::fs::File::open(&ns_path).unwrap();
     let reply = std::thread::spawn(move || {
         nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
@@ -282,7 +301,11 @@ fn serve_lets_a_client_of_your_own_in_through_the_printed_namespace() {
     )
     .unwrap();
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(130),
+        "Ctrl-C ends serve with 130"
+    );
     assert!(
         rest.iter()
             .any(|l| l.contains("server accepted 1, served 1")),
@@ -293,6 +316,14 @@ fn serve_lets_a_client_of_your_own_in_through_the_printed_namespace() {
             .any(|l| l.contains("Tcp.PassiveOpens") && l.ends_with(" 1")),
         "{rest:?}"
     );
+    // counters.csv as `run` writes it: the one connection is in the server's PassiveOpens.
+    let csv = std::fs::read_to_string(out.join("counters.csv")).unwrap();
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("server,Tcp.PassiveOpens,"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert!(row.ends_with(",1"), "{row}");
+    assert!(out.join("environment.json").exists() && out.join("scenario.toml").exists());
     assert_eq!(host_state(), before);
 }
 
