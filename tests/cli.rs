@@ -243,7 +243,7 @@ fn a_run_says_what_was_run_and_where_it_went() {
         text.contains("envoy-somaxconn-128 with 3 overrides"),
         "{text}"
     );
-    assert!(text.contains("based on: seeds/000"), "{text}");
+    assert!(text.contains("based on: Envoy: backlog -1"), "{text}");
     let last = text.trim_end().lines().last().unwrap();
     assert!(last.contains("no expectations"), "{last}");
     assert!(
@@ -535,7 +535,20 @@ fn bundled_scenarios_are_valid() {
         }
     }
     let o = bin().arg("list").output().unwrap();
-    assert!(String::from_utf8_lossy(&o.stdout).contains("envoy-somaxconn-128"));
+    let list = String::from_utf8_lossy(&o.stdout);
+    assert!(list.contains("envoy-somaxconn-128"));
+    // Every incident names its article's seed and the page that tells it (issue #7, item 8).
+    let incidents =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/incidents.md")).unwrap();
+    for line in list.lines() {
+        assert!(line.contains("docs/incidents.md"), "{line}");
+        for seed in line.match_indices("seeds/").map(|(i, _)| &line[i..i + 9]) {
+            assert!(
+                incidents.contains(&format!("## {seed}:")),
+                "{seed} is not in docs/incidents.md"
+            );
+        }
+    }
 }
 
 #[test]
