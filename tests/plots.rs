@@ -515,3 +515,109 @@ fn a_one_sided_sysctl_renders_its_report() {
     let o = plot(&out);
     assert!(o.status.success(), "{}", util::stderr(&o));
 }
+
+/// `(label, values)` rows of a terminal comparison table: a label, then one right-aligned value
+/// per run, two spaces or more between cells. Section headings (no values) are skipped.
+fn terminal_rows(text: &str, runs: usize) -> Vec<(String, Vec<String>)> {
+    text.lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l
+                .trim()
+                .split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
+            (cells.len() == runs + 1).then(|| {
+                (
+                    cells[0].to_string(),
+                    cells[1..].iter().map(|c| c.to_string()).collect(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The same from `report.md`'s tables (`| label | v1 | v2 |`).
+fn markdown_rows(text: &str, runs: usize) -> Vec<(String, Vec<String>)> {
+    text.lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("|---"))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            (cells.len() == runs + 1).then(|| {
+                (
+                    cells[0].to_string(),
+                    cells[1..].iter().map(|c| c.to_string()).collect(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A comparison's terminal table, `report.md` and `comparison.csv` carry the same numbers for
+/// the same rows, parsed from each and compared, and the table names the queues users size
+/// backlogs by. See: issue #7, item 5.
+#[test]
+fn a_comparisons_table_report_and_csv_agree() {
+    let _lab = util::lab();
+    let (_tmp, out) = util::out_dir();
+    let o = util::bin()
+        .args(["run", "reset-by-peer", "--out"])
+        .arg(&out)
+        .args(["--set", "server.sysctl.net.ipv4.tcp_abort_on_overflow=0,1"])
+        .args(["--set", "expect="])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let terminal = terminal_rows(&String::from_utf8_lossy(&o.stdout), 2);
+    let report = markdown_rows(&fs::read_to_string(out.join("report.md")).unwrap(), 2);
+    let mut csv = csv::Reader::from_path(out.join("comparison.csv")).unwrap();
+    let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_string).collect();
+    let records: Vec<Vec<String>> = csv
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    assert_eq!(records.len(), 2);
+    for label in [
+        "accept queue limit (after somaxconn)",
+        "accept queue max seen",
+        "SYN-RECV max seen",
+        "connect ms p99, from scheduled start",
+        "server TcpExt.ListenOverflows",
+        "expectations held",
+    ] {
+        assert!(
+            terminal.iter().any(|(l, _)| l == label),
+            "{label} not in the terminal table"
+        );
+    }
+    assert!(
+        terminal.len() >= 15 && terminal.len() <= 40,
+        "{} rows",
+        terminal.len()
+    );
+    for (label, values) in &terminal {
+        let in_report = report.iter().find(|(l, _)| l == label);
+        assert_eq!(
+            in_report.map(|(_, v)| v),
+            Some(values),
+            "report.md row `{label}`"
+        );
+        let col = header.iter().position(|h| h == label);
+        let col = col.unwrap_or_else(|| panic!("comparison.csv has no column `{label}`"));
+        let in_csv: Vec<&String> = records.iter().map(|r| &r[col]).collect();
+        assert_eq!(
+            in_csv,
+            values.iter().collect::<Vec<_>>(),
+            "comparison.csv `{label}`"
+        );
+    }
+    let limit = terminal
+        .iter()
+        .find(|(l, _)| l == "accept queue limit (after somaxconn)")
+        .unwrap();
+    assert_eq!(
+        limit.1,
+        vec!["128", "128"],
+        "listen(511) under somaxconn 128"
+    );
+}

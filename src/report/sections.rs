@@ -8,7 +8,7 @@ use super::document::{Block, Document};
 use super::explain::explain;
 use crate::record::summary::{Percentiles, Summary, KEY_COUNTERS};
 use crate::record::Outcome;
-use crate::results::rows::drop_table;
+use crate::results::rows::{comparison_rows, drop_table};
 use crate::results::{ComparisonFolder, RunFolder};
 use crate::units::{prose_ms as ms, signed, thousands};
 
@@ -323,55 +323,42 @@ pub fn comparison_document(cmp: &ComparisonFolder, plots: &[PathBuf]) -> Documen
         }
     ));
     doc.h2("Per combination");
-    let present: Vec<Outcome> = Outcome::ALL
-        .into_iter()
-        .filter(|o| cmp.runs.iter().any(|r| r.run.outcome_count(*o) > 0))
-        .collect();
-    let mut header: Vec<String> = vec!["combination".into(), "connections".into()];
-    header.extend(present.iter().map(|o| o.name().to_string()));
-    header.extend(
-        [
-            "connect p50",
-            "connect p99",
-            "first byte p99",
-            "ListenOverflows",
-            "expectations",
-        ]
-        .map(String::from),
-    );
-    let rows = cmp
+    // The rows of the terminal's table and comparison.csv, built once (`results::rows`).
+    let runs: Vec<(&str, &Summary)> = cmp
         .runs
         .iter()
-        .map(|r| {
-            let run = &r.run;
-            let total = run.total();
-            let mut row = vec![r.label.clone(), thousands(total)];
-            row.extend(present.iter().map(|o| {
-                format!(
-                    "{:.1}%",
-                    100.0 * run.outcome_count(*o) as f64 / total.max(1) as f64
-                )
-            }));
-            let p = |v: Option<f64>| v.map_or("-".into(), ms);
-            let s = &run.summary;
-            row.push(p(s.connect_latency_ms.p50));
-            row.push(p(s.connect_latency_ms.p99));
-            row.push(p(s.response_latency_ms.p99));
-            row.push(thousands(
-                run.counter("server", "TcpExt.ListenOverflows").max(0) as u64,
-            ));
-            let exps = &s.expectations;
-            let passed = exps.iter().filter(|e| e.pass).count();
-            row.push(format!("{passed}/{} held", exps.len()));
-            row
-        })
+        .map(|r| (r.label.as_str(), &r.run.summary))
         .collect();
-    let numeric: Vec<usize> = (1..header.len() - 1).collect();
-    doc.blocks.push(Block::Table {
-        header,
-        rows,
-        numeric,
-    });
+    let rows = comparison_rows(&runs);
+    let header: Vec<String> = std::iter::once(String::new())
+        .chain(runs.iter().map(|(l, _)| l.to_string()))
+        .collect();
+    let numeric: Vec<usize> = (1..header.len()).collect();
+    let table = |rows: &[crate::results::rows::Row]| Block::Table {
+        header: header.clone(),
+        rows: rows
+            .iter()
+            .map(|(label, values)| {
+                std::iter::once(label.clone())
+                    .chain(values.iter().cloned())
+                    .collect()
+            })
+            .collect(),
+        numeric: numeric.clone(),
+    };
+    doc.blocks.push(table(&rows.main));
+    if !rows.counters.is_empty() {
+        doc.h3("Other counters that moved");
+        doc.blocks.push(table(&rows.counters));
+    }
+    if !rows.traced.is_empty() {
+        doc.h3("Kernel trace events");
+        doc.para(
+            "kfree_skb drops carry no address: they are every IPv4 drop on the machine during each \
+             run. RSTs are the lab's own, by the reason the kernel gave.",
+        );
+        doc.blocks.push(table(&rows.traced));
+    }
     doc.h3("Settings of each combination");
     doc.table(
         &["combination", "settings"],

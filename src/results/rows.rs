@@ -7,67 +7,126 @@ use crate::record::summary::{Summary, KEY_COUNTERS};
 use crate::record::Outcome;
 use crate::units::{cell_ms as ms, thousands};
 
-/// The rows of a comparison, shared by the terminal table and `comparison.csv`: a metric name
-/// and one value per run. Outcomes and counters appear if they are non-zero in any run.
-pub fn comparison_rows(runs: &[(&str, &Summary)]) -> Vec<(String, Vec<String>)> {
-    let mut rows = vec![(
-        "connections".to_string(),
-        runs.iter()
-            .map(|(_, s)| s.connections.to_string())
-            .collect(),
-    )];
+/// One row of a comparison: what it measures, and one value per run.
+pub type Row = (String, Vec<String>);
+
+/// A comparison's rows, built once and shared by the terminal table, `report.md` and
+/// `comparison.csv`, so the three never disagree. Labels say what a latency is measured from.
+pub struct ComparisonRows {
+    /// What backlogs are sized by: outcomes, the queues, latencies, the overflow counters, the
+    /// expectations (about 25 rows).
+    pub main: Vec<Row>,
+    /// The other key counters that moved in any run (report and CSV; the terminal points there).
+    pub counters: Vec<Row>,
+    /// Kernel trace events: drop reasons (machine-wide kfree_skb) and RSTs by reason.
+    pub traced: Vec<Row>,
+}
+
+impl ComparisonRows {
+    /// Every row, in the order the CSV has them.
+    pub fn all(&self) -> impl Iterator<Item = &Row> {
+        self.main.iter().chain(&self.counters).chain(&self.traced)
+    }
+}
+
+/// Counters in the main table: what says which queue overflowed, and what clients waited for.
+const MAIN_COUNTERS: &[(&str, &str)] = &[
+    ("server", "TcpExt.ListenOverflows"),
+    ("server", "TcpExt.ListenDrops"),
+    ("server", "TcpExt.TCPReqQFullDrop"),
+    ("server", "TcpExt.TCPReqQFullDoCookies"),
+    ("server", "TcpExt.SyncookiesRecv"),
+    ("server", "TcpExt.EmbryonicRsts"),
+    ("server", "TcpExt.TCPSynRetrans"),
+    ("client", "TcpExt.TCPSynRetrans"),
+];
+
+/// The rows of a comparison of `runs` (label, summary).
+pub fn comparison_rows(runs: &[(&str, &Summary)]) -> ComparisonRows {
+    let each = |f: &dyn Fn(&Summary) -> String| runs.iter().map(|(_, s)| f(s)).collect::<Vec<_>>();
+    let mut main: Vec<Row> = vec![("connections".into(), each(&|s| s.connections.to_string()))];
     for o in Outcome::ALL {
-        let counts: Vec<u64> = runs.iter().map(|(_, s)| s.outcomes[o]).collect();
-        if o == Outcome::Ok || counts.iter().any(|&n| n > 0) {
-            rows.push((
-                o.name().to_string(),
-                counts.iter().map(u64::to_string).collect(),
-            ));
+        let counts = each(&|s| s.outcomes[o].to_string());
+        if o == Outcome::Ok || counts.iter().any(|n| n != "0") {
+            main.push((o.name().to_string(), counts));
         }
     }
-    let pct = |label: &str, get: &dyn Fn(&Summary) -> Option<f64>| {
+    let opt = |v: Option<u32>| v.map_or("-".into(), |v| v.to_string());
+    main.push((
+        "accept queue limit (after somaxconn)".into(),
+        each(&|s| opt(s.listen.accept_queue_limit)),
+    ));
+    main.push((
+        "accept queue max seen".into(),
+        each(&|s| s.listen.accept_queue_max_seen.to_string()),
+    ));
+    main.push((
+        "SYN-RECV max seen".into(),
+        each(&|s| s.listen.syn_recv_max_seen.to_string()),
+    ));
+    let from_schedule = |p: &dyn Fn(&Summary) -> Option<f64>| each(&|s| ms(p(s)));
+    for (label, get) in [
         (
-            label.to_string(),
-            runs.iter().map(|(_, s)| ms(get(s))).collect::<Vec<_>>(),
-        )
+            "connect ms p50, from scheduled start",
+            (|s: &Summary| s.connect_latency_ms.p50) as fn(&Summary) -> Option<f64>,
+        ),
+        ("connect ms p99, from scheduled start", |s| {
+            s.connect_latency_ms.p99
+        }),
+        ("connect ms max, from scheduled start", |s| {
+            s.connect_latency_ms.max
+        }),
+        ("ok: first byte ms p50, from scheduled start", |s| {
+            s.response_latency_ms.p50
+        }),
+        ("ok: first byte ms p99, from scheduled start", |s| {
+            s.response_latency_ms.p99
+        }),
+    ] {
+        main.push((label.into(), from_schedule(&get)));
+    }
+    let counter = |ns: &str, k: &str| -> Vec<i64> {
+        runs.iter()
+            .map(|(_, s)| {
+                s.counters
+                    .get(ns)
+                    .and_then(|c| c.get(k))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect()
     };
-    rows.push(pct("connect ms p50", &|s| {
-        s.connect_latency_from_start_ms.p50
-    }));
-    rows.push(pct("connect ms p99", &|s| {
-        s.connect_latency_from_start_ms.p99
-    }));
-    rows.push(pct("connect ms max", &|s| {
-        s.connect_latency_from_start_ms.max
-    }));
-    let ok_first_byte = |s: &Summary| s.by_outcome.get("ok").map(|t| t.first_byte_ms.clone());
-    rows.push(pct("ok: first byte ms p50", &|s| {
-        ok_first_byte(s).and_then(|p| p.p50)
-    }));
-    rows.push(pct("ok: first byte ms p99", &|s| {
-        ok_first_byte(s).and_then(|p| p.p99)
-    }));
+    let mut counters = Vec::new();
     for ns in ["server", "client"] {
         for k in KEY_COUNTERS {
-            let values: Vec<i64> = runs
-                .iter()
-                .map(|(_, s)| {
-                    s.counters
-                        .get(ns)
-                        .and_then(|c| c.get(*k))
-                        .copied()
-                        .unwrap_or(0)
-                })
-                .collect();
-            if values.iter().any(|&v| v != 0) {
-                rows.push((
-                    format!("{ns} {k}"),
-                    values.iter().map(i64::to_string).collect(),
-                ));
+            let values = counter(ns, k);
+            let row = (
+                format!("{ns} {k}"),
+                values.iter().map(i64::to_string).collect(),
+            );
+            if MAIN_COUNTERS.contains(&(ns, k)) {
+                main.push(row);
+            } else if values.iter().any(|&v| v != 0) {
+                counters.push(row);
             }
         }
     }
-    // Where packets died (tracefs): every drop reason (side None) and RST reason seen in any run.
+    main.push((
+        "expectations held".to_string(),
+        each(&|s| {
+            let passed = s.expectations.iter().filter(|e| e.pass).count();
+            format!("{passed}/{}", s.expectations.len())
+        }),
+    ));
+    ComparisonRows {
+        main,
+        counters,
+        traced: traced_rows(runs),
+    }
+}
+
+/// Every drop reason (side `None`) and RST reason seen in any run.
+fn traced_rows(runs: &[(&str, &Summary)]) -> Vec<Row> {
     let mut traced: std::collections::BTreeSet<(Option<String>, String)> = Default::default();
     for (_, s) in runs {
         let c = &s.drops.counts;
@@ -76,6 +135,7 @@ pub fn comparison_rows(runs: &[(&str, &Summary)]) -> Vec<(String, Vec<String>)> 
             traced.extend(reasons.keys().map(|r| (Some(side.clone()), r.clone())));
         }
     }
+    let mut rows = Vec::new();
     for (side, reason) in traced {
         let values = runs.iter().map(|(_, s)| {
             let c = &s.drops.counts;
@@ -95,15 +155,6 @@ pub fn comparison_rows(runs: &[(&str, &Summary)]) -> Vec<(String, Vec<String>)> 
         };
         rows.push((label, values.collect()));
     }
-    rows.push((
-        "expectations held".to_string(),
-        runs.iter()
-            .map(|(_, s)| {
-                let passed = s.expectations.iter().filter(|e| e.pass).count();
-                format!("{passed}/{}", s.expectations.len())
-            })
-            .collect(),
-    ));
     rows
 }
 

@@ -318,11 +318,11 @@ pub fn write_comparison_csv(dir: &Path, runs: &[(&str, &Summary)]) -> anyhow::Re
         csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
     let rows = super::rows::comparison_rows(runs);
     let mut header = vec!["run".to_string()];
-    header.extend(rows.iter().map(|(l, _)| l.clone()));
+    header.extend(rows.all().map(|(l, _)| l.clone()));
     w.write_record(&header)?;
     for (i, (label, _)) in runs.iter().enumerate() {
         let mut record = vec![label.to_string()];
-        record.extend(rows.iter().map(|(_, v)| v[i].clone()));
+        record.extend(rows.all().map(|(_, v)| v[i].clone()));
         w.write_record(&record)?;
     }
     w.flush()?;

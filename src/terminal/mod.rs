@@ -263,18 +263,10 @@ pub fn one_line(s: &Summary) -> String {
 /// The side-by-side table of a comparison: one column per run.
 pub fn comparison_table(name: &str, runs: &[(&str, &Summary)]) -> String {
     let rows = comparison_rows(runs);
-    let first = rows
-        .iter()
-        .map(|(l, _)| l.len())
-        .max()
-        .unwrap_or(10)
-        .max(10);
+    let first = rows.all().map(|(l, _)| l.len()).max().unwrap_or(10).max(10);
     let widths: Vec<usize> = runs.iter().map(|(l, _)| l.len().max(9)).collect();
     let mut out = format!(
-        "
-{name}: {} runs, same storm and seed
-
-  {:<first$}",
+        "\n{name}: {} runs, same storm and seed\n\n  {:<first$}",
         runs.len(),
         ""
     );
@@ -282,12 +274,28 @@ pub fn comparison_table(name: &str, runs: &[(&str, &Summary)]) -> String {
         out.push_str(&format!("  {label:>w$}"));
     }
     out.push('\n');
-    for (label, values) in rows {
-        out.push_str(&format!("  {label:<first$}"));
-        for (v, w) in values.iter().zip(&widths) {
-            out.push_str(&format!("  {v:>w$}"));
+    let mut section = |title: Option<&str>, rows: &[crate::results::rows::Row]| {
+        if let Some(t) = title.filter(|_| !rows.is_empty()) {
+            out.push_str(&format!("\n  {t}\n"));
         }
-        out.push('\n');
+        for (label, values) in rows {
+            out.push_str(&format!("  {label:<first$}"));
+            for (v, w) in values.iter().zip(&widths) {
+                out.push_str(&format!("  {v:>w$}"));
+            }
+            out.push('\n');
+        }
+    };
+    section(None, &rows.main);
+    section(
+        Some("kernel trace events (kfree_skb drops are machine-wide; RSTs by reason)"),
+        &rows.traced,
+    );
+    if !rows.counters.is_empty() {
+        out.push_str(&format!(
+            "\n  {} more counters moved: report.md and comparison.csv have them\n",
+            rows.counters.len()
+        ));
     }
     out
 }
