@@ -190,7 +190,12 @@ fn every_plot_of_a_real_run_is_a_valid_png_and_svg_with_its_series() {
     // The queues against their capacity (backlog 8: the kernel holds 9).
     let (text, lines) = svg("queue-occupancy");
     assert!(text.contains("accept queue length"), "{text}");
-    assert!(text.contains("accept queue capacity 9"), "{text}");
+    // On 6.14 and later both queues hold backlog + 1: one line, named for both (issue #7, item 10).
+    assert!(
+        text.contains("accept queue and SYN queue capacity 9"),
+        "{text}"
+    );
+    assert!(!text.contains("SYN queue capacity 9 "), "{text}");
     assert!(text.contains("SYN_RECV"), "{text}");
     assert!(
         text.contains("accept queue full"),
@@ -276,10 +281,11 @@ fn report_html_renders_in_headless_chromium_with_every_image_loaded() {
     let dir = overflow_run();
     let page = dir.join("report.html");
     let html = fs::read_to_string(&page).unwrap();
-    assert!(
-        !html.contains("http://") && !html.contains("https://"),
-        "no fetches"
-    );
+    // No fetches: nothing the page loads comes from elsewhere (a link in the text, such as the
+    // incident's article, is not a fetch).
+    for fetch in ["src=\"http", "url(http", "<link", "<script src"] {
+        assert!(!html.contains(fetch), "a fetch: {fetch}");
+    }
     assert_eq!(html.matches("<img src=\"data:image/png;base64,").count(), 4);
 
     let o = headless(&page, &["--virtual-time-budget=5000", "--dump-dom"]);
@@ -382,7 +388,11 @@ fn plot_draws_a_comparison_folder() {
     );
     assert_eq!(html.matches("<img src=\"data:image/png").count(), 2);
     let md = fs::read_to_string(cmp.join("report.md")).unwrap();
-    assert!(md.contains("| accept=fast | 600 | 100.0%"), "{md}");
+    // The terminal's rows (runs as columns): the fast run's 600 are all ok.
+    assert!(
+        md.lines().any(|l| l.starts_with("| ok |") && l.ends_with("| 600 |")),
+        "{md}"
+    );
 }
 
 /// A result folder `plot` cannot write into (here a read-only mount) is the user's input to

@@ -72,7 +72,12 @@ impl Chart for OutcomesOverTime<'_> {
             &run.caption(),
             &legend,
         )?;
-        let x_max = (bins.len() as f64 * w_s).max(run.end_s());
+        // The axis is scheduled start: it ends with the last bin (not with the run, whose last
+        // connections end a timeout later), or with a pause window that outlasts it.
+        let x_max = pauses
+            .iter()
+            .map(|(_, end)| *end)
+            .fold(bins.len() as f64 * w_s, f64::max);
         let y_max = bins
             .iter()
             .map(|b| b.iter().sum::<u64>())

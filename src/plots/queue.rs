@@ -115,7 +115,20 @@ impl Chart for QueueOccupancy<'_> {
 /// The legend entries for the queues and their capacities (the server's pauses are added after).
 fn legend(run: &RunFolder, q: &Queues) -> Vec<LegendEntry> {
     let mut legend = vec![accept_entry(q)];
-    if let (Some(c), Some(l)) = (q.capacity, q.limit) {
+    // Equal capacities (Linux 6.14 and later) are one line, named for both.
+    if let (Some(c), Some(l), true) = (q.capacity, q.limit, same_capacity(q)) {
+        legend.push(
+            LegendEntry::new(
+                Swatch::Line(CAPACITY_COLOR),
+                format!("accept queue and SYN queue capacity {c}"),
+            )
+            .detail(format!(
+                "each holds backlog + 1 = {l} + 1 (Send-Q shows {l}; Linux 6.14 and later){}",
+                unproven(run, q).unwrap_or_default()
+            )),
+        );
+        legend.push(syn_entry(q));
+    } else if let (Some(c), Some(l)) = (q.capacity, q.limit) {
         legend.push(
             LegendEntry::new(
                 Swatch::Line(CAPACITY_COLOR),
@@ -126,9 +139,11 @@ fn legend(run: &RunFolder, q: &Queues) -> Vec<LegendEntry> {
             )),
         );
     }
-    legend.push(syn_entry(q));
-    if let Some(c) = q.syn_capacity {
-        legend.push(syn_capacity_entry(run, q, c));
+    if !same_capacity(q) {
+        legend.push(syn_entry(q));
+        if let Some(c) = q.syn_capacity {
+            legend.push(syn_capacity_entry(run, q, c));
+        }
     }
     if let Some(f) = &q.full {
         if !f.spans.is_empty() {
@@ -141,6 +156,24 @@ fn legend(run: &RunFolder, q: &Queues) -> Vec<LegendEntry> {
         }
     }
     legend
+}
+
+/// With syncookies off the kernel drops SYNs from unproven peers earlier, at three quarters of
+/// tcp_max_syn_backlog: said where the SYN queue's capacity is.
+fn unproven(run: &RunFolder, q: &Queues) -> Option<String> {
+    let m = run
+        .sysctl("server", "net.ipv4.tcp_max_syn_backlog")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|_| q.cookies == Some("0"))?;
+    Some(format!(
+        "; with syncookies=0 SYNs from unproven peers are dropped from {} up",
+        m - m / 4
+    ))
+}
+
+/// Whether both queues hold the same number (then one capacity line stands for both).
+fn same_capacity(q: &Queues) -> bool {
+    q.capacity.is_some() && q.capacity == q.syn_capacity
 }
 
 /// The accept queue's length, with how often it was sampled.
@@ -179,17 +212,7 @@ fn syn_capacity_entry(run: &RunFolder, q: &Queues, c: u64) -> LegendEntry {
     } else {
         "backlog (before Linux 6.14)".to_string()
     };
-    if q.cookies == Some("0") {
-        if let Some(m) = run
-            .sysctl("server", "net.ipv4.tcp_max_syn_backlog")
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            detail.push_str(&format!(
-                "; with syncookies=0 SYNs from unproven peers are dropped from {} up",
-                m - m / 4
-            ));
-        }
-    }
+    detail.push_str(&unproven(run, q).unwrap_or_default());
     LegendEntry::new(Swatch::Dashed(SYN_COLOR), format!("SYN queue capacity {c}")).detail(detail)
 }
 
@@ -220,7 +243,7 @@ fn draw_capacities<DB: DrawingBackend>(
             CAPACITY_COLOR.stroke_width(1),
         ))?;
     }
-    if let Some(c) = q.syn_capacity {
+    if let Some(c) = q.syn_capacity.filter(|_| !same_capacity(q)) {
         chart.draw_series(DashedLineSeries::new(
             [(0.0, c as f64), (x_max, c as f64)],
             8,

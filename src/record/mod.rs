@@ -3,6 +3,7 @@
 
 pub mod drops;
 pub mod environment;
+pub mod glossary;
 pub mod outcome;
 pub mod stats;
 pub mod summary;

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::plan::RunPlan;
+use crate::record::glossary;
 use crate::record::summary::{Percentiles, Summary, KEY_COUNTERS};
 use crate::results::rows::{comparison_rows, drop_table};
 use crate::units::cell_ms as ms;
@@ -21,7 +22,8 @@ pub fn counter_table(ns: &str, counters: &BTreeMap<String, i64>) -> String {
     );
     for k in KEY_COUNTERS {
         if let Some(v) = counters.get(*k) {
-            out.push_str(&format!("    {k:<30} {v:>9}\n"));
+            let gloss = glossary::gloss(k).map_or(String::new(), |g| format!("  {g}"));
+            out.push_str(&format!("    {k:<30} {v:>9}{gloss}\n"));
         }
     }
     out
@@ -190,7 +192,8 @@ fn trace_events(out: &mut String, s: &Summary) {
                     .map(|x| x.as_str())
                     .collect::<Vec<_>>()
                     .join(" ");
-                out.push_str(&format!("    {what:<50} {:>10}\n", r[3]));
+                let gloss = glossary::gloss(&r[2]).map_or(String::new(), |g| format!("  {g}"));
+                out.push_str(&format!("    {what:<50} {:>10}{gloss}\n", r[3]));
             }
         }
         Err(why) => out.push_str(&format!("\n  drop reasons: not recorded ({why})\n")),
