@@ -390,7 +390,8 @@ fn plot_draws_a_comparison_folder() {
     let md = fs::read_to_string(cmp.join("report.md")).unwrap();
     // The terminal's rows (runs as columns): the fast run's 600 are all ok.
     assert!(
-        md.lines().any(|l| l.starts_with("| ok |") && l.ends_with("| 600 |")),
+        md.lines()
+            .any(|l| l.starts_with("| ok |") && l.ends_with("| 600 |")),
         "{md}"
     );
 }

@@ -68,6 +68,16 @@ impl NsWatch {
         seen.len()
     }
 
+    /// How many of the watched namespaces are still alive after waiting up to `within` for
+    /// them all to go.
+    pub fn alive_after(&self, within: std::time::Duration) -> usize {
+        let start = std::time::Instant::now();
+        while self.alive() > 0 && start.elapsed() < within {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.alive()
+    }
+
     /// How many of the watched namespaces are still alive.
     pub fn alive(&self) -> usize {
         self.request(RTM_GETNSID, NLM_F_REQUEST | NLM_F_DUMP, &[]).0
