@@ -4,9 +4,10 @@
 //! readable on its own: a title that says what is drawn, axes with units, a legend panel that
 //! also names the series that are *not* drawn and why, and a caption with the run's knobs.
 //!
-//! Text is drawn with DejaVu Sans compiled into the binary (`assets/fonts/`) through plotters'
-//! `ab_glyph` feature, so rendering needs no system font, fontconfig or freetype. The SVGs name
-//! the generic `sans-serif` family and leave the glyphs to the viewer.
+//! Text is laid out with DejaVu Sans compiled into the binary (`assets/fonts/`, measured through
+//! plotters' `ab_glyph` feature), so rendering needs no system font, fontconfig or freetype. The
+//! SVGs name the generic `sans-serif` family and leave the glyphs to the viewer; the PNGs are
+//! those SVGs rasterized by resvg with the same font, so their text is shaped properly.
 //!
 //! - [`latency`]: connect latency CDF per outcome, with the client SYN retransmission times.
 //! - [`outcomes`]: outcomes over time, stacked per bin of scheduled start.
@@ -37,6 +38,8 @@ use crate::results::{ComparisonFolder, RunFolder};
 /// The family name the embedded font is registered under (and that the SVGs ask for).
 pub const FONT: &str = "sans-serif";
 const FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+/// The embedded font's own family name, which the PNGs' text is shaped with.
+const FONT_NAME: &str = "DejaVu Sans";
 
 /// Default chart size in pixels: large enough for a legend panel beside the plot.
 pub const SIZE: (u32, u32) = (1000, 600);
@@ -74,12 +77,37 @@ pub fn render(chart: &impl Chart, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(vec![png, svg])
 }
 
-/// Draws into an RGB buffer and encodes it with adaptive filtering, which makes these flat-colour
-/// charts about half the size plotters' own encoder does (they are inlined into report.html).
+/// Draws the chart as SVG and rasterizes that with resvg, whose text is shaped (kerning, side
+/// bearings) with the same embedded font; plotters' own bitmap text places each glyph at a
+/// truncated pen position and ignores its side bearing ("SY N", "connection s"). The PNG is then
+/// encoded with adaptive filtering, which makes these flat-colour charts about half the size
+/// plotters' own encoder does (they are inlined into report.html).
 fn write_png(chart: &impl Chart, path: &Path) -> anyhow::Result<()> {
+    use resvg::{tiny_skia, usvg};
     let (w, h) = chart.size();
-    let mut rgb = vec![0u8; w as usize * h as usize * 3];
-    draw_on(chart, BitMapBackend::with_buffer(&mut rgb, (w, h)), path)?;
+    let mut svg = String::new();
+    draw_on(chart, SVGBackend::with_string(&mut svg, (w, h)), path)?;
+    let mut options = usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_font_data(FONT_BYTES.to_vec());
+    fonts.set_sans_serif_family(FONT_NAME);
+    options.font_family = FONT_NAME.to_string();
+    let tree = usvg::Tree::from_str(&svg, &options).with_context(|| {
+        format!(
+            "cannot draw {}: the chart's SVG does not parse",
+            path.display()
+        )
+    })?;
+    let mut pixmap = tiny_skia::Pixmap::new(w, h)
+        .ok_or_else(|| anyhow!("cannot draw {}: a {w}x{h} canvas", path.display()))?;
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    // Opaque everywhere (white below everything), so premultiplied RGBA is plain RGB plus 255.
+    let rgb: Vec<u8> = pixmap
+        .data()
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
     let file =
         std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
@@ -173,13 +201,20 @@ fn wrap<DB: DrawingBackend>(
             .map(|(w, _)| w <= width)
             .unwrap_or(s.len() < 100)
     };
+    // A caption is knobs joined by " · ": break between knobs, so "connect 3 s" stays whole;
+    // other text breaks between words.
+    let (sep, pieces): (&str, Vec<&str>) = if text.contains(" · ") {
+        (" · ", text.split(" · ").collect())
+    } else {
+        (" ", text.split(' ').collect())
+    };
     let mut lines = Vec::new();
     let mut line = String::new();
-    for word in text.split(' ') {
+    for word in pieces {
         let candidate = if line.is_empty() {
             word.to_string()
         } else {
-            format!("{line} {word}")
+            format!("{line}{sep}{word}")
         };
         if fits(&candidate) || line.is_empty() {
             line = candidate;

@@ -120,10 +120,11 @@ fn legend(run: &RunFolder, q: &Queues) -> Vec<LegendEntry> {
         legend.push(
             LegendEntry::new(
                 Swatch::Line(CAPACITY_COLOR),
-                format!("accept queue and SYN queue capacity {c}"),
+                format!("both queues' capacity {c}"),
             )
             .detail(format!(
-                "each holds backlog + 1 = {l} + 1 (Send-Q shows {l}; Linux 6.14 and later){}",
+                "accept queue and SYN queue each hold backlog + 1 = {l} + 1 (Send-Q shows {l}; \
+                 Linux 6.14 and later){}",
                 unproven(run, q).unwrap_or_default()
             )),
         );
@@ -187,7 +188,8 @@ fn accept_entry(q: &Queues) -> LegendEntry {
         .map(|i| format!("sampled every {:.0} ms (sock_diag)", i * 1000.0))
         .unwrap_or_else(|| "no samples".into());
     LegendEntry::new(Swatch::Line(ACCEPT_COLOR), "accept queue length")
-        .detail(format!("ss -lnt Recv-Q, {interval}"))
+        // Not "ss -lnt": in a sans-serif font its l reads as a capital I.
+        .detail(format!("Recv-Q of ss --listening, {interval}"))
 }
 
 /// SYN_RECV, with what the syncookies setting makes of it.
