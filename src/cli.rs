@@ -66,6 +66,16 @@ pub enum Command {
     /// set in a scratch namespace as the run would set them, so a host-wide key or a value the
     /// kernel refuses fails here as it would in `run`; elsewhere they are checked for shape.
     Check(CheckArgs),
+    /// The limits this kernel applies to a scenario's settings (no root): what each queue
+    /// holds, the somaxconn clamp, what tcp_max_syn_backlog and syncookies do, when SYNs and
+    /// SYN-ACKs are retransmitted and when connect() gives up, each beside the 3.10-era rule the
+    /// incident articles give and whether it still holds.
+    ///
+    /// Examples:
+    ///   backlog-lab explain node-backlog-511
+    ///   backlog-lab explain --set server.backlog=8 --set server.sysctl.net.ipv4.tcp_syncookies=0 --json
+    #[command(verbatim_doc_comment)]
+    Explain(CheckArgs),
     /// List the bundled scenarios.
     List,
     /// Remove what labs that were killed outright left behind: trace instances of labs no longer

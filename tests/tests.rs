@@ -6,6 +6,7 @@ mod util;
 
 mod cli;
 mod drops;
+mod explain;
 mod host;
 mod layers;
 mod link;

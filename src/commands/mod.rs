@@ -8,6 +8,7 @@
 pub mod bench_link;
 pub mod check;
 pub mod compare;
+pub mod explain;
 pub mod list;
 pub mod plot;
 pub mod run;
@@ -43,6 +44,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve::command(&args, &mut out),
         Command::BenchLink(args) => bench_link::command(&args, &mut out),
         Command::Check(args) => check::command(&args, &mut out),
+        Command::Explain(args) => explain::command(&args, &mut out),
         Command::Plot(args) => plot::command(&args, &mut out),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -12,6 +12,7 @@ mod expectations;
 mod link;
 pub mod preflight;
 pub mod queues;
+pub mod retries;
 mod server;
 mod values;
 

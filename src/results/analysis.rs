@@ -107,24 +107,6 @@ pub fn full_threshold(capacity: u64) -> u64 {
     (c * 95).div_ceil(100).min(c - 1).max(1)
 }
 
-/// When a client retransmits an unanswered SYN, in seconds after `connect()`: every second for
-/// the first `linear_timeouts` + 1 retransmissions (Linux 6.x `tcp_syn_linear_timeouts`, default
-/// 4), then doubling: 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s. A SYN dropped at a full accept queue
-/// is answered at one of these marks, so connect latencies cluster there. `retries` is
-/// `tcp_syn_retries`; with `linear_timeouts` 0 this is the classic 1, 3, 7, 15 s.
-pub fn syn_retry_times(linear_timeouts: u32, retries: u32) -> Vec<f64> {
-    let (mut t, mut rto) = (0.0, 1.0);
-    (1..=retries.min(30))
-        .map(|i| {
-            t += rto;
-            if i > linear_timeouts {
-                rto *= 2.0;
-            }
-            t
-        })
-        .collect()
-}
-
 /// How many of `latencies_s` lie within `tolerance_s` of each mark; the count next to each mark.
 pub fn near_marks(latencies_s: &[f64], marks: &[f64], tolerance_s: f64) -> Vec<(f64, u64)> {
     marks
@@ -244,16 +226,6 @@ mod tests {
         assert_eq!(full_threshold(5), 4);
         assert_eq!(full_threshold(1), 1);
         assert_eq!(full_threshold(512), 487);
-    }
-
-    #[test]
-    fn syn_retries_are_linear_then_exponential() {
-        assert_eq!(
-            syn_retry_times(4, 10),
-            vec![1., 2., 3., 4., 5., 7., 11., 19., 35., 67.]
-        );
-        assert_eq!(syn_retry_times(0, 4), vec![1., 3., 7., 15.]);
-        assert_eq!(syn_retry_times(4, 2), vec![1., 2.]);
     }
 
     #[test]

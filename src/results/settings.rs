@@ -162,7 +162,7 @@ impl RunFolder {
         format!("{}: {}", self.name(), knobs.join(" · "))
     }
 
-    /// When clients retransmit an unanswered SYN (see [`super::analysis::syn_retry_times`]),
+    /// When clients retransmit an unanswered SYN (see [`crate::plan::retries::syn_retransmissions`]),
     /// from the client namespace's effective sysctls (kernel defaults 4 and 6 where unknown).
     pub fn syn_retry_times(&self) -> Vec<f64> {
         let get = |key, default| {
@@ -170,7 +170,7 @@ impl RunFolder {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(default)
         };
-        super::analysis::syn_retry_times(
+        crate::plan::retries::syn_retransmissions(
             get("net.ipv4.tcp_syn_linear_timeouts", 4),
             get("net.ipv4.tcp_syn_retries", 6),
         )
