@@ -195,7 +195,7 @@ impl Run {
             }
         }
         for p in &self.preflight {
-            let kind = if p.is_warning() { "warning" } else { "note" };
+            let kind = p.kind();
             writeln!(out, "  {kind}: {p}")?;
         }
         Ok(())

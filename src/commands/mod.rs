@@ -134,7 +134,7 @@ fn preflight(plans: &[(Combination, RunPlan)]) {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (combo, plan) in plans {
         for p in crate::plan::preflight::check(plan, fd_limit, cpus) {
-            let kind = if p.is_warning() { "warning" } else { "note" };
+            let kind = p.kind();
             let run = if plans.len() > 1 {
                 format!("run `{}`: ", combo.label)
             } else {

@@ -45,6 +45,15 @@ impl Preflight {
     pub fn is_warning(&self) -> bool {
         !matches!(self, Preflight::Outpaced { .. })
     }
+
+    /// How the line is headed where it is printed: `warning` or `note`.
+    pub fn kind(&self) -> &'static str {
+        if self.is_warning() {
+            "warning"
+        } else {
+            "note"
+        }
+    }
 }
 
 impl fmt::Display for Preflight {
