@@ -239,10 +239,11 @@ fn workers_policy_serves_in_waves_and_backs_up_the_accept_queue() {
     assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
     let s = summary(&out);
     assert_eq!(outcome(&s, "ok"), 20);
-    // 4 taken by workers at once; the other 16 queue (give or take one in flight).
+    // 4 taken by workers at once; the other 16 queue (give or take one in flight). A sample
+    // taken before all four workers have taken theirs sees up to 2 more (CI once saw 17).
     let max_seen = s["listen"]["accept_queue_max_seen"].as_u64().unwrap();
     assert!(
-        (14..=16).contains(&max_seen),
+        (14..=18).contains(&max_seen),
         "accept queue max seen {max_seen}"
     );
     let mut firsts: Vec<f64> = connections(&out)
