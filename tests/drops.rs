@@ -191,18 +191,15 @@ fn tcp_events_are_its_own(out: &std::path::Path) -> serde_json::Value {
     let s = summary(out);
     let d = &s["drops"];
     assert_eq!(d["recorded"], true, "{d}");
-    // Exact, and when it is not, everything that could say why (a CI run once saw 308 traced
-    // client resets for 296 `reset_after_connect`, not reproduced in 12 runs by hand).
-    let why = format!(
-        "{out:?}: outcomes {}, client Tcp.EstabResets {}, drops {d}",
-        s["outcomes"],
-        counter(&s, "client", "Tcp.EstabResets")
-    );
-    assert_eq!(
-        n(&d["resets_received"]["client"]),
-        outcome(&s, "reset_after_connect") as i64,
-        "{why}"
-    );
+    // Every RST a client socket received ended one connection: after connect() returned
+    // (`reset_after_connect`) or in the instant between the kernel's ESTABLISHED and connect()
+    // returning to the storm (`connect_reset`: a busy CI machine had 6 of 320). The kernel counts
+    // both in the client's Tcp.EstabResets.
+    let why = format!("{out:?}: outcomes {}, drops {d}", s["outcomes"]);
+    let traced = n(&d["resets_received"]["client"]);
+    let reset = outcome(&s, "reset_after_connect") + outcome(&s, "connect_reset");
+    assert_eq!(traced, reset as i64, "{why}");
+    assert_eq!(traced, counter(&s, "client", "Tcp.EstabResets"), "{why}");
     assert_eq!(
         n(&d["synack_retransmits"]),
         counter(&s, "server", "TcpExt.TCPSynRetrans")
