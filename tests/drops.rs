@@ -76,14 +76,7 @@ fn trace_ties_retransmissions_to_connections_that_never_connected() {
     assert_eq!(d["recorded"], true, "{d}");
     assert_eq!(d["lost_events"], 0);
     assert!(outcome(&s, "connect_timeout") > 0, "no client gave up");
-    assert_eq!(
-        n(&d["syn_retransmits"]),
-        counter(&s, "client", "TcpExt.TCPSynRetrans")
-    );
-    assert_eq!(
-        n(&d["synack_retransmits"]),
-        counter(&s, "server", "TcpExt.TCPSynRetrans")
-    );
+    retransmissions_match_the_counters(&s);
     each_connection_agrees(&out, &s);
 }
 
@@ -185,6 +178,19 @@ fn start_reset_run(out: &std::path::Path, extra: &[&str]) -> std::process::Child
         .expect("start backlog-lab")
 }
 
+/// Traced SYN and SYN-ACK retransmissions equal the namespaces' own TCPSynRetrans, exactly.
+fn retransmissions_match_the_counters(s: &serde_json::Value) {
+    let d = &s["drops"];
+    assert_eq!(
+        n(&d["syn_retransmits"]),
+        counter(s, "client", "TcpExt.TCPSynRetrans")
+    );
+    assert_eq!(
+        n(&d["synack_retransmits"]),
+        counter(s, "server", "TcpExt.TCPSynRetrans")
+    );
+}
+
 /// The tcp_* events of one run, filtered by its own addresses, against its own counters and
 /// outcomes: exactly as when it runs alone.
 fn tcp_events_are_its_own(out: &std::path::Path) -> serde_json::Value {
@@ -200,14 +206,7 @@ fn tcp_events_are_its_own(out: &std::path::Path) -> serde_json::Value {
     let reset = outcome(&s, "reset_after_connect") + outcome(&s, "connect_reset");
     assert_eq!(traced, reset as i64, "{why}");
     assert_eq!(traced, counter(&s, "client", "Tcp.EstabResets"), "{why}");
-    assert_eq!(
-        n(&d["synack_retransmits"]),
-        counter(&s, "server", "TcpExt.TCPSynRetrans")
-    );
-    assert_eq!(
-        n(&d["syn_retransmits"]),
-        counter(&s, "client", "TcpExt.TCPSynRetrans")
-    );
+    retransmissions_match_the_counters(&s);
     let sent: i64 = d["resets_sent"]["server"]
         .as_object()
         .map_or(0, |m| m.values().map(n).sum());
