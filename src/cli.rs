@@ -76,6 +76,26 @@ pub enum Command {
     ///   backlog-lab explain --set server.backlog=8 --set server.sysctl.net.ipv4.tcp_syncookies=0 --json
     #[command(verbatim_doc_comment)]
     Explain(CheckArgs),
+    /// Size the listen backlog for a scenario's traffic: the model's answer, then a search by
+    /// real runs of the same storm for the smallest backlog that meets the target.
+    ///
+    /// The model (a simulation of both queues with this kernel's rules and retry schedule, with
+    /// closed forms beside it) gives the starting point; the runs bracket it and bisect to the
+    /// exact number, each backlog run --repetitions times and passing only if every run does.
+    /// net.core.somaxconn is raised with the backlog unless the scenario sets it, and then it
+    /// clamps the answer. Targets are [expect] assertions; by default nothing is dropped at the
+    /// listener (counters.server.TcpExt.ListenDrops == 0).
+    ///
+    /// Examples:
+    ///   backlog-lab plan node-burst
+    ///   backlog-lab plan my.toml --target 'connect_latency_ms.p99 <= 200'
+    ///   backlog-lab plan my.toml --model-only          # instant, no root: the model alone
+    ///
+    /// Writes plan.json, plan.csv, plots/sizing.{png,svg}, report.{md,html} and one folder per
+    /// run under runs/. Exit code: 0 a backlog met the target, 1 none in the range did, 2 bad
+    /// input, 3 the machine cannot host the lab, 128 + the signal when interrupted.
+    #[command(verbatim_doc_comment)]
+    Plan(PlanArgs),
     /// List the bundled scenarios.
     List,
     /// Remove what labs that were killed outright left behind: trace instances of labs no longer
@@ -207,6 +227,43 @@ pub struct RunArgs {
 
     /// Print summary.json on stdout instead of the table, with the result folder as
     /// `result_dir`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+
+    /// What the backlog must achieve, in the [expect] language: PATH OP EXPRESSION, e.g.
+    /// 'connect_latency_ms.p99 <= 200' or 'outcomes.ok == connections'. Repeatable (all must
+    /// hold); replaces the scenario's [plan] target.
+    #[arg(long = "target", value_name = "ASSERTION")]
+    pub targets: Vec<String>,
+
+    /// The backlogs to search, LOW-HIGH (default: [plan] range, else 1-65535).
+    #[arg(long, value_name = "LOW-HIGH")]
+    pub range: Option<String>,
+
+    /// Runs per backlog tried; a backlog passes only if every run does (default: [plan]
+    /// repetitions, else 3).
+    #[arg(long, value_name = "N")]
+    pub repetitions: Option<i64>,
+
+    /// The model's answer and its reasons only: no runs, no root, in well under a second.
+    #[arg(long)]
+    pub model_only: bool,
+
+    /// Result folder (default: results/<scenario>/plan-<timestamp>/). It must be new or empty.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Write into a --out folder that is not empty.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+
+    /// Print plan.json on stdout instead of the answer, with the folder as `result_dir`.
     #[arg(long)]
     pub json: bool,
 }

@@ -54,18 +54,21 @@ fn abort_on_overflow_resets_after_connect_exactly_as_counted() {
     assert_eq!(counter(&abort0, "server", "TcpExt.EmbryonicRsts"), 0);
     assert!(counter(&abort0, "server", "TcpExt.ListenOverflows") > 100);
 
-    let resets = outcome(&abort1, "reset_after_connect") as f64;
+    // A reset the client saw after connect() returned, or (on a busy machine) before the storm's
+    // connect() had returned: both are one request socket unlinked.
+    let resets =
+        (outcome(&abort1, "reset_after_connect") + outcome(&abort1, "connect_reset")) as f64;
     let embryonic = counter(&abort1, "server", "TcpExt.EmbryonicRsts") as f64;
     assert!(resets > 100.0, "only {resets} resets");
     assert!(
         (resets - embryonic).abs() <= 0.02 * embryonic,
-        "reset_after_connect {resets} vs EmbryonicRsts {embryonic}"
+        "reset_after_connect + connect_reset {resets} vs EmbryonicRsts {embryonic}"
     );
     // The client had completed its handshake: its socket was ESTABLISHED when the RST came.
     let estab = counter(&abort1, "client", "Tcp.EstabResets") as f64;
     assert!(
         (estab - resets).abs() <= 0.02 * resets,
-        "client EstabResets {estab} vs reset_after_connect {resets}"
+        "client EstabResets {estab} vs reset_after_connect + connect_reset {resets}"
     );
 }
 

@@ -5,35 +5,8 @@
 use std::io::Write;
 
 use crate::cli::CheckArgs;
+use crate::plan::queues::Side;
 use crate::plan::{queues, retries, RunPlan};
-
-/// A fresh network namespace's defaults on this machine kind (the lab's hosts start from them).
-const DEFAULTS: &[(&str, u32)] = &[
-    ("net.ipv4.tcp_max_syn_backlog", 2048),
-    ("net.ipv4.tcp_syncookies", 1),
-    ("net.ipv4.tcp_syn_retries", 6),
-    ("net.ipv4.tcp_syn_linear_timeouts", 4),
-    ("net.ipv4.tcp_synack_retries", 5),
-];
-
-/// A sysctl of `side` as the run will have it: the scenario's value, or the namespace default.
-fn value(plan: &RunPlan, side: &str, key: &str) -> (u32, bool) {
-    let map = if side == "server" {
-        &plan.server.sysctl
-    } else {
-        &plan.client.sysctl
-    };
-    match map.get(key).and_then(|v| v.trim().parse().ok()) {
-        Some(v) => (v, true),
-        None => (
-            DEFAULTS
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map_or(0, |(_, v)| *v),
-            false,
-        ),
-    }
-}
 
 /// One limit: what it is, this kernel's value, the articles' rule, and whether it still holds.
 struct Row {
@@ -64,11 +37,11 @@ fn secs(v: &[f64]) -> String {
 /// The limits the kernel of `release` applies to `plan`.
 pub fn limits(plan: &RunPlan, release: &str) -> Limits {
     let q = plan.queues(release);
-    let (max_syn, _) = value(plan, "server", "net.ipv4.tcp_max_syn_backlog");
-    let (cookies, _) = value(plan, "server", "net.ipv4.tcp_syncookies");
-    let (syn_retries, _) = value(plan, "client", "net.ipv4.tcp_syn_retries");
-    let (linear, _) = value(plan, "client", "net.ipv4.tcp_syn_linear_timeouts");
-    let (synack, _) = value(plan, "server", "net.ipv4.tcp_synack_retries");
+    let (max_syn, _) = plan.sysctl_value(Side::Server, "net.ipv4.tcp_max_syn_backlog");
+    let (cookies, _) = plan.sysctl_value(Side::Server, "net.ipv4.tcp_syncookies");
+    let (syn_retries, _) = plan.sysctl_value(Side::Client, "net.ipv4.tcp_syn_retries");
+    let (linear, _) = plan.sysctl_value(Side::Client, "net.ipv4.tcp_syn_linear_timeouts");
+    let (synack, _) = plan.sysctl_value(Side::Server, "net.ipv4.tcp_synack_retries");
     let syn_at = retries::syn_retransmissions(linear, syn_retries);
     let gives_up = retries::connect_gives_up_after(linear, syn_retries);
     let legacy_at = retries::syn_retransmissions(0, syn_retries);

@@ -3,13 +3,16 @@
 //!
 //! - [`run`]: one scenario through the lab; [`compare`]: several, side by side;
 //! - [`serve`]: the lab's server without a storm; [`bench_link`]: the emulated link measured;
-//! - [`plot`]: plots and reports of a result folder; [`check`] and [`list`]: scenarios, no root.
+//! - [`plan`]: the backlog a scenario's traffic needs, by the model and by runs;
+//! - [`plot`]: plots and reports of a result folder; [`check`] and [`list`]: scenarios, no root;
+//!   [`explain`]: the kernel's limits for a scenario, no root.
 
 pub mod bench_link;
 pub mod check;
 pub mod compare;
 pub mod explain;
 pub mod list;
+pub mod plan;
 pub mod plot;
 pub mod run;
 pub mod serve;
@@ -45,6 +48,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::BenchLink(args) => bench_link::command(&args, &mut out),
         Command::Check(args) => check::command(&args, &mut out),
         Command::Explain(args) => explain::command(&args, &mut out),
+        Command::Plan(args) => plan::command(&args, &mut out),
         Command::Plot(args) => plot::command(&args, &mut out),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -92,6 +96,7 @@ fn run_or_compare(args: &RunArgs) -> anyhow::Result<u8> {
         out: args.out.as_deref(),
         force: args.force,
         concurrent: args.concurrent,
+        no_pictures: false,
     };
     if plans.len() == 1 {
         let (_, plan) = plans.remove(0);
@@ -129,7 +134,7 @@ pub fn load_plans(args: &ScenarioArgs) -> anyhow::Result<Vec<(Combination, RunPl
 
 /// What the plans' numbers say before anything is built, on stderr: a warning where the run
 /// would measure the machine rather than the queue, a note where it only works as designed.
-fn preflight(plans: &[(Combination, RunPlan)]) {
+pub(crate) fn preflight(plans: &[(Combination, RunPlan)]) {
     let fd_limit = crate::lab::raise_nofile_limit();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (combo, plan) in plans {
@@ -147,6 +152,11 @@ fn preflight(plans: &[(Combination, RunPlan)]) {
 
 /// The one plan of a scenario that must not be a comparison.
 pub fn load_single(args: &ScenarioArgs, command: &str) -> anyhow::Result<RunPlan> {
+    Ok(load_one(args, command)?.1)
+}
+
+/// [`load_single`], with the combination it is.
+pub fn load_one(args: &ScenarioArgs, command: &str) -> anyhow::Result<(Combination, RunPlan)> {
     let mut plans = load_plans(args)?;
     if plans.len() != 1 {
         return Err(Failure::bad_input(format!(
@@ -156,5 +166,5 @@ pub fn load_single(args: &ScenarioArgs, command: &str) -> anyhow::Result<RunPlan
         ))
         .into());
     }
-    Ok(plans.remove(0).1)
+    Ok(plans.remove(0))
 }

@@ -66,6 +66,12 @@ fn render_folder(dir: &Path, each_run: bool) -> anyhow::Result<Vec<PathBuf>> {
             files.extend(write_reports(&cmp.dir, &doc)?);
             Ok(files)
         }
+        Folder::Plan(plan, dir) => {
+            let mut files = plots::sizing::render_plan(&plan, &dir)?;
+            let doc = crate::report::plan::plan_document(&plan, &dir, &files);
+            files.extend(write_reports(&dir, &doc)?);
+            Ok(files)
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Options<'a> {
     pub force: bool,
     /// `--concurrent`: storm while another lab storms, instead of waiting for it.
     pub concurrent: bool,
+    /// Leave out the plots and reports (a plan's runs: `backlog-lab plot` draws them later).
+    pub no_pictures: bool,
 }
 
 /// What `backlog-lab run` returns to `main`.
@@ -121,7 +123,9 @@ pub fn run(plan: &RunPlan, opts: Options, display: &Shown) -> anyhow::Result<Run
     let s = judge::summarize(plan, &m)?;
     folder.summary(&s)?;
     // Pictures last: the data above is complete, so a drawing failure only warns.
-    super::plot::render_after_run(folder.dir());
+    if !opts.no_pictures {
+        super::plot::render_after_run(folder.dir());
+    }
 
     let mut stdout = std::io::stdout().lock();
     match display.print {

@@ -14,6 +14,7 @@ pub mod preflight;
 pub mod queues;
 pub mod retries;
 mod server;
+pub mod sizing;
 mod values;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,11 @@ pub enum AcceptPolicy {
     /// accept loop takes a connection only when a worker is free.
     Workers { count: u32, service: Duration },
 }
+
+/// How much earlier than its start a pause window may begin: Tokio timers fire up to a tick
+/// (1 ms) late, so the server stops accepting this much early rather than letting in connections
+/// that arrive at the window's start. The model counts the window from here too.
+pub const PAUSE_OPENS_EARLY: Duration = Duration::from_millis(2);
 
 /// When connection attempts start, as an absolute schedule from time zero.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +127,8 @@ pub struct RunPlan {
     pub link: LinkPlan,
     pub flood: Option<FloodPlan>,
     pub expect: Vec<Expectation>,
+    /// What `backlog-lab plan` sizes for (the `[plan]` table).
+    pub sizing: sizing::SizingPlan,
 }
 
 /// Client-namespace sysctls applied unless the scenario sets them: a wide port range and TIME_WAIT
@@ -156,6 +164,7 @@ impl RunPlan {
         let flood = f.flood.as_ref().map(link::flood_plan).transpose()?;
         let talk = client::talk(&f.client)?;
         let expect = expectations::parse(&f.expect)?;
+        let sizing = sizing::plan(&f.plan)?;
         let server = server::plan(&f.server, accept, listen, talk.clone())?;
         let client = client::plan(&f.client, arrival, bounds, talk)?;
         Ok(RunPlan {
@@ -174,6 +183,7 @@ impl RunPlan {
             link,
             flood,
             expect,
+            sizing,
         })
     }
 }

@@ -10,6 +10,18 @@ use super::RunPlan;
 /// somaxconn in a fresh network namespace (the lab's hosts start from it, whatever the host's).
 pub const SOMAXCONN_DEFAULT: u32 = 4096;
 
+/// A fresh network namespace's defaults on this machine kind for the keys the rules read (the
+/// lab's hosts start from them, whatever the host has).
+pub const NAMESPACE_DEFAULTS: &[(&str, u32)] = &[
+    ("net.core.somaxconn", SOMAXCONN_DEFAULT),
+    ("net.ipv4.tcp_max_syn_backlog", 2048),
+    ("net.ipv4.tcp_syncookies", 1),
+    ("net.ipv4.tcp_abort_on_overflow", 0),
+    ("net.ipv4.tcp_syn_retries", 6),
+    ("net.ipv4.tcp_syn_linear_timeouts", 4),
+    ("net.ipv4.tcp_synack_retries", 5),
+];
+
 /// The listen queues a plan will get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Queues {
@@ -36,21 +48,42 @@ pub fn syn_queue_holds_one_more(release: &str) -> bool {
     }
 }
 
+/// Which host a sysctl is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Server,
+    Client,
+}
+
 impl RunPlan {
+    /// A numeric sysctl of `side` as the run will have it: the scenario's value (and `true`), or
+    /// the namespace default ([`NAMESPACE_DEFAULTS`]; 0 for a key not in it).
+    pub fn sysctl_value(&self, side: Side, key: &str) -> (u32, bool) {
+        let map = match side {
+            Side::Server => &self.server.sysctl,
+            Side::Client => &self.client.sysctl,
+        };
+        match map.get(key).and_then(|v| v.trim().parse().ok()) {
+            Some(v) => (v, true),
+            None => (
+                NAMESPACE_DEFAULTS
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map_or(0, |(_, v)| *v),
+                false,
+            ),
+        }
+    }
+
     /// The listen queues this plan gets on a kernel of `release`.
     pub fn queues(&self, release: &str) -> Queues {
-        let set = self
-            .server
-            .sysctl
-            .get("net.core.somaxconn")
-            .and_then(|v| v.trim().parse::<u32>().ok());
-        let somaxconn = set.unwrap_or(SOMAXCONN_DEFAULT);
+        let (somaxconn, set) = self.sysctl_value(Side::Server, "net.core.somaxconn");
         // As __sys_listen does: a negative backlog, seen unsigned, is above any somaxconn.
         let limit = (self.server.backlog as u32).min(somaxconn);
         Queues {
             limit,
             somaxconn,
-            somaxconn_set: set.is_some(),
+            somaxconn_set: set,
             accept_holds: limit + 1,
             syn_holds: limit + u32::from(syn_queue_holds_one_more(release)),
         }

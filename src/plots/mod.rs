@@ -14,12 +14,14 @@
 //! - [`queue`]: accept-queue length and SYN_RECV count against their capacities.
 //! - [`counters`]: rates of the key listen-queue counters.
 //! - [`comparison`]: outcome shares and latency percentiles per combination.
+//! - [`sizing`]: a plan's target quantity against the backlog, model and runs.
 
 pub mod comparison;
 pub mod counters;
 pub mod latency;
 pub mod outcomes;
 pub mod queue;
+pub mod sizing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;

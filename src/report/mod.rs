@@ -6,4 +6,5 @@ pub mod document;
 pub mod explain;
 pub mod html;
 pub mod markdown;
+pub mod plan;
 pub mod sections;

@@ -18,6 +18,7 @@
 pub mod analysis;
 pub mod comparison;
 pub mod connections;
+pub mod plan;
 pub mod rows;
 pub mod settings;
 pub mod table;
@@ -53,6 +54,10 @@ pub mod files {
     pub const COMPARISON: &str = "comparison.json";
     /// A comparison's rows, one per run.
     pub const COMPARISON_CSV: &str = "comparison.csv";
+    /// A plan's answer, model, closed forms and runs (`backlog-lab plan`).
+    pub const PLAN: &str = "plan.json";
+    /// A plan's runs, one row each, with the model's prediction beside each.
+    pub const PLAN_CSV: &str = "plan.csv";
     /// The report, self-contained (plots inlined): what to open after a run.
     pub const REPORT_HTML: &str = "report.html";
     /// The same report as Markdown, for a postmortem document.
@@ -113,15 +118,21 @@ pub struct RunFolder {
 pub enum Folder {
     Run(Box<RunFolder>),
     Comparison(ComparisonFolder),
+    /// A plan's folder (`plan.json`), with the folder itself.
+    Plan(Box<crate::record::sizing::PlanResult>, PathBuf),
 }
 
-/// Opens `dir` as a comparison folder (it has `comparison.json`) or a run folder.
+/// Opens `dir` as a comparison folder (it has `comparison.json`), a plan's (`plan.json`) or a
+/// run folder.
 pub fn open(dir: &Path) -> Result<Folder, Failure> {
     if !dir.is_dir() {
         return Err(bad(dir, "no such folder"));
     }
     if dir.join(files::COMPARISON).is_file() {
         return Ok(Folder::Comparison(ComparisonFolder::read(dir)?));
+    }
+    if let Some(p) = plan::read(dir)? {
+        return Ok(Folder::Plan(Box::new(p), dir.to_path_buf()));
     }
     let known = [
         files::SUMMARY,

@@ -88,6 +88,31 @@ impl Expectation {
         self.lhs == path && self.op == Op::Eq && self.rhs == [Term::Num(0.0)]
     }
 
+    /// Every summary path the assertion reads, the left side first.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.lhs.as_str()).chain(self.rhs.iter().filter_map(|t| match t {
+            Term::Path(_, p) => Some(p.as_str()),
+            Term::Num(_) => None,
+        }))
+    }
+
+    /// Parses a whole assertion, `path OP expression` (`counters.server.TcpExt.ListenDrops ==
+    /// 0`), as `--target` and `[plan] target` write it.
+    pub fn parse_line(line: &str) -> Result<Expectation, Failure> {
+        let line = line.trim();
+        let at = line.find(['=', '!', '<', '>']).ok_or_else(|| {
+            Failure::bad_input(format!(
+                "target \"{line}\": write PATH OP EXPRESSION, e.g. \
+                 \"counters.server.TcpExt.ListenDrops == 0\" or \"connect_latency_ms.p99 <= 200\""
+            ))
+        })?;
+        let (path, condition) = line.split_at(at);
+        Expectation::parse(path.trim(), condition).map_err(|mut e| {
+            e.message = format!("target \"{line}\": {}", e.message);
+            e
+        })
+    }
+
     /// Whether the assertion reads any value under `prefix` (e.g. `drops.`), on either side.
     pub fn reads(&self, prefix: &str) -> bool {
         self.lhs.starts_with(prefix)

@@ -14,6 +14,7 @@ mod set;
 mod words;
 
 pub(crate) use set::set_in;
+pub use words::OneOrMany;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,6 +60,9 @@ pub struct ScenarioFile {
     /// Assertions over `summary.json` values: `"path" = "OP EXPR"`.
     #[serde(default)]
     pub expect: toml::Table,
+    /// How `backlog-lab plan` sizes the backlog for this scenario.
+    #[serde(default)]
+    pub plan: PlanFile,
     /// Comparison axes: `"KEY" = [VALUE, ...]`; every combination runs with the same storm.
     #[serde(default)]
     pub matrix: toml::Table,
@@ -90,6 +94,19 @@ pub struct FloodFile {
     /// When the flood starts, from the storm's time zero.
     #[serde(default, deserialize_with = "words::duration")]
     pub start: Option<String>,
+}
+
+/// The `[plan]` table: what `backlog-lab plan` must achieve, where it looks, how often it runs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFile {
+    /// What the backlog must achieve, in the `[expect]` language (`"PATH OP EXPRESSION"`), one
+    /// or a list; all must hold. Default: `counters.server.TcpExt.ListenDrops == 0`.
+    pub target: Option<OneOrMany>,
+    /// The backlogs searched, `[LOW, HIGH]` (default `[1, 65535]`).
+    pub range: Option<Vec<i64>>,
+    /// Runs per backlog tried; a backlog passes only if every one does (default 3).
+    pub repetitions: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -194,6 +211,12 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "node-backlog-511",
         include_str!("../../scenarios/node-backlog-511.toml"),
     ),
+    (
+        "node-burst",
+        include_str!("../../scenarios/node-burst.toml"),
+    ),
+    ("gc-pause", include_str!("../../scenarios/gc-pause.toml")),
+    ("netty-50", include_str!("../../scenarios/netty-50.toml")),
     (
         "reset-by-peer",
         include_str!("../../scenarios/reset-by-peer.toml"),

@@ -84,6 +84,23 @@ pub fn plain(msg: &str) -> String {
     out
 }
 
+/// A string or a list of strings.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn list(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

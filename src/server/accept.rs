@@ -16,10 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::conn::{handle, Reply};
 use super::Counts;
-use crate::plan::AcceptPolicy;
-
-/// How much earlier than its start a pause window may begin (timer resolution, with margin).
-const EARLY: Duration = Duration::from_millis(2);
+use crate::plan::{AcceptPolicy, PAUSE_OPENS_EARLY as EARLY};
 
 /// Serves accepted connections: what they get, and where they are counted.
 pub(super) struct Served {
