@@ -23,9 +23,9 @@
 //! - [`counters`]: `/proc/net/netstat` + `/proc/net/snmp` per namespace, and sock_diag queue reads.
 //! - [`drops`]: where packets died: the kernel's drop reasons and TCP trace events (tracefs).
 //! - [`lab`]: the lab standing, one storm through it, and the summary and verdict of it.
+//! - [`results`]: the result folder, both ways: its file names, writing it, reading it back.
 //! - [`sizing`]: what backlog a workload needs: the model of both queues, its closed-form
 //!   cross-checks, and the search by real runs.
-//! - [`results`]: the result folder, both ways: its file names, writing it, reading it back.
 //! - [`plots`]: the charts of a run or a comparison (PNG and SVG, no system fonts).
 //! - [`report`]: `report.md` and `report.html`, from a result folder's files.
 //! - [`terminal`]: the progress line and the tables printed at the end of a run.

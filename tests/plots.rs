@@ -245,7 +245,7 @@ fn chromium() -> &'static str {
 }
 
 /// Runs headless Chromium on `page` with `args`, bounded in time, in a fresh profile.
-fn headless(page: &Path, args: &[&str]) -> Output {
+pub(crate) fn headless(page: &Path, args: &[&str]) -> Output {
     // Chromium takes both cores for a moment: never beside a storm (see `plot`).
     let _lab = util::lab();
     let profile = tempfile::tempdir().unwrap();

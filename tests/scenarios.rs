@@ -90,3 +90,21 @@ fn syncookies() {
 fn syn_flood() {
     passes("scenarios/syn-flood.toml");
 }
+
+// See: ../shared/seeds/003 (Node's 511 under connect bursts): the bundled plan, as written
+#[test]
+fn node_burst() {
+    passes("scenarios/node-burst.toml");
+}
+
+// See: ../shared/seeds/001 and 003 (a server that stops accepting): the bundled plan, as written
+#[test]
+fn gc_pause() {
+    passes("scenarios/gc-pause.toml");
+}
+
+// See: ../shared/seeds/001 (Netty's 50 under steady load near saturation): the bundled plan
+#[test]
+fn netty_50() {
+    passes("scenarios/netty-50.toml");
+}

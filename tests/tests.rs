@@ -11,6 +11,7 @@ mod host;
 mod layers;
 mod link;
 mod overflow;
+mod plan;
 mod plots;
 mod resets;
 mod scenarios;

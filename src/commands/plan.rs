@@ -22,7 +22,6 @@ use crate::plan::sizing::{self as plan_sizing, SizingPlan};
 use crate::plan::{Arrival, RunPlan};
 use crate::record::sizing::{PlanPoint, PlanResult};
 use crate::results::{plan as plan_files, write};
-use crate::scenario::expect::Expectation;
 use crate::sizing::search::{self, Point};
 use crate::sizing::workload::{Workload, SECOND};
 use crate::sizing::{self, answer, closed, model};
@@ -110,12 +109,7 @@ fn model_answer(
     release: &str,
     model_only: bool,
 ) -> PlanResult {
-    let predicted: Vec<Expectation> = s
-        .targets
-        .iter()
-        .filter(|t| sizing::unpredicted(t).is_none())
-        .cloned()
-        .collect();
+    let predicted = sizing::predicted(&s.targets);
     let model_backlog = if predicted.is_empty() {
         None
     } else {
@@ -188,12 +182,7 @@ fn curve(
     backlogs.extend(anchors);
     backlogs.sort_unstable();
     backlogs.dedup();
-    let predicted: Vec<Expectation> = s
-        .targets
-        .iter()
-        .filter(|t| sizing::unpredicted(t).is_none())
-        .cloned()
-        .collect();
+    let predicted = sizing::predicted(&s.targets);
     backlogs
         .into_iter()
         .map(|b| answer::model_point(w, b, &predicted))
@@ -235,12 +224,7 @@ fn probe(
     points: &mut Vec<PlanPoint>,
     r: &mut PlanResult,
 ) -> anyhow::Result<Option<Point>> {
-    let predicted: Vec<Expectation> = s
-        .targets
-        .iter()
-        .filter(|t| sizing::unpredicted(t).is_none())
-        .cloned()
-        .collect();
+    let predicted = sizing::predicted(&s.targets);
     let model = answer::model_point(w, backlog, &predicted);
     for rep in 1..=s.repetitions {
         if crate::interrupt::requested().is_some() {

@@ -5,7 +5,8 @@
 //! The builders, one per part of the scenario, each own their keys' defaults and checks:
 //! `server` (accept policy, backlog, port, response size), `client` (arrivals, counts,
 //! durations, timeouts, request size), `link` (the link and the flood), `expectations` (the
-//! `[expect]` table), and `values`, the small parsers they share.
+//! `[expect]` table), `sizing` (the `[plan]` table: targets, range, repetitions), and `values`,
+//! the small parsers they share.
 
 mod client;
 mod expectations;
@@ -149,8 +150,8 @@ impl RunPlan {
     /// Checks the scenario and fills in every default. The checks run in this order, so that when
     /// several settings are wrong the same one is always reported: the accept policy, the arrivals,
     /// the client's counts and timeouts, the sample interval, the server's response size and port,
-    /// the single-combination check, the link, the flood, the request size, the expectations, and
-    /// last the server's then the client's sysctls.
+    /// the single-combination check, the link, the flood, the request size, the expectations, the
+    /// `[plan]` table, and last the server's then the client's sysctls.
     pub fn from_scenario(loaded: &Loaded) -> Result<RunPlan, Failure> {
         let f = &loaded.file;
         let accept = server::accept_policy(&f.server)?;

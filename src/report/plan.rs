@@ -82,7 +82,7 @@ fn model_vs_runs(r: &PlanResult) -> Vec<Vec<String>> {
 fn closed_lines(r: &PlanResult) -> Vec<String> {
     let c = &r.closed_forms;
     let mut v = vec![format!(
-        "Arrivals: {}/s on average over the arrival window.",
+        "Arrivals: {}/s on average.",
         num(Some(c.arrival_rate.round()))
     )];
     match (c.accept_rate, c.load) {

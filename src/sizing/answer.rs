@@ -270,8 +270,8 @@ pub fn warnings(plan: &RunPlan, w: &Workload, r: &PlanResult) -> Vec<String> {
             .targets
             .iter()
             .filter_map(|t| Expectation::parse_line(t).ok())
-            .filter(|t| super::unpredicted(t).is_none())
             .collect();
+        let targets = super::predicted(&targets);
         let range = (r.range[0], r.range[1]);
         let needed = super::smallest(&free, &targets, range);
         out.push(match needed {

@@ -52,6 +52,15 @@ pub fn unpredicted(target: &Expectation) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The targets the model predicts (the others are judged by the runs alone).
+pub fn predicted(targets: &[Expectation]) -> Vec<Expectation> {
+    targets
+        .iter()
+        .filter(|t| unpredicted(t).is_none())
+        .cloned()
+        .collect()
+}
+
 /// The model's prediction for `listen(backlog)`, as a summary the targets can read.
 pub fn summary(w: &Workload, backlog: u32, p: &Prediction) -> Summary {
     let server: BTreeMap<String, i64> = [
