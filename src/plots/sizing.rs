@@ -28,13 +28,20 @@ const PASSED: RGBColor = RGBColor(44, 160, 44);
 const FAILED: RGBColor = RGBColor(214, 39, 40);
 const TARGET: RGBColor = RGBColor(60, 60, 60);
 
-impl Chart for Sizing<'_> {
-    fn name(&self) -> &'static str {
-        "sizing"
-    }
+/// What the chart draws, read from the plan once.
+struct Drawn {
+    /// The first target, and the quantity it reads (its left side).
+    target: String,
+    quantity: String,
+    curve: Vec<(f64, f64)>,
+    /// (backlog, value, passed), one per run.
+    measured: Vec<(f64, f64, bool)>,
+    x: (f64, f64),
+    y_hi: f64,
+}
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let r = self.plan;
+impl Drawn {
+    fn of(r: &PlanResult) -> Drawn {
         let target = r.targets.first().cloned().unwrap_or_default();
         let quantity = target
             .split(|c| "=!<>".contains(c))
@@ -59,7 +66,7 @@ impl Chart for Sizing<'_> {
             .map(|p| p.0)
             .chain(measured.iter().map(|p| p.0));
         let (x_lo, x_hi) = xs.fold((f64::INFINITY, 0f64), |(a, b), x| (a.min(x), b.max(x)));
-        let (x_lo, x_hi) = if x_lo.is_finite() {
+        let x = if x_lo.is_finite() {
             let pad = ((x_hi - x_lo) * 0.05).max(1.0);
             ((x_lo - pad).max(0.0), x_hi + pad)
         } else {
@@ -73,13 +80,26 @@ impl Chart for Sizing<'_> {
             .fold(0f64, f64::max)
             .max(1.0)
             * 1.1;
+        Drawn {
+            target,
+            quantity,
+            curve,
+            measured,
+            x,
+            y_hi,
+        }
+    }
+
+    fn legend(&self, r: &PlanResult) -> Vec<LegendEntry> {
         let mut legend = vec![
             LegendEntry::new(Swatch::Line(MODEL), "model").detail("predicted for each backlog"),
             LegendEntry::new(Swatch::Box(PASSED), "run: target met"),
             LegendEntry::new(Swatch::Box(FAILED), "run: target missed"),
         ];
         if r.target_line.is_some() {
-            legend.push(LegendEntry::new(Swatch::Dashed(TARGET), "target").detail(target.clone()));
+            legend.push(
+                LegendEntry::new(Swatch::Dashed(TARGET), "target").detail(self.target.clone()),
+            );
         }
         if let Some(b) = r.recommended_backlog {
             legend.push(
@@ -93,24 +113,37 @@ impl Chart for Sizing<'_> {
                 format!("model's answer: {b}"),
             ));
         }
-        if measured.is_empty() {
+        if self.measured.is_empty() {
             legend.push(
                 LegendEntry::new(Swatch::Absent, "no runs")
                     .detail("--model-only, or stopped before the first run ended"),
             );
         }
+        legend
+    }
+}
+
+impl Chart for Sizing<'_> {
+    fn name(&self) -> &'static str {
+        "sizing"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let r = self.plan;
+        let d = Drawn::of(r);
+        let ((x_lo, x_hi), y_hi) = (d.x, d.y_hi);
         let caption = format!(
             "{} · kernel {} · {} run(s) per backlog · range {}–{}",
             r.scenario, r.kernel, r.repetitions, r.range[0], r.range[1]
         );
         let area = frame(
             root,
-            &format!("Sizing: {quantity} against the listen backlog"),
+            &format!("Sizing: {} against the listen backlog", d.quantity),
             &caption,
-            &legend,
+            &d.legend(r),
         )?;
         let mut chart = builder(&area, 70).build_cartesian_2d(x_lo..x_hi, 0f64..y_hi)?;
-        mesh(&mut chart, "listen() backlog", &quantity)
+        mesh(&mut chart, "listen() backlog", &d.quantity)
             .y_label_formatter(&|v| count_label(*v))
             .x_label_formatter(&|v| count_label(v.round()))
             .draw()?;
@@ -138,17 +171,10 @@ impl Chart for Sizing<'_> {
                 PASSED.stroke_width(2),
             ))?;
         }
-        chart.draw_series(LineSeries::new(curve, MODEL.stroke_width(2)))?;
-        chart.draw_series(measured.iter().map(|(x, y, ok)| {
-            Circle::new(
-                (*x, *y),
-                5,
-                if *ok {
-                    PASSED.filled()
-                } else {
-                    FAILED.filled()
-                },
-            )
+        chart.draw_series(LineSeries::new(d.curve, MODEL.stroke_width(2)))?;
+        chart.draw_series(d.measured.iter().map(|(x, y, ok)| {
+            let color = if *ok { PASSED } else { FAILED };
+            Circle::new((*x, *y), 5, color.filled())
         }))?;
         Ok(())
     }
