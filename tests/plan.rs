@@ -53,27 +53,38 @@ fn scenario(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// The model alone runs as an unprivileged user (nobody) and answers each bundled plan in well
-/// under a second, with its rules and its closed forms: a pause needs what arrives during it, a
+/// The model alone (and `explain`) runs as an unprivileged user (nobody) and answers each bundled
+/// plan in well under a second, with its rules and its closed forms: a pause needs what arrives during it, a
 /// burst into a slow acceptor what it brings less the first accepted, and for Poisson load the
 /// M/M/1/K bound (exponential service) is above the model's (the lab's accepts are even).
 #[test]
 fn the_model_alone_needs_no_root_and_answers_in_well_under_a_second() {
-    for name in ["node-burst", "gc-pause", "netty-50", "never"] {
+    for name in ["node-burst", "gc-pause", "netty-50", "never", "explain"] {
         let started = Instant::now();
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(env!("CARGO_BIN_EXE_backlog-lab"))
             .current_dir("/");
         match name {
-            "never" => c.args(["plan", "netty-50", "--set", "server.accept=never"]),
-            n => c.args(["plan", n]),
+            "never" => c.args([
+                "plan",
+                "netty-50",
+                "--model-only",
+                "--set",
+                "server.accept=never",
+            ]),
+            "explain" => c.args(["explain", "node-burst"]),
+            n => c.args(["plan", n, "--model-only"]),
         };
-        let o = c.args(["--model-only", "--json"]).output().unwrap();
+        let o = c.arg("--json").output().unwrap();
         let took = started.elapsed();
         assert!(o.status.success(), "{name}: {}", util::stderr(&o));
         assert!(took < Duration::from_secs(1), "{name}: {took:?}");
         let p = json(&o);
+        if name == "explain" {
+            assert_eq!(p["runs"][0]["accept_queue_holds"], 512, "{p}");
+            continue;
+        }
         assert_eq!(p["model_only"], true);
         assert!(p["recommended_backlog"].is_null(), "no runs, no proof");
         assert_eq!(p["targets"][0], "counters.server.TcpExt.ListenDrops == 0");
@@ -207,5 +218,47 @@ fn an_unmeetable_target_exits_1_and_a_malformed_one_2() {
             "{args:?}: {}",
             util::stderr(&o)
         );
+    }
+}
+
+/// SIGTERM (systemd, `timeout`) in the middle of a plan: the run in progress stops as a run does,
+/// no further run starts, and plan.json keeps every run that ended, marked interrupted; the exit
+/// code is 143.
+#[test]
+fn a_plan_stopped_by_sigterm_keeps_what_ran() {
+    let (tmp, out) = out_dir();
+    let file = scenario(tmp.path());
+    let _lab = util::lab();
+    let child = util::bin()
+        .arg("plan")
+        .arg(&file)
+        .args(["--json", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first run's folder exists once it is under way; let it end, then stop the second.
+    let first = out.join("runs/backlog-59-1/summary.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !first.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", util::stderr(&o));
+    let p = json(&o);
+    assert_eq!(p["interrupted"], true);
+    let points = p["points"].as_array().unwrap();
+    assert!(!points.is_empty() && points.len() < 4, "{points:?}");
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(on_disk["points"].as_array().unwrap().len(), points.len());
+    for q in points {
+        assert!(out
+            .join(q["dir"].as_str().unwrap())
+            .join("summary.json")
+            .exists());
     }
 }

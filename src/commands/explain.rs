@@ -24,6 +24,9 @@ pub struct Limits {
     pub connect_gives_up_after_s: f64,
     pub synack_retransmits_at_s: Vec<f64>,
     pub legacy_syn_queue_holds: u32,
+    /// The most SYN-RECV request sockets at once for the lab's clients (syncookies and the 3/4
+    /// rule applied): [`RunPlan::syn_recv_holds`].
+    pub syn_recv_holds: u32,
     pub legacy_syn_retransmits_at_s: Vec<f64>,
     pub legacy_connect_gives_up_after_s: f64,
     rows: Vec<Row>,
@@ -129,6 +132,7 @@ pub fn limits(plan: &RunPlan, release: &str) -> Limits {
         connect_gives_up_after_s: gives_up,
         synack_retransmits_at_s: retries::synack_retry_times(synack),
         legacy_syn_queue_holds: legacy_syn,
+        syn_recv_holds: plan.syn_recv_holds(release),
         legacy_syn_retransmits_at_s: legacy_at,
         legacy_connect_gives_up_after_s: legacy_gives_up,
         rows,
@@ -145,6 +149,7 @@ impl Limits {
             "somaxconn": q.somaxconn,
             "accept_queue_holds": q.accept_holds,
             "syn_queue_holds": q.syn_holds,
+            "syn_recv_holds": self.syn_recv_holds,
             "syn_retransmits_at_s": self.syn_retransmits_at_s,
             "connect_gives_up_after_s": self.connect_gives_up_after_s,
             "synack_retransmits_at_s": self.synack_retransmits_at_s,

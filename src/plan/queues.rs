@@ -90,6 +90,23 @@ impl RunPlan {
     }
 }
 
+impl RunPlan {
+    /// The most SYN-RECV request sockets this plan's listener can have at once for the lab's
+    /// clients: none with syncookies 2 (every SYN gets a cookie); with syncookies 0 the SYN
+    /// queue, but no more than `tcp_max_syn_backlog`'s 3/4 rule lets in for an unproven peer (a
+    /// SYN is dropped once fewer than a quarter of it is free, so it stops one past three
+    /// quarters); with syncookies 1 the SYN queue (cookies take the rest).
+    pub fn syn_recv_holds(&self, release: &str) -> u32 {
+        let holds = self.queues(release).syn_holds;
+        let (max_syn, _) = self.sysctl_value(Side::Server, "net.ipv4.tcp_max_syn_backlog");
+        match self.sysctl_value(Side::Server, "net.ipv4.tcp_syncookies").0 {
+            2 => 0,
+            0 => holds.min(max_syn - max_syn / 4 + 1),
+            _ => holds,
+        }
+    }
+}
+
 /// This machine's kernel release (`uname -r`), or "" if unreadable.
 pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")

@@ -68,6 +68,8 @@ pub struct PlanPoint {
     pub connect_p99_ms: Option<f64>,
     /// Every outcome with its count.
     pub outcomes: BTreeMap<String, u64>,
+    /// A stop signal ended this run early: its numbers are partial.
+    pub partial: bool,
     /// The storm was shortened to this many seconds of arrivals (null: the whole storm).
     pub shortened_to_s: Option<f64>,
     /// What the model predicted for this backlog.

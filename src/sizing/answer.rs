@@ -78,6 +78,7 @@ pub fn run_point(
         connect_p50_ms: s.connect_latency_ms.p50,
         connect_p99_ms: s.connect_latency_ms.p99,
         outcomes: outcomes(s),
+        partial: s.interrupted,
         shortened_to_s: None,
         model,
     }
@@ -333,6 +334,17 @@ pub fn sentence(r: &PlanResult, why: &str) -> String {
             .filter(|p| p.backlog == b)
             .collect::<Vec<_>>()
     };
+    if r.interrupted {
+        let done = r.points.iter().filter(|p| !p.partial).count();
+        return match r.recommended_backlog {
+            Some(b) => format!(
+                "Stopped early by a signal after {done} complete runs: listen(…, {b}) met the target in every run, but a smaller backlog may too; {model}"
+            ),
+            None => format!(
+                "Stopped early by a signal after {done} complete runs, before any backlog met the target in every run; {model}"
+            ),
+        };
+    }
     match r.recommended_backlog {
         Some(b) => {
             let n = runs_at(b).len();
