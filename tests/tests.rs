@@ -13,6 +13,7 @@ mod link;
 mod overflow;
 mod plan;
 mod plots;
+mod program;
 mod resets;
 mod scenarios;
 mod schema;

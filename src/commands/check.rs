@@ -97,6 +97,8 @@ struct Run {
     name: String,
     queues: queues::Queues,
     backlog: i32,
+    /// A program of the user's own is the server: it passes its own backlog.
+    program: bool,
     knobs: Vec<(String, String)>,
     expectations: Vec<String>,
     preflight: Vec<preflight::Preflight>,
@@ -131,6 +133,7 @@ impl Run {
             name: plan.name.clone(),
             queues: plan.queues(release),
             backlog: plan.server.backlog,
+            program: plan.server.program.is_some(),
             knobs,
             expectations: plan.expect.iter().map(|e| e.text.clone()).collect(),
             preflight: preflight::check(plan, fd, cpus),
@@ -140,6 +143,12 @@ impl Run {
     /// `listen(-1) with somaxconn 128 (set) → accept queue limit 128, holds 129; SYN queue holds 129`.
     fn listen(&self) -> String {
         let q = &self.queues;
+        if self.program {
+            return format!(
+                "the program passes its own backlog to listen(), clamped to somaxconn {}: the run reports the limit it got",
+                q.somaxconn
+            );
+        }
         format!(
             "listen({}) with somaxconn {}{} → accept queue limit {}, holds {}; SYN queue holds {}",
             self.backlog,

@@ -93,7 +93,7 @@ pub fn run(plan: &RunPlan, opts: Options, display: &Shown) -> anyhow::Result<Run
         false => StormLock::acquire().inspect_err(|_| folder.discard_if_unused())?,
     };
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let lab = Lab::stand_up(plan).inspect_err(|_| folder.discard_if_unused())?;
+    let lab = Lab::stand_up(plan, folder.dir()).inspect_err(|_| folder.discard_if_unused())?;
     folder.scenario(&plan.scenario_text)?;
     folder.environment(&lab.environment(plan, started_at, nofile))?;
 

@@ -29,6 +29,9 @@ pub struct ListenDiag {
     diag: Diag,
     port: u16,
     family: Family,
+    /// Also read IPv6 sockets: a program of the user's own may listen dual-stack (Java does by
+    /// default), and its IPv4 connections are then IPv6 sockets with mapped addresses.
+    mapped: bool,
 }
 
 impl ListenDiag {
@@ -37,20 +40,36 @@ impl ListenDiag {
         let diag = ns
             .run(Diag::open)?
             .map_err(|e| Failure::environment(format!("cannot open a sock_diag socket: {e}")))?;
-        Ok(ListenDiag { diag, port, family })
+        Ok(ListenDiag {
+            diag,
+            port,
+            family,
+            mapped: false,
+        })
+    }
+
+    /// Reads dual-stack (IPv6) sockets on the port too (a second dump of each kind per sample).
+    pub fn with_mapped(mut self, mapped: bool) -> ListenDiag {
+        self.mapped = mapped && self.family == Family::Ipv4;
+        self
     }
 
     /// Reads the accept queue and the SYN-RECV count of the port now.
     pub fn sample(&mut self) -> std::io::Result<QueueSample> {
         let mut out = QueueSample::default();
-        let af = self.family.af();
-        self.diag.dump(af, StateFlags::LISTEN, self.port, |h| {
-            out.accept_queue = h.recv_queue;
-            out.accept_queue_limit = Some(h.send_queue);
-        })?;
-        self.diag.dump(af, StateFlags::SYN_RECV, self.port, |_| {
-            out.syn_recv += 1;
-        })?;
+        let mut families = vec![self.family.af()];
+        if self.mapped {
+            families.push(libc::AF_INET6 as u8);
+        }
+        for af in families {
+            self.diag.dump(af, StateFlags::LISTEN, self.port, |h| {
+                out.accept_queue = h.recv_queue;
+                out.accept_queue_limit = Some(h.send_queue);
+            })?;
+            self.diag.dump(af, StateFlags::SYN_RECV, self.port, |_| {
+                out.syn_recv += 1;
+            })?;
+        }
         Ok(out)
     }
 }

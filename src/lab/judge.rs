@@ -42,7 +42,7 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
         ]),
         sysctl: m.sysctls.clone(),
         listen: listen(plan, m),
-        server: m.server,
+        server: m.server.clone(),
         sampling: m.sampling.clone(),
         link: m.link.clone(),
         flood: m.flood.clone(),
@@ -82,7 +82,11 @@ fn listen(plan: &RunPlan, m: &Measured) -> Listen {
         .map(|p| p.queue)
         .chain([m.after.queue]);
     Listen {
-        backlog_requested: plan.server.backlog,
+        // A program of the user's own passes its own backlog: what its socket shows.
+        backlog_requested: match &plan.server.program {
+            Some(_) => m.initial_queue.accept_queue_limit.map_or(-1, |l| l as i32),
+            None => plan.server.backlog,
+        },
         accept_queue_limit: m.initial_queue.accept_queue_limit,
         accept_queue_capacity: m.initial_queue.accept_queue_limit.map(|l| l + 1),
         accept_queue_max_seen: queue.clone().map(|q| q.accept_queue).max().unwrap_or(0),

@@ -33,7 +33,8 @@ pub struct Lab {
 impl Lab {
     /// Builds the hosts, starts the server and opens the probes. The namespaces exist only as
     /// descriptors, so a failure here (a sysctl the kernel refuses) leaves nothing behind.
-    pub fn stand_up(plan: &RunPlan) -> Result<Lab, Failure> {
+    /// A program of the user's own (`server.command`) writes its output to `dir/server.log`.
+    pub fn stand_up(plan: &RunPlan, dir: &std::path::Path) -> Result<Lab, Failure> {
         let topo = Topology::build(
             &plan.server.sysctl,
             &plan.client.sysctl,
@@ -41,11 +42,13 @@ impl Lab {
             plan.family,
         )?;
         let target = topo.addrs.server_at(plan.server.port);
-        let server = Server::start(&topo.server, target, &plan.server)?;
+        let log = dir.join(crate::results::files::SERVER_LOG);
+        let server = Server::start(&topo.server, target, &plan.server, &log)?;
         let mut probes = Probes {
             server: CounterFiles::open(&topo.server)?,
             client: CounterFiles::open(&topo.client)?,
-            diag: ListenDiag::open(&topo.server, plan.server.port, plan.family)?,
+            diag: ListenDiag::open(&topo.server, plan.server.port, plan.family)?
+                .with_mapped(plan.server.program.is_some()),
         };
         let initial_queue = probes
             .diag

@@ -79,6 +79,19 @@ pub struct FloodPlan {
 
 pub use crate::wire::Talk;
 
+/// A program of the user's own, run as the server instead of the lab's (`server.command`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgramPlan {
+    /// argv with `{port}` and `{scenario_dir}` filled in; `{addr}` is filled in when the lab
+    /// has its address.
+    pub argv: Vec<String>,
+    /// Added to the lab's own environment.
+    pub env: BTreeMap<String, String>,
+    pub cwd: std::path::PathBuf,
+    /// How long it may take to listen on the port.
+    pub startup_timeout: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerPlan {
     /// The exact value passed to `listen()`; -1 and values above somaxconn included.
@@ -89,6 +102,9 @@ pub struct ServerPlan {
     /// Whether the server waits for a request or greets first.
     pub talk: Talk,
     pub sysctl: BTreeMap<String, String>,
+    /// A program of the user's own instead of the lab's server (then `backlog` and `accept`
+    /// are unused: the program decides, and the run reports what it did).
+    pub program: Option<ProgramPlan>,
 }
 
 #[derive(Debug, Clone)]
@@ -166,7 +182,9 @@ impl RunPlan {
         let talk = client::talk(&f.client)?;
         let expect = expectations::parse(&f.expect)?;
         let sizing = sizing::plan(&f.plan)?;
-        let server = server::plan(&f.server, accept, listen, talk.clone())?;
+        let program = server::program(&f.server, &loaded.origin)?;
+        let mut server = server::plan(&f.server, accept, listen, talk.clone())?;
+        server.program = program;
         let client = client::plan(&f.client, arrival, bounds, talk)?;
         Ok(RunPlan {
             name: f.name.clone().unwrap_or_else(|| loaded.stem.clone()),

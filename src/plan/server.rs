@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::values::{bad, duration, parse_window, positive, sysctls, unused};
-use super::{AcceptPolicy, ServerPlan, Talk, MAX_RESPONSE_BYTES};
+use super::{AcceptPolicy, ProgramPlan, ServerPlan, Talk, MAX_RESPONSE_BYTES};
 use crate::error::Failure;
 use crate::scenario::{AcceptKind, ServerFile};
 
@@ -121,5 +121,76 @@ pub(super) fn plan(
         response_bytes: listen.response_bytes,
         talk,
         sysctl: sysctls("server", &s.sysctl, &[])?,
+        program: None,
     })
+}
+
+/// `server.command` and the keys that go with it (`env`, `cwd`, `startup_timeout`); the lab's
+/// own server's `backlog` and `accept` are refused beside it, since the program decides both.
+pub(super) fn program(s: &ServerFile, origin: &str) -> Result<Option<ProgramPlan>, Failure> {
+    let Some(argv) = &s.command else {
+        unused("server.env", &s.env, "with server.command")?;
+        unused("server.cwd", &s.cwd, "with server.command")?;
+        unused(
+            "server.startup_timeout",
+            &s.startup_timeout,
+            "with server.command",
+        )?;
+        return Ok(None);
+    };
+    if argv.first().is_none_or(|a| a.trim().is_empty()) {
+        return Err(bad(
+            "server.command: a program and its arguments, e.g. [\"node\", \"server.js\", \"{port}\"]"
+                .into(),
+        ));
+    }
+    if s.backlog.is_some() {
+        return Err(bad(
+            "server.backlog is what the lab's own server passes to listen(); a program of your own \
+             passes its own, and the run reports it (listen.accept_queue_limit): remove \
+             server.backlog, or assert what you believe with [expect] \"listen.accept_queue_limit\""
+                .into(),
+        ));
+    }
+    if s.accept.is_some_and(|a| a != AcceptKind::Fast) {
+        return Err(bad(
+            "server.accept drives the lab's own server; a program of your own (server.command) \
+             accepts as it does: remove server.accept"
+                .into(),
+        ));
+    }
+    let startup_timeout = duration(
+        "server.startup_timeout",
+        &s.startup_timeout,
+        Duration::from_secs(10),
+    )?;
+    if startup_timeout.is_zero() || startup_timeout > Duration::from_secs(120) {
+        return Err(bad(
+            "server.startup_timeout: above 0 and at most 120s".into()
+        ));
+    }
+    // A scenario file's own folder; for a bundled scenario, the working directory.
+    let dir = std::path::Path::new(origin)
+        .parent()
+        .filter(|_| !origin.starts_with('<'))
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let port = s.port.unwrap_or(8080).to_string();
+    let fill = |a: &str| {
+        a.replace("{port}", &port)
+            .replace("{scenario_dir}", &dir.display().to_string())
+    };
+    Ok(Some(ProgramPlan {
+        argv: argv.iter().map(|a| fill(a)).collect(),
+        env: s.env.clone().unwrap_or_default(),
+        cwd: s.cwd.as_deref().map_or(dir.clone(), |c| dir.join(fill(c))),
+        startup_timeout,
+    }))
 }

@@ -36,13 +36,28 @@ pub struct FloodStats {
 }
 
 /// What the server did.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServerStats {
-    /// Connections taken off the accept queue.
+    /// Connections taken off the accept queue (the lab's own server only).
     pub accepted: u64,
-    /// Connections that got a full response.
+    /// Connections that got a full response (the lab's own server only).
     pub served: u64,
+    /// The program of the user's own that was the server (absent for the lab's own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<ProgramStats>,
+}
+
+/// A program of the user's own as the server (`server.command`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProgramStats {
+    /// The command line, as run.
+    pub command: String,
+    /// How it ended once the lab stopped it: "exited with 0", "was killed by signal 15 (SIGTERM)".
+    pub exit: String,
+    /// Its stdout and stderr, in the result folder.
+    pub log: String,
 }
 
 /// Counts for one direction of the delay line.

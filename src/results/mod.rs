@@ -50,6 +50,8 @@ pub mod files {
     pub const DROPS: &str = "drops.csv";
     /// The summary and the verdict on each expectation.
     pub const SUMMARY: &str = "summary.json";
+    /// The stdout and stderr of a program of the user's own run as the server.
+    pub const SERVER_LOG: &str = "server.log";
     /// A comparison's axes and runs.
     pub const COMPARISON: &str = "comparison.json";
     /// A comparison's rows, one per run.

@@ -78,7 +78,13 @@ pub fn pause_windows(plan: &RunPlan) -> Vec<(f64, f64)> {
 /// policy, the arrivals, how many connections and their timeouts.
 pub fn plan_knobs(p: &RunPlan) -> Vec<(String, String)> {
     vec![
-        ("accept".into(), describe_accept(&p.server.accept)),
+        match &p.server.program {
+            Some(prog) => (
+                "server".into(),
+                format!("{} (a program of your own)", prog.argv.join(" ")),
+            ),
+            None => ("accept".into(), describe_accept(&p.server.accept)),
+        },
         ("arrivals".into(), describe_arrival(&p.client.arrival)),
         (
             "connections".into(),

@@ -137,6 +137,15 @@ pub struct ServerFile {
     pub response_bytes: Option<u32>,
     #[serde(default)]
     pub sysctl: BTreeMap<String, SysctlValue>,
+    /// A program of your own as the server: argv; `{addr}`, `{port}`, `{scenario_dir}` replaced.
+    pub command: Option<Vec<String>>,
+    /// Its environment, added to the lab's own.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Its working directory (default: the scenario's folder).
+    pub cwd: Option<String>,
+    /// How long it may take to listen on `server.port` (default 10 s).
+    #[serde(default, deserialize_with = "words::duration")]
+    pub startup_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -11,6 +11,7 @@
 mod accept;
 mod conn;
 pub mod listener;
+pub mod program;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,14 +40,29 @@ struct Counts {
 /// [`Server::stop`] ends it and returns its statistics.
 pub struct Server {
     begin: Option<oneshot::Sender<Instant>>,
-    stop: oneshot::Sender<()>,
-    thread: JoinHandle<ServerStats>,
+    /// The lab's own server: its thread and the way to stop it.
+    own: Option<(oneshot::Sender<()>, JoinHandle<ServerStats>)>,
+    /// Or a program of the user's own.
+    program: Option<program::Program>,
 }
 
 impl Server {
     /// Starts the server in `ns`, listening on `addr`, and returns once `listen()` has happened.
     /// Until [`Server::begin`], connections only queue (nothing is accepted).
-    pub fn start(ns: &Netns, addr: SocketAddr, plan: &ServerPlan) -> Result<Server, Failure> {
+    /// With `server.command`, the program is started instead, its output into `log`.
+    pub fn start(
+        ns: &Netns,
+        addr: SocketAddr,
+        plan: &ServerPlan,
+        log: &std::path::Path,
+    ) -> Result<Server, Failure> {
+        if let Some(p) = &plan.program {
+            return Ok(Server {
+                begin: None,
+                own: None,
+                program: Some(program::Program::start(ns, addr, p, log)?),
+            });
+        }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, mut stop_rx) = oneshot::channel();
         let (begin, begin_rx) = oneshot::channel::<Instant>();
@@ -102,14 +118,15 @@ impl Server {
                 ServerStats {
                     accepted: counts.accepted.load(Ordering::Relaxed),
                     served: counts.served.load(Ordering::Relaxed),
+                    program: None,
                 }
             })
             .map_err(|e| Failure::environment(format!("cannot start the server thread: {e}")))?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Server {
                 begin: Some(begin),
-                stop,
-                thread,
+                own: Some((stop, thread)),
+                program: None,
             }),
             Ok(Err(e)) => Err(Failure::environment(e)),
             Err(_) => Err(Failure::environment("the server thread died during setup")),
@@ -124,7 +141,19 @@ impl Server {
     }
 
     pub fn stop(self) -> ServerStats {
-        let _ = self.stop.send(());
-        self.thread.join().expect("server thread panicked")
+        if let Some(p) = self.program {
+            let (command, log) = (p.command.clone(), p.log_name());
+            return ServerStats {
+                program: Some(crate::record::stats::ProgramStats {
+                    command,
+                    exit: p.stop(),
+                    log,
+                }),
+                ..Default::default()
+            };
+        }
+        let (stop, thread) = self.own.expect("the lab's own server, or a program");
+        let _ = stop.send(());
+        thread.join().expect("server thread panicked")
     }
 }
