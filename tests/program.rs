@@ -205,3 +205,49 @@ fn a_program_decides_its_own_backlog_and_check_says_so() {
         "{text}"
     );
 }
+
+/// `server.pauses` stops any program (SIGSTOP to its process group) and continues it after each
+/// window: the kernel goes on completing handshakes meanwhile. Python's http.server (backlog 5)
+/// overflows within the first few milliseconds of a 500 ms pause at 200 connections/s, and its
+/// clients get in on their SYN retransmission; Node (511) holds all 100 that arrive in the pause.
+#[test]
+fn a_paused_program_overflows_its_own_backlog_and_not_another() {
+    let (tmp, _) = out_dir();
+    let pause = "accept = \"pause\"\npauses = [\"0.3s-0.8s\"]";
+    let python = r#""python3", "-m", "http.server", "--bind", "{addr}", "{port}""#;
+    let node = r#""node", "-e", "require('http').createServer((q, s) => s.end('ok')).listen(+process.argv[1], process.argv[2])", "{port}", "{addr}""#;
+    for (name, command) in [("python", python), ("node", node)] {
+        let file = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"{name}\"\n[server]\ncommand = [{command}]\n{pause}\n[client]\n\
+                 rate = 200\nconnections = 300\nduration = \"1.5s\"\n"
+            ),
+        )
+        .unwrap();
+        let out = tmp.path().join(name);
+        let o = {
+            let _lab = util::lab();
+            run(&file, &out)
+        };
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", util::stderr(&o));
+        let s = util::summary(&out);
+        let max = s["listen"]["accept_queue_max_seen"].as_u64().unwrap();
+        let overflows = util::counter(&s, "server", "TcpExt.ListenOverflows");
+        assert_eq!(s["outcomes"]["ok"], 300, "{name}: {}", s["outcomes"]);
+        if name == "python" {
+            assert!(
+                (6..=7).contains(&max),
+                "python: accept queue max {max}, holds 6"
+            );
+            assert!(overflows > 50, "python: {overflows} overflows");
+            let p99 = s["connect_latency_ms"]["p99"].as_f64().unwrap();
+            assert!(p99 >= 900.0, "a SYN retransmission: p99 {p99} ms");
+        } else {
+            // 100 arrive in the 500 ms window (a few more if the signals land late).
+            assert!((90..=115).contains(&max), "node: accept queue max {max}");
+            assert_eq!(overflows, 0, "node");
+        }
+    }
+}

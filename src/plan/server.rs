@@ -152,10 +152,13 @@ pub(super) fn program(s: &ServerFile, origin: &str) -> Result<Option<ProgramPlan
                 .into(),
         ));
     }
-    if s.accept.is_some_and(|a| a != AcceptKind::Fast) {
+    if s.accept
+        .is_some_and(|a| a != AcceptKind::Fast && a != AcceptKind::Pause)
+    {
         return Err(bad(
             "server.accept drives the lab's own server; a program of your own (server.command) \
-             accepts as it does: remove server.accept"
+             accepts as it does: remove server.accept, or pause the program with \
+             accept = \"pause\" and server.pauses (SIGSTOP windows)"
                 .into(),
         ));
     }

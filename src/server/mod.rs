@@ -42,8 +42,9 @@ pub struct Server {
     begin: Option<oneshot::Sender<Instant>>,
     /// The lab's own server: its thread and the way to stop it.
     own: Option<(oneshot::Sender<()>, JoinHandle<ServerStats>)>,
-    /// Or a program of the user's own.
+    /// Or a program of the user's own, and the windows it is to be paused in.
     program: Option<program::Program>,
+    pauses: Option<Vec<(std::time::Duration, std::time::Duration)>>,
 }
 
 impl Server {
@@ -57,10 +58,15 @@ impl Server {
         log: &std::path::Path,
     ) -> Result<Server, Failure> {
         if let Some(p) = &plan.program {
+            let pauses = match &plan.accept {
+                crate::plan::AcceptPolicy::Pause { windows } => Some(windows.clone()),
+                _ => None,
+            };
             return Ok(Server {
                 begin: None,
                 own: None,
                 program: Some(program::Program::start(ns, addr, p, log)?),
+                pauses,
             });
         }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -127,16 +133,21 @@ impl Server {
                 begin: Some(begin),
                 own: Some((stop, thread)),
                 program: None,
+                pauses: None,
             }),
             Ok(Err(e)) => Err(Failure::environment(e)),
             Err(_) => Err(Failure::environment("the server thread died during setup")),
         }
     }
 
-    /// Starts the accept policy; its times (pause windows) count from `t0`.
+    /// Starts the accept policy; its times (pause windows) count from `t0`. A program of the
+    /// user's own is paused in the same windows (SIGSTOP).
     pub fn begin(&mut self, t0: Instant) {
         if let Some(b) = self.begin.take() {
             let _ = b.send(t0);
+        }
+        if let (Some(p), Some(windows)) = (&mut self.program, self.pauses.take()) {
+            p.pause_in(t0, windows);
         }
     }
 

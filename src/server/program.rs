@@ -52,6 +52,8 @@ pub struct Program {
     child: Child,
     pub command: String,
     log: PathBuf,
+    /// The thread that stops and continues it in its pause windows, and how to end it early.
+    pauser: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
 }
 
 impl Program {
@@ -111,6 +113,7 @@ impl Program {
             child,
             command,
             log: log.to_path_buf(),
+            pauser: None,
         };
         program.wait_listening(ns, addr.port(), plan.startup_timeout)?;
         Ok(program)
@@ -163,6 +166,45 @@ impl Program {
         )
     }
 
+    /// Stops the program (SIGSTOP to its group) in each of `windows`, counted from `t0`, and
+    /// continues it (SIGCONT) at each window's end: a GC pause or a blocked event loop, for any
+    /// program. Connections keep queueing in the kernel meanwhile.
+    pub fn pause_in(&mut self, t0: Instant, windows: Vec<(Duration, Duration)>) {
+        let group = self.child.id() as libc::pid_t;
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // Sleeps until `at`, or returns false when the program is being stopped.
+            let wait = |at: Instant| {
+                let left = at.saturating_duration_since(Instant::now());
+                !matches!(
+                    rx.recv_timeout(left),
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+                )
+            };
+            for (start, end) in windows {
+                if !wait(t0 + start) {
+                    return;
+                }
+                unsafe { libc::kill(-group, libc::SIGSTOP) };
+                let more = wait(t0 + end);
+                unsafe { libc::kill(-group, libc::SIGCONT) };
+                if !more {
+                    return;
+                }
+            }
+        });
+        self.pauser = Some((tx, thread));
+    }
+
+    /// Ends the pause windows early, leaving the program running.
+    fn end_pauses(&mut self) {
+        if let Some((tx, thread)) = self.pauser.take() {
+            let _ = tx.send(());
+            let _ = thread.join();
+            self.kill_group(libc::SIGCONT);
+        }
+    }
+
     /// The log's file name (it sits in the result folder).
     pub fn log_name(&self) -> String {
         self.log
@@ -177,6 +219,8 @@ impl Program {
     }
 
     fn end(&mut self) -> std::process::ExitStatus {
+        // A stopped program would not act on SIGTERM until continued.
+        self.end_pauses();
         if let Ok(Some(s)) = self.child.try_wait() {
             self.kill_group(libc::SIGKILL);
             return s;
@@ -204,6 +248,7 @@ impl Program {
 
 impl Drop for Program {
     fn drop(&mut self) {
+        self.end_pauses();
         if let Ok(None) = self.child.try_wait() {
             self.kill_group(libc::SIGKILL);
             let _ = self.child.wait();
