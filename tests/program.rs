@@ -251,3 +251,42 @@ fn a_paused_program_overflows_its_own_backlog_and_not_another() {
         }
     }
 }
+
+/// Two processes listening on the port with SO_REUSEPORT, with backlogs 7 and 9: the run reports
+/// both sockets with their own limits, and samples both.
+#[test]
+fn several_listening_sockets_are_each_reported() {
+    let (tmp, out) = out_dir();
+    std::fs::write(
+        tmp.path().join("reuseport.py"),
+        "import socket, sys\n\
+         s = socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n\
+         s.bind((sys.argv[1], int(sys.argv[2])))\n\
+         s.listen(int(sys.argv[3]))\n\
+         while True:\n    c, _ = s.accept()\n    c.recv(4096)\n\
+         \x20   c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n    c.close()\n",
+    )
+    .unwrap();
+    let file = scenario(
+        tmp.path(),
+        r#""sh", "-c", "python3 reuseport.py {addr} {port} 7 & python3 reuseport.py {addr} {port} 9 & wait""#,
+        "",
+    );
+    let o = {
+        let _lab = util::lab();
+        run(&file, &out)
+    };
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = util::summary(&out);
+    let mut limits: Vec<u64> = s["listen"]["listeners"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", s["listen"]))
+        .iter()
+        .map(|l| l.as_u64().unwrap())
+        .collect();
+    limits.sort_unstable();
+    assert_eq!(limits, [7, 9]);
+    assert_eq!(s["listen"]["accept_queue_limit"], 9, "the largest");
+    assert_eq!(s["outcomes"]["ok"], 100, "{}", s["outcomes"]);
+}

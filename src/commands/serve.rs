@@ -50,6 +50,7 @@ fn serve(
         mut probes,
         target,
         initial_queue,
+        ..
     } = lab;
     let before = [probes.server.read()?, probes.client.read()?];
     server.begin(Instant::now());

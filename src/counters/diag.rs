@@ -22,6 +22,9 @@ pub struct QueueSample {
     pub accept_queue_limit: Option<u32>,
     /// Request sockets in SYN-RECV for the port (the SYN queue; cookies leave no entry).
     pub syn_recv: u32,
+    /// Listening sockets on the port (several with SO_REUSEPORT: nginx workers, a cluster);
+    /// `accept_queue` and `accept_queue_limit` are then the fullest one's and the largest.
+    pub listeners: u32,
 }
 
 /// A sock_diag socket bound to the server namespace, watching one TCP port.
@@ -54,6 +57,22 @@ impl ListenDiag {
         self
     }
 
+    /// The accept-queue limit (Send-Q) of every listening socket on the port, in the kernel's
+    /// order.
+    pub fn limits(&mut self) -> std::io::Result<Vec<u32>> {
+        let mut out = Vec::new();
+        let mut families = vec![self.family.af()];
+        if self.mapped {
+            families.push(libc::AF_INET6 as u8);
+        }
+        for af in families {
+            self.diag.dump(af, StateFlags::LISTEN, self.port, |h| {
+                out.push(h.send_queue)
+            })?;
+        }
+        Ok(out)
+    }
+
     /// Reads the accept queue and the SYN-RECV count of the port now.
     pub fn sample(&mut self) -> std::io::Result<QueueSample> {
         let mut out = QueueSample::default();
@@ -63,8 +82,9 @@ impl ListenDiag {
         }
         for af in families {
             self.diag.dump(af, StateFlags::LISTEN, self.port, |h| {
-                out.accept_queue = h.recv_queue;
-                out.accept_queue_limit = Some(h.send_queue);
+                out.listeners += 1;
+                out.accept_queue = out.accept_queue.max(h.recv_queue);
+                out.accept_queue_limit = out.accept_queue_limit.max(Some(h.send_queue));
             })?;
             self.diag.dump(af, StateFlags::SYN_RECV, self.port, |_| {
                 out.syn_recv += 1;

@@ -91,6 +91,11 @@ fn listen(plan: &RunPlan, m: &Measured) -> Listen {
         accept_queue_capacity: m.initial_queue.accept_queue_limit.map(|l| l + 1),
         accept_queue_max_seen: queue.clone().map(|q| q.accept_queue).max().unwrap_or(0),
         syn_recv_max_seen: queue.map(|q| q.syn_recv).max().unwrap_or(0),
+        listeners: if m.limits.len() > 1 {
+            m.limits.clone()
+        } else {
+            Vec::new()
+        },
     }
 }
 

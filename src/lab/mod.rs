@@ -28,6 +28,8 @@ pub struct Lab {
     pub target: SocketAddr,
     /// The listener's queue right after `listen()`: its `accept_queue_limit` is the kernel's clamp.
     pub initial_queue: QueueSample,
+    /// Every listening socket's limit (Send-Q) then: one, or several with SO_REUSEPORT.
+    pub limits: Vec<u32>,
 }
 
 impl Lab {
@@ -54,12 +56,17 @@ impl Lab {
             .diag
             .sample()
             .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?;
+        let limits = probes
+            .diag
+            .limits()
+            .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?;
         Ok(Lab {
             topo,
             server,
             probes,
             target,
             initial_queue,
+            limits,
         })
     }
 

@@ -34,6 +34,8 @@ pub struct Measured {
     pub reasons_known: BTreeSet<String>,
     /// The listener's queue right after `listen()` (its limit is the kernel's clamp).
     pub initial_queue: QueueSample,
+    /// Every listening socket's limit right after `listen()`.
+    pub limits: Vec<u32>,
     pub server: ServerStats,
     /// Effective sysctls per namespace.
     pub sysctls: BTreeMap<String, BTreeMap<String, String>>,
@@ -55,9 +57,9 @@ pub fn run(
         mut probes,
         target,
         initial_queue,
+        limits,
     } = lab;
-    // Tracing starts before the first counter reading and stops after the last, so every event
-    // the counters saw is in the trace.
+    // Tracing spans the counters' first and last readings: every event they saw is traced.
     let lab_addrs = topo.addrs;
     let watched = drops::Watched {
         server: target,
@@ -137,6 +139,7 @@ pub fn run(
         link,
         flood,
         initial_queue,
+        limits,
         server: server_stats,
         sysctls,
     })

@@ -92,6 +92,11 @@ pub struct Listen {
     pub accept_queue_max_seen: u32,
     /// Largest number of SYN-RECV request sockets seen for the port.
     pub syn_recv_max_seen: u32,
+    /// Each listening socket's limit, when there are several on the port (SO_REUSEPORT: nginx
+    /// workers, a cluster); `accept_queue_limit` is then the largest, and the max seen is the
+    /// fullest socket's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<u32>,
 }
 
 /// Retransmissions seen by the client sockets (TCP_INFO).

@@ -122,13 +122,22 @@ impl Program {
     fn wait_listening(&mut self, ns: &Netns, port: u16, timeout: Duration) -> Result<(), Failure> {
         let mut diag = ListenDiag::open(ns, port, Family::default())?.with_mapped(true);
         let deadline = Instant::now() + timeout;
+        // Once one socket listens, the others of a program with several (SO_REUSEPORT workers)
+        // get until the count has held still for SETTLE.
+        const SETTLE: Duration = Duration::from_millis(300);
+        let mut seen: Option<(u32, Instant)> = None;
         loop {
-            let listening = diag
+            let n = diag
                 .sample()
                 .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?
-                .accept_queue_limit
-                .is_some();
-            if listening {
+                .listeners;
+            match seen {
+                Some((m, since)) if m == n && since.elapsed() >= SETTLE => return Ok(()),
+                Some((m, _)) if m == n => {}
+                _ if n > 0 => seen = Some((n, Instant::now())),
+                _ => {}
+            }
+            if seen.is_some() && Instant::now() > deadline + SETTLE {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -139,7 +148,7 @@ impl Program {
                     self.last_words()
                 )));
             }
-            if Instant::now() > deadline {
+            if seen.is_none() && Instant::now() > deadline {
                 return Err(Failure::environment(format!(
                     "server.command `{}` did not listen on port {port} within {:?} (server.port, server.startup_timeout){}",
                     self.command,

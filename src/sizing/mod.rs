@@ -97,6 +97,7 @@ pub fn summary(w: &Workload, backlog: u32, p: &Prediction) -> Summary {
             accept_queue_capacity: Some(p.limit + 1),
             accept_queue_max_seen: p.accept_queue_peak,
             syn_recv_max_seen: p.syn_queue_peak,
+            listeners: Vec::new(),
         },
         ..Default::default()
     }

@@ -79,6 +79,20 @@ fn header(out: &mut String, plan: &RunPlan, s: &Summary) {
         l.accept_queue_max_seen,
         l.syn_recv_max_seen
     ));
+    if let Some(p) = &s.server.program {
+        out.push_str(&format!(
+            "  server: {} ({}; its own backlog)\n",
+            p.command, p.exit
+        ));
+    }
+    if !l.listeners.is_empty() {
+        let limits: Vec<String> = l.listeners.iter().map(|v| v.to_string()).collect();
+        out.push_str(&format!(
+            "  {} listening sockets on the port (SO_REUSEPORT), limits {}; the figures above are the largest limit and the fullest socket\n",
+            l.listeners.len(),
+            limits.join(", ")
+        ));
+    }
     let rate = s
         .schedule
         .achieved_rate
