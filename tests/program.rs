@@ -19,7 +19,9 @@ fn scenario(dir: &Path, command: &str, extra: &str) -> std::path::PathBuf {
     path
 }
 
+/// `backlog-lab run FILE` into `out`, as the one storm on the machine.
 fn run(file: &Path, out: &Path) -> Output {
+    let _lab = util::lab();
     util::bin()
         .args(["run", "--quiet", "--set", "trace_drops=false", "--out"])
         .arg(out)
@@ -59,10 +61,7 @@ fn each_programs_own_default_backlog_is_what_the_run_reports() {
     ] {
         let file = scenario(tmp.path(), command, "startup_timeout = \"30s\"");
         let out = tmp.path().join(name);
-        let o = {
-            let _lab = util::lab();
-            run(&file, &out)
-        };
+        let o = run(&file, &out);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", util::stderr(&o));
         let s = util::summary(&out);
         assert_eq!(s["listen"]["accept_queue_limit"], backlog, "{name}");
@@ -112,10 +111,7 @@ fn missing_dying_and_silent_programs_fail_clearly_and_leave_nothing() {
         let file = scenario(tmp.path(), command, extra);
         let out = tmp.path().join(format!("out-{}", says.len()));
         let started = Instant::now();
-        let o = {
-            let _lab = util::lab();
-            run(&file, &out)
-        };
+        let o = run(&file, &out);
         assert_eq!(o.status.code(), Some(3), "{command}: {}", util::stderr(&o));
         let err = util::stderr(&o);
         assert!(err.contains(says), "{command}: {err}");
@@ -227,10 +223,7 @@ fn a_paused_program_overflows_its_own_backlog_and_not_another() {
         )
         .unwrap();
         let out = tmp.path().join(name);
-        let o = {
-            let _lab = util::lab();
-            run(&file, &out)
-        };
+        let o = run(&file, &out);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", util::stderr(&o));
         let s = util::summary(&out);
         let max = s["listen"]["accept_queue_max_seen"].as_u64().unwrap();
@@ -273,10 +266,7 @@ fn several_listening_sockets_are_each_reported() {
         r#""sh", "-c", "python3 reuseport.py {addr} {port} 7 & python3 reuseport.py {addr} {port} 9 & wait""#,
         "",
     );
-    let o = {
-        let _lab = util::lab();
-        run(&file, &out)
-    };
+    let o = run(&file, &out);
     assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
     let s = util::summary(&out);
     let mut limits: Vec<u64> = s["listen"]["listeners"]
