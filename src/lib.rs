@@ -42,6 +42,7 @@ pub mod interrupt;
 pub mod lab;
 pub mod plan;
 pub mod plots;
+pub mod program;
 pub mod record;
 pub mod report;
 pub mod results;

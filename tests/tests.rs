@@ -5,6 +5,7 @@
 mod util;
 
 mod cli;
+mod client;
 mod drops;
 mod explain;
 mod host;

@@ -12,6 +12,7 @@
 pub mod arrivals;
 pub mod attempt;
 pub mod flood;
+pub mod program;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn new(planned: u64) -> Progress {
+    pub fn new(planned: u64) -> Progress {
         Progress {
             planned,
             started: AtomicU64::new(0),
@@ -56,7 +57,7 @@ impl Progress {
 }
 
 /// What the storm produced.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct StormResult {
     /// One record per attempt that started, in id order.
     pub records: Vec<ConnRecord>,

@@ -30,6 +30,14 @@ use crate::sizing::{self, answer, closed, model};
 pub fn command(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     let started = Instant::now();
     let (combo, base) = super::load_one(&args.scenario, "plan")?;
+    if base.client.program.is_some() || base.server.program.is_some() {
+        return Err(crate::error::Failure::bad_input(
+            "plan sizes the lab's own server's backlog against the lab's own storm (its model \
+             follows the storm's schedule): remove server.command and client.command, and describe \
+             the load with [client] rate/arrival and the server with accept/accept_rate",
+        )
+        .into());
+    }
     let sizing_plan = settings(args, &base)?;
     let release = kernel_release();
     let w = Workload::of(&base, &release);

@@ -30,7 +30,7 @@ pub(super) fn between_lab_hosts(e: &Event, server: SocketAddr, lab: &LabAddrs) -
 /// not this run's: tracepoints see every namespace, and an earlier lab's namespace, with the
 /// same addresses, lives on after that lab exits for as long as its orphaned sockets (FIN_WAIT,
 /// CLOSING, LAST_ACK) keep retransmitting. Such events are taken out of the rows and the counts
-/// and counted in `trace.foreign`.
+/// and counted in `trace.foreign`. A run without records (`client.command`) keeps every event.
 pub fn attribute(
     trace: &mut Trace,
     records: &[ConnRecord],
@@ -63,7 +63,9 @@ pub fn attribute(
                 i.checked_sub(1).map(|i| starts[i].1)
             });
             let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
-            let foreign = client_port.is_some() && connection.is_none();
+            // Without connection records (a client of the user's own), no port is known to be
+            // this run's, and none is taken for another's.
+            let foreign = client_port.is_some() && connection.is_none() && !by_port.is_empty();
             (
                 foreign,
                 Row {

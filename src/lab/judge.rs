@@ -22,7 +22,10 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
         // A stop signal after the storm (while the lab was torn down) still makes it partial.
         interrupted: m.storm.interrupted || crate::interrupt::requested().is_some(),
         abandoned: m.storm.abandoned,
-        duration_s: records.iter().map(|r| r.finished_us).max().unwrap_or(0) as f64 / 1e6,
+        duration_s: match &m.client {
+            Some((_, ran)) => ran.as_secs_f64(),
+            None => records.iter().map(|r| r.finished_us).max().unwrap_or(0) as f64 / 1e6,
+        },
         outcomes: crate::record::outcome::OutcomeCounts::of(records.iter().map(|r| r.outcome)),
         connect_latency_ms: connect,
         connect_latency_from_start_ms: connect_from_start,
@@ -43,6 +46,7 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
         sysctl: m.sysctls.clone(),
         listen: listen(plan, m),
         server: m.server.clone(),
+        client_program: m.client.as_ref().map(|(p, _)| p.clone()),
         sampling: m.sampling.clone(),
         link: m.link.clone(),
         flood: m.flood.clone(),
@@ -59,6 +63,12 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
         });
     let bursty = matches!(plan.client.arrival, Arrival::Burst { .. });
     s.warnings = warnings(&s, records, overflow_expected, bursty);
+    if let Some(p) = &s.client_program {
+        s.warnings.push(Warning::NoConnectionRows {
+            command: p.command.clone(),
+            log: p.log.clone(),
+        });
+    }
     if let Some(link) = &s.link {
         let packets = link.to_server.held_at_stop + link.to_client.held_at_stop;
         if packets > 0 {

@@ -30,12 +30,14 @@ pub struct Lab {
     pub initial_queue: QueueSample,
     /// Every listening socket's limit (Send-Q) then: one, or several with SO_REUSEPORT.
     pub limits: Vec<u32>,
+    /// Where a client of the user's own (`client.command`) writes its output.
+    pub client_log: std::path::PathBuf,
 }
 
 impl Lab {
     /// Builds the hosts, starts the server and opens the probes. The namespaces exist only as
     /// descriptors, so a failure here (a sysctl the kernel refuses) leaves nothing behind.
-    /// A program of the user's own (`server.command`) writes its output to `dir/server.log`.
+    /// Programs of the user's own write their output to `dir/server.log` and `dir/client.log`.
     pub fn stand_up(plan: &RunPlan, dir: &std::path::Path) -> Result<Lab, Failure> {
         let topo = Topology::build(
             &plan.server.sysctl,
@@ -67,6 +69,7 @@ impl Lab {
             target,
             initial_queue,
             limits,
+            client_log: dir.join(crate::results::files::CLIENT_LOG),
         })
     }
 

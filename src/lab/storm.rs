@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use super::Lab;
 use crate::client::flood::Flood;
+use crate::client::program::ClientProgram;
 use crate::client::{AttemptSpec, Progress, Storm, StormResult};
 use crate::counters::{QueueSample, Sample, Sampler, SamplingStats, Series};
 use crate::drops::{self, DropStats, Row};
 use crate::plan::RunPlan;
-use crate::record::stats::FloodStats;
+use crate::record::stats::{FloodStats, ProgramStats};
 use crate::record::ConnRecord;
 use crate::server::ServerStats;
 use crate::topo::{claim, LinkStats};
@@ -37,6 +38,9 @@ pub struct Measured {
     /// Every listening socket's limit right after `listen()`.
     pub limits: Vec<u32>,
     pub server: ServerStats,
+    /// A client of the user's own (`client.command`) instead of the storm: how it ended and how
+    /// long it ran.
+    pub client: Option<(ProgramStats, Duration)>,
     /// Effective sysctls per namespace.
     pub sysctls: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -58,6 +62,7 @@ pub fn run(
         target,
         initial_queue,
         limits,
+        client_log,
     } = lab;
     // Tracing spans the counters' first and last readings: every event they saw is traced.
     let lab_addrs = topo.addrs;
@@ -92,13 +97,17 @@ pub fn run(
             Flood::start(&topo.client, f, target, sources, t0, plan.client.seed)
         })
         .transpose()?;
-    let storm = Storm::start(&topo.client, &plan.client, spec)?;
-    while !storm.is_finished() {
-        tick(&storm.progress);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    tick(&storm.progress);
-    let storm = storm.join()?;
+    let (storm, client) = match &plan.client.program {
+        None => (storm(&topo, plan, spec, tick)?, None),
+        Some(p) => {
+            let (stats, ran) = client_program(&topo, plan, p, &client_log, t0, tick)?;
+            let storm = StormResult {
+                interrupted: crate::interrupt::count() > 0,
+                ..Default::default()
+            };
+            (storm, Some((stats, ran)))
+        }
+    };
     let flood = flood.map(Flood::stop);
     save_connections(&storm.records)?;
     // What the storm's last packets cause in the kernel (drops, cookies, SYN-ACK retries, RSTs)
@@ -141,8 +150,51 @@ pub fn run(
         initial_queue,
         limits,
         server: server_stats,
+        client,
         sysctls,
     })
+}
+
+/// The lab's own storm, from time zero to its last connection.
+fn storm(
+    topo: &crate::topo::Topology,
+    plan: &RunPlan,
+    spec: AttemptSpec,
+    tick: &mut dyn FnMut(&Progress),
+) -> anyhow::Result<StormResult> {
+    let storm = Storm::start(&topo.client, &plan.client, spec)?;
+    while !storm.is_finished() {
+        tick(&storm.progress);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tick(&storm.progress);
+    Ok(storm.join()?)
+}
+
+/// A client of the user's own instead of the storm, from time zero until it ends or its
+/// `client.duration` is up.
+fn client_program(
+    topo: &crate::topo::Topology,
+    plan: &RunPlan,
+    program: &crate::plan::ProgramPlan,
+    log: &std::path::Path,
+    t0: Instant,
+    tick: &mut dyn FnMut(&Progress),
+) -> anyhow::Result<(ProgramStats, Duration)> {
+    let mut client = ClientProgram::start(
+        &topo.client,
+        topo.addrs.server_at(plan.server.port),
+        program,
+        plan.client.duration,
+        log,
+        t0,
+    )?;
+    let progress = Progress::new(0);
+    while !client.is_finished() {
+        tick(&progress);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(client.stop())
 }
 
 /// The series' last point as a full sample, for when the final reading fails.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::values::{bad, duration, positive, sysctls, unused};
 use super::{
-    Arrival, ClientPlan, Talk, CLIENT_SYSCTL_DEFAULTS, MAX_CONNECTIONS, MAX_DURATION,
+    Arrival, ClientPlan, ProgramPlan, Talk, CLIENT_SYSCTL_DEFAULTS, MAX_CONNECTIONS, MAX_DURATION,
     MAX_REQUEST_BYTES,
 };
 use crate::error::Failure;
@@ -160,5 +160,70 @@ pub(super) fn plan(
         seed: seed(c),
         talk,
         sysctl: sysctls("client", &c.sysctl, CLIENT_SYSCTL_DEFAULTS)?,
+        program: None,
     })
+}
+
+/// What only the lab's own storm has: per-connection records. An expectation on them cannot be
+/// judged with `client.command`.
+const RECORD_PATHS: &[&str] = &[
+    "connections",
+    "planned",
+    "abandoned",
+    "outcomes.",
+    "connect_latency",
+    "response_latency",
+    "by_outcome.",
+    "schedule.",
+    "retransmits.",
+];
+
+/// `client.command` (with `env` and `cwd`): a program of the user's own runs in the client
+/// namespace instead of the storm, for at most `client.duration`. The keys that shape the lab's
+/// storm are refused beside it, and so are expectations on per-connection records.
+pub(super) fn program(
+    c: &ClientFile,
+    server: &crate::scenario::ServerFile,
+    origin: &str,
+    expect: &[crate::scenario::expect::Expectation],
+) -> Result<Option<ProgramPlan>, Failure> {
+    let Some(argv) = &c.command else {
+        unused("client.env", &c.env, "with client.command")?;
+        unused("client.cwd", &c.cwd, "with client.command")?;
+        return Ok(None);
+    };
+    if argv.first().is_none_or(|a| a.trim().is_empty()) {
+        return Err(bad(
+            "client.command: a program and its arguments, e.g. [\"wrk\", \"-c64\", \"-d5s\",              \"http://{addr}:{port}/\"]"
+                .into(),
+        ));
+    }
+    let why = "by the lab's own storm, not with client.command (the program decides)";
+    unused("client.arrival", &c.arrival, why)?;
+    unused("client.rate", &c.rate, why)?;
+    unused("client.connections", &c.connections, why)?;
+    unused("client.burst_size", &c.burst_size, why)?;
+    unused("client.burst_interval", &c.burst_interval, why)?;
+    unused("client.connect_timeout", &c.connect_timeout, why)?;
+    unused("client.response_timeout", &c.response_timeout, why)?;
+    unused("client.request_bytes", &c.request_bytes, why)?;
+    if let Some(e) = expect
+        .iter()
+        .find(|e| RECORD_PATHS.iter().any(|p| e.reads(p)))
+    {
+        return Err(bad(format!(
+            "[expect] \"{}\" reads the lab's per-connection records, which a client of your own \
+             (client.command) does not produce: expect on counters.*, listen.*, drops.* or \
+             server.*, or use the lab's storm",
+            e.text
+        )));
+    }
+    Ok(Some(super::program::assemble(
+        argv,
+        &c.env,
+        &c.cwd,
+        origin,
+        server.port.unwrap_or(8080),
+        Duration::ZERO,
+    )))
 }

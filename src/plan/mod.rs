@@ -12,6 +12,7 @@ mod client;
 mod expectations;
 mod link;
 pub mod preflight;
+mod program;
 pub mod queues;
 pub mod retries;
 mod server;
@@ -119,6 +120,9 @@ pub struct ClientPlan {
     pub seed: u64,
     pub talk: Talk,
     pub sysctl: BTreeMap<String, String>,
+    /// A program of the user's own instead of the lab's storm (`client.command`): it runs for
+    /// at most `duration`, and the run has no per-connection records.
+    pub program: Option<ProgramPlan>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,7 +189,8 @@ impl RunPlan {
         let program = server::program(&f.server, &loaded.origin)?;
         let mut server = server::plan(&f.server, accept, listen, talk.clone())?;
         server.program = program;
-        let client = client::plan(&f.client, arrival, bounds, talk)?;
+        let mut client = client::plan(&f.client, arrival, bounds, talk)?;
+        client.program = client::program(&f.client, &f.server, &loaded.origin, &expect)?;
         Ok(RunPlan {
             name: f.name.clone().unwrap_or_else(|| loaded.stem.clone()),
             description: f.description.clone().unwrap_or_default(),

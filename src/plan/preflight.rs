@@ -155,6 +155,10 @@ fn accept_capacity(a: &AcceptPolicy) -> Option<f64> {
 pub fn check(plan: &RunPlan, fd_limit: u64, cpus: usize) -> Vec<Preflight> {
     let c = &plan.client;
     let mut out = Vec::new();
+    // A client of the user's own: its numbers are its own, none of these can be said.
+    if c.program.is_some() {
+        return out;
+    }
     let wait = c.connect_timeout + c.response_timeout;
     let rate = mean_arrival_rate(&c.arrival);
     // Open at once, at worst: every attempt of the last `wait` still waiting.

@@ -172,28 +172,12 @@ pub(super) fn program(s: &ServerFile, origin: &str) -> Result<Option<ProgramPlan
             "server.startup_timeout: above 0 and at most 120s".into()
         ));
     }
-    // A scenario file's own folder; for a bundled scenario, the working directory.
-    let dir = std::path::Path::new(origin)
-        .parent()
-        .filter(|_| !origin.starts_with('<'))
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                std::path::Path::new(".")
-            } else {
-                p
-            }
-        })
-        .unwrap_or(std::path::Path::new("."))
-        .to_path_buf();
-    let port = s.port.unwrap_or(8080).to_string();
-    let fill = |a: &str| {
-        a.replace("{port}", &port)
-            .replace("{scenario_dir}", &dir.display().to_string())
-    };
-    Ok(Some(ProgramPlan {
-        argv: argv.iter().map(|a| fill(a)).collect(),
-        env: s.env.clone().unwrap_or_default(),
-        cwd: s.cwd.as_deref().map_or(dir.clone(), |c| dir.join(fill(c))),
+    Ok(Some(super::program::assemble(
+        argv,
+        &s.env,
+        &s.cwd,
+        origin,
+        s.port.unwrap_or(8080),
         startup_timeout,
-    }))
+    )))
 }

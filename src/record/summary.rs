@@ -154,6 +154,9 @@ pub struct Summary {
     pub sysctl: BTreeMap<String, BTreeMap<String, String>>,
     pub listen: Listen,
     pub server: super::stats::ServerStats,
+    /// A client of the user's own (`client.command`) instead of the lab's storm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_program: Option<super::stats::ProgramStats>,
     /// What sampling the counters and the listen queue cost (it shares the cores with the storm).
     pub sampling: super::stats::SamplingStats,
     /// What the delay line did (absent on a plain veth link).

@@ -45,6 +45,8 @@ pub enum Warning {
     /// The machine itself dropped packets during the storm (drop reasons that are the host's
     /// limits, not the listen queue's), largest first.
     MachineDrops { reasons: Vec<(String, u64)> },
+    /// The client was a program of the user's own (`client.command`): no per-connection rows.
+    NoConnectionRows { command: String, log: String },
     /// A warning read back from a result folder: its text as written.
     Recorded(String),
 }
@@ -52,6 +54,13 @@ pub enum Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Warning::NoConnectionRows { command, log } => write!(
+                f,
+                "the client was a program of your own (`{command}`): there are no per-connection \
+                 rows, so connections.csv is empty and outcomes and latencies are absent; its own \
+                 account is in {log}, and the kernel's side (counters, queues, drops) is recorded \
+                 as for any storm"
+            ),
             Warning::ScheduleLag { p99_ms } => write!(
                 f,
                 "the storm fell behind its schedule (start lag p99 {p99_ms:.1} ms): the client was \

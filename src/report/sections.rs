@@ -95,7 +95,9 @@ pub fn run_document(run: &RunFolder, plots: &[PathBuf]) -> Document {
     figures(&mut doc, &run.dir, plots);
     settings(&mut doc, run);
     doc.h2("Summary");
-    outcomes_and_latency(&mut doc, run);
+    if run.summary.client_program.is_none() {
+        outcomes_and_latency(&mut doc, run);
+    }
     listen_queue(&mut doc, &run.summary);
     counters(&mut doc, &run.summary);
     trace_events(&mut doc, &run.summary);

@@ -52,6 +52,7 @@ pub mod files {
     pub const SUMMARY: &str = "summary.json";
     /// The stdout and stderr of a program of the user's own run as the server.
     pub const SERVER_LOG: &str = "server.log";
+    pub const CLIENT_LOG: &str = "client.log";
     /// A comparison's axes and runs.
     pub const COMPARISON: &str = "comparison.json";
     /// A comparison's rows, one per run.

@@ -77,14 +77,25 @@ pub fn pause_windows(plan: &RunPlan) -> Vec<(f64, f64)> {
 /// The plan's own knobs, as the report's Settings table and `check` both show them: the accept
 /// policy, the arrivals, how many connections and their timeouts.
 pub fn plan_knobs(p: &RunPlan) -> Vec<(String, String)> {
-    vec![
-        match &p.server.program {
-            Some(prog) => (
-                "server".into(),
-                format!("{} (a program of your own)", prog.argv.join(" ")),
+    let mut knobs = vec![match &p.server.program {
+        Some(prog) => (
+            "server".into(),
+            format!("{} (a program of your own)", prog.argv.join(" ")),
+        ),
+        None => ("accept".into(), describe_accept(&p.server.accept)),
+    }];
+    if let Some(prog) = &p.client.program {
+        knobs.push((
+            "client".into(),
+            format!(
+                "{} (a program of your own, for at most {})",
+                prog.argv.join(" "),
+                seconds(p.client.duration)
             ),
-            None => ("accept".into(), describe_accept(&p.server.accept)),
-        },
+        ));
+        return knobs;
+    }
+    knobs.extend([
         ("arrivals".into(), describe_arrival(&p.client.arrival)),
         (
             "connections".into(),
@@ -102,7 +113,8 @@ pub fn plan_knobs(p: &RunPlan) -> Vec<(String, String)> {
                 seconds(p.client.response_timeout)
             ),
         ),
-    ]
+    ]);
+    knobs
 }
 
 /// The link as a person says it: `veth (no delay)`, `rtt 20 ms, jitter 2 ms, loss 1% to the

@@ -7,12 +7,14 @@
 //!
 //! The schema, with defaults, is documented in `scenarios/README.md`.
 
+mod bundled;
 pub mod expect;
 pub mod matrix;
 mod modes;
 mod set;
 mod words;
 
+pub use bundled::BUNDLED;
 pub(crate) use set::set_in;
 pub use words::OneOrMany;
 
@@ -176,6 +178,11 @@ pub struct ClientFile {
     pub seed: Option<u64>,
     /// Bytes the client sends after connecting; 0 makes the server speak first.
     pub request_bytes: Option<u32>,
+    /// A program of the user's own instead of the lab's storm (`wrk`, `h2load`), with its
+    /// environment and working directory, as for `server.command`.
+    pub command: Option<Vec<String>>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub cwd: Option<String>,
     #[serde(default)]
     pub sysctl: BTreeMap<String, SysctlValue>,
 }
@@ -204,42 +211,6 @@ impl std::fmt::Display for SysctlValue {
         }
     }
 }
-
-/// The scenarios shipped in `scenarios/`, compiled in so `backlog-lab run NAME` works anywhere.
-pub const BUNDLED: &[(&str, &str)] = &[
-    ("envoy-somaxconn-128", DEFAULT_SCENARIO),
-    (
-        "netty-backlog-50",
-        include_str!("../../scenarios/netty-backlog-50.toml"),
-    ),
-    (
-        "netty-backlog-1024",
-        include_str!("../../scenarios/netty-backlog-1024.toml"),
-    ),
-    (
-        "node-backlog-511",
-        include_str!("../../scenarios/node-backlog-511.toml"),
-    ),
-    (
-        "node-burst",
-        include_str!("../../scenarios/node-burst.toml"),
-    ),
-    ("gc-pause", include_str!("../../scenarios/gc-pause.toml")),
-    ("netty-50", include_str!("../../scenarios/netty-50.toml")),
-    (
-        "reset-by-peer",
-        include_str!("../../scenarios/reset-by-peer.toml"),
-    ),
-    (
-        "abort-on-overflow",
-        include_str!("../../scenarios/abort-on-overflow.toml"),
-    ),
-    (
-        "syncookies",
-        include_str!("../../scenarios/syncookies.toml"),
-    ),
-    ("syn-flood", include_str!("../../scenarios/syn-flood.toml")),
-];
 
 /// A scenario as loaded: the resolved TOML text (file plus overrides) and its parsed form.
 #[derive(Debug, Clone)]

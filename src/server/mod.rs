@@ -43,7 +43,7 @@ pub struct Server {
     /// The lab's own server: its thread and the way to stop it.
     own: Option<(oneshot::Sender<()>, JoinHandle<ServerStats>)>,
     /// Or a program of the user's own, and the windows it is to be paused in.
-    program: Option<program::Program>,
+    program: Option<crate::program::Program>,
     pauses: Option<Vec<(std::time::Duration, std::time::Duration)>>,
 }
 
@@ -65,7 +65,7 @@ impl Server {
             return Ok(Server {
                 begin: None,
                 own: None,
-                program: Some(program::Program::start(ns, addr, p, log)?),
+                program: Some(program::start(ns, addr, p, log)?),
                 pauses,
             });
         }

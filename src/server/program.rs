@@ -1,278 +1,74 @@
-//! A program of the user's own as the server (`server.command`): started inside the server
-//! namespace after its sysctls are written, waited for until a listener appears on the port
-//! (sock_diag), and stopped after the storm with SIGTERM, then SIGKILL after a grace period.
-//! Its stdout and stderr go to `server.log`.
-//!
-//! It never outlives the lab: it runs in a process group of its own, which every way out of the
-//! lab (the storm's end, an error, a panic's unwinding) signals, and it is started with
-//! `PR_SET_PDEATHSIG` = SIGKILL, so a `kill -9` of the lab takes it along.
+//! A program of the user's own as the server (`server.command`): started in the server
+//! namespace, then waited for until its listening sockets appear on the port (sock_diag) and
+//! their number holds still.
 
 use std::net::SocketAddr;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::counters::ListenDiag;
 use crate::error::Failure;
 use crate::family::Family;
 use crate::plan::ProgramPlan;
+use crate::program::{describe, Program};
 use crate::topo::Netns;
 
-/// How long a program has after SIGTERM before SIGKILL.
-const GRACE: Duration = Duration::from_secs(3);
-
-/// The Debian package that provides a program our users commonly run, for the error that says
-/// it is missing.
-fn package_of(program: &str) -> Option<&'static str> {
-    Some(match program {
-        "node" | "nodejs" => "nodejs",
-        "java" => "default-jre-headless",
-        "nginx" => "nginx",
-        "python3" | "python" => "python3",
-        "envoy" => "envoy (not in Debian: see envoyproxy.io)",
-        _ => return None,
-    })
+/// Starts `plan`'s program in `ns`, its output into `log`, and waits until it listens on
+/// `addr`'s port (or exits, or the startup timeout passes: each an error quoting its last
+/// words).
+pub fn start(
+    ns: &Netns,
+    addr: SocketAddr,
+    plan: &ProgramPlan,
+    log: &Path,
+) -> Result<Program, Failure> {
+    let mut program = Program::start("server.command", ns, addr.ip(), plan, log)?;
+    wait_listening(&mut program, ns, addr.port(), plan.startup_timeout)?;
+    Ok(program)
 }
 
-/// The executable `name` resolves to (a path as given, else the first match on PATH).
-fn resolve(name: &str) -> Option<PathBuf> {
-    if name.contains('/') {
-        return Path::new(name).is_file().then(|| PathBuf::from(name));
-    }
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-}
-
-/// The running program.
-pub struct Program {
-    child: Child,
-    pub command: String,
-    log: PathBuf,
-    /// The thread that stops and continues it in its pause windows, and how to end it early.
-    pauser: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
-}
-
-impl Program {
-    /// Starts `plan`'s program in `ns`, its output into `log`, and waits until it listens on
-    /// `addr`'s port (or exits, or the startup timeout passes: each an error quoting its last
-    /// words). `addr` fills in `{addr}`.
-    pub fn start(
-        ns: &Netns,
-        addr: SocketAddr,
-        plan: &ProgramPlan,
-        log: &Path,
-    ) -> Result<Program, Failure> {
-        let argv: Vec<String> = plan
-            .argv
-            .iter()
-            .map(|a| a.replace("{addr}", &addr.ip().to_string()))
-            .collect();
-        let command = argv.join(" ");
-        let exe = resolve(&argv[0]).ok_or_else(|| {
-            Failure::environment(format!(
-                "server.command: `{}` is not installed here{}",
-                argv[0],
-                package_of(&argv[0])
-                    .map_or(String::new(), |p| format!(" (Debian: apt-get install {p})"))
-            ))
-        })?;
-        let out = std::fs::File::create(log)
-            .map_err(|e| Failure::environment(format!("cannot write {}: {e}", log.display())))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| Failure::environment(e.to_string()))?;
-        let ns_fd = ns.raw_fd();
-        let mut cmd = Command::new(exe);
-        cmd.args(&argv[1..])
-            .envs(&plan.env)
-            .current_dir(&plan.cwd)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0);
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+fn wait_listening(
+    program: &mut Program,
+    ns: &Netns,
+    port: u16,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let mut diag = ListenDiag::open(ns, port, Family::default())?.with_mapped(true);
+    let deadline = Instant::now() + timeout;
+    // Once one socket listens, the others of a program with several (SO_REUSEPORT workers)
+    // get until the count has held still for SETTLE.
+    const SETTLE: Duration = Duration::from_millis(300);
+    let mut seen: Option<(u32, Instant)> = None;
+    loop {
+        let n = diag
+            .sample()
+            .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?
+            .listeners;
+        match seen {
+            Some((m, since)) if m == n && since.elapsed() >= SETTLE => return Ok(()),
+            Some((m, _)) if m == n => {}
+            _ if n > 0 => seen = Some((n, Instant::now())),
+            _ => {}
         }
-        let child = cmd.spawn().map_err(|e| {
-            Failure::environment(format!("server.command: cannot start `{command}`: {e}"))
-        })?;
-        let mut program = Program {
-            child,
-            command,
-            log: log.to_path_buf(),
-            pauser: None,
-        };
-        program.wait_listening(ns, addr.port(), plan.startup_timeout)?;
-        Ok(program)
-    }
-
-    fn wait_listening(&mut self, ns: &Netns, port: u16, timeout: Duration) -> Result<(), Failure> {
-        let mut diag = ListenDiag::open(ns, port, Family::default())?.with_mapped(true);
-        let deadline = Instant::now() + timeout;
-        // Once one socket listens, the others of a program with several (SO_REUSEPORT workers)
-        // get until the count has held still for SETTLE.
-        const SETTLE: Duration = Duration::from_millis(300);
-        let mut seen: Option<(u32, Instant)> = None;
-        loop {
-            let n = diag
-                .sample()
-                .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?
-                .listeners;
-            match seen {
-                Some((m, since)) if m == n && since.elapsed() >= SETTLE => return Ok(()),
-                Some((m, _)) if m == n => {}
-                _ if n > 0 => seen = Some((n, Instant::now())),
-                _ => {}
-            }
-            if seen.is_some() && Instant::now() > deadline + SETTLE {
-                return Ok(());
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(Failure::environment(format!(
-                    "server.command `{}` {} before listening on port {port}{}",
-                    self.command,
-                    describe(status),
-                    self.last_words()
-                )));
-            }
-            if seen.is_none() && Instant::now() > deadline {
-                return Err(Failure::environment(format!(
-                    "server.command `{}` did not listen on port {port} within {:?} (server.port, server.startup_timeout){}",
-                    self.command,
-                    timeout,
-                    self.last_words()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if seen.is_some() && Instant::now() > deadline + SETTLE {
+            return Ok(());
         }
-    }
-
-    /// The last lines the program wrote, for an error.
-    fn last_words(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().rev().take(5).collect();
-        if lines.is_empty() {
-            return "; it wrote nothing".into();
+        if let Some(status) = program.exited() {
+            return Err(Failure::environment(format!(
+                "server.command `{}` {} before listening on port {port}{}",
+                program.command,
+                describe(status),
+                program.last_words()
+            )));
         }
-        let quoted: Vec<String> = lines.iter().rev().map(|l| format!("  | {l}")).collect();
-        format!(
-            "; its last words ({}):\n{}",
-            self.log.display(),
-            quoted.join("\n")
-        )
-    }
-
-    /// Stops the program (SIGSTOP to its group) in each of `windows`, counted from `t0`, and
-    /// continues it (SIGCONT) at each window's end: a GC pause or a blocked event loop, for any
-    /// program. Connections keep queueing in the kernel meanwhile.
-    pub fn pause_in(&mut self, t0: Instant, windows: Vec<(Duration, Duration)>) {
-        let group = self.child.id() as libc::pid_t;
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            // Sleeps until `at`, or returns false when the program is being stopped.
-            let wait = |at: Instant| {
-                let left = at.saturating_duration_since(Instant::now());
-                !matches!(
-                    rx.recv_timeout(left),
-                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
-                )
-            };
-            for (start, end) in windows {
-                if !wait(t0 + start) {
-                    return;
-                }
-                unsafe { libc::kill(-group, libc::SIGSTOP) };
-                let more = wait(t0 + end);
-                unsafe { libc::kill(-group, libc::SIGCONT) };
-                if !more {
-                    return;
-                }
-            }
-        });
-        self.pauser = Some((tx, thread));
-    }
-
-    /// Ends the pause windows early, leaving the program running.
-    fn end_pauses(&mut self) {
-        if let Some((tx, thread)) = self.pauser.take() {
-            let _ = tx.send(());
-            let _ = thread.join();
-            self.kill_group(libc::SIGCONT);
+        if seen.is_none() && Instant::now() > deadline {
+            return Err(Failure::environment(format!(
+                "server.command `{}` did not listen on port {port} within {:?} (server.port, server.startup_timeout){}",
+                program.command,
+                timeout,
+                program.last_words()
+            )));
         }
-    }
-
-    /// The log's file name (it sits in the result folder).
-    pub fn log_name(&self) -> String {
-        self.log
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-    }
-
-    /// SIGTERM to its process group, SIGKILL after [`GRACE`]; how it ended.
-    pub fn stop(mut self) -> String {
-        let status = self.end();
-        describe(status)
-    }
-
-    fn end(&mut self) -> std::process::ExitStatus {
-        // A stopped program would not act on SIGTERM until continued.
-        self.end_pauses();
-        if let Ok(Some(s)) = self.child.try_wait() {
-            self.kill_group(libc::SIGKILL);
-            return s;
-        }
-        self.kill_group(libc::SIGTERM);
-        let deadline = Instant::now() + GRACE;
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                self.kill_group(libc::SIGKILL);
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill_group(libc::SIGKILL);
-        self.child
-            .wait()
-            .unwrap_or_else(|_| std::process::ExitStatus::from_raw(9))
-    }
-
-    fn kill_group(&self, signal: libc::c_int) {
-        // The group's id is the child's pid (`process_group(0)`).
-        unsafe { libc::kill(-(self.child.id() as libc::pid_t), signal) };
-    }
-}
-
-impl Drop for Program {
-    fn drop(&mut self) {
-        self.end_pauses();
-        if let Ok(None) = self.child.try_wait() {
-            self.kill_group(libc::SIGKILL);
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// "exited with 0", "was killed by signal 15 (SIGTERM)".
-pub fn describe(s: std::process::ExitStatus) -> String {
-    match (s.code(), s.signal()) {
-        (Some(c), _) => format!("exited with {c}"),
-        (None, Some(sig)) => format!(
-            "was killed by signal {sig} ({})",
-            nix::sys::signal::Signal::try_from(sig).map_or("?", |s| s.as_str())
-        ),
-        _ => "ended".into(),
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -44,8 +44,11 @@ fn pct_row(label: &str, p: &Percentiles) -> String {
 pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std::io::Result<()> {
     let mut out = String::new();
     header(&mut out, plan, s);
-    outcomes(&mut out, s);
-    latency(&mut out, s);
+    // A client of the user's own leaves no per-connection rows to count or time.
+    if s.client_program.is_none() {
+        outcomes(&mut out, s);
+        latency(&mut out, s);
+    }
     link_and_flood(&mut out, s);
     for (ns, counters) in &s.counters {
         out.push_str(&counter_table(ns, counters));
@@ -92,6 +95,13 @@ fn header(out: &mut String, plan: &RunPlan, s: &Summary) {
             l.listeners.len(),
             limits.join(", ")
         ));
+    }
+    if let Some(p) = &s.client_program {
+        out.push_str(&format!(
+            "  client: {} ({} after {:.1} s; its own account in {}); server accepted {}, served {}\n",
+            p.command, p.exit, s.duration_s, p.log, s.server.accepted, s.server.served
+        ));
+        return;
     }
     let rate = s
         .schedule

@@ -48,6 +48,14 @@ pub fn connect_times(run: &RunFolder, out: &mut Vec<String>) {
         if elsewhere > 0 {
             parts.push(format!("{} at other times", thousands(elsewhere)));
         }
+        // A client of the user's own: no connect times to set against the marks.
+        if run.summary.client_program.is_some() {
+            out.push(format!(
+                "Clients retransmitted {} SYNs (client TcpExt.TCPSynRetrans).",
+                thousands(syn_retrans)
+            ));
+            return;
+        }
         out.push(format!(
             "Clients retransmitted {} SYNs (client TcpExt.TCPSynRetrans). Of the {} connections that \
              connected, {}.",

@@ -73,6 +73,18 @@ pub fn explain(run: &RunFolder) -> Vec<String> {
 /// How many connections, over how long, how many were served, and at what rate they started.
 fn overview(run: &RunFolder) -> String {
     let s = &run.summary;
+    if let Some(p) = &s.client_program {
+        return format!(
+            "The client was a program of your own, `{}`, which {} after {}: its own account of \
+             the connections is in {}; the lab has no per-connection rows, and what follows is \
+             the kernel's side. The server accepted {} connections.",
+            p.command,
+            p.exit,
+            secs(s.duration_s),
+            p.log,
+            thousands(s.server.accepted)
+        );
+    }
     let total = run.total();
     let ok = run.outcome_count(Outcome::Ok);
     let mut first = format!(
