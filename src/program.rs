@@ -60,7 +60,8 @@ pub struct Program {
 }
 
 impl Program {
-    /// Starts `plan`'s program in `ns` (`{addr}` filled in with `addr`), its output into `log`.
+    /// Starts `plan`'s program in `ns` (`{addr}` filled in with `addr`, `{run_dir}` with the
+    /// log's folder), its output into `log`.
     pub fn start(
         role: &'static str,
         ns: &Netns,
@@ -68,10 +69,18 @@ impl Program {
         plan: &ProgramPlan,
         log: &Path,
     ) -> Result<Program, Failure> {
+        // `{run_dir}`: the result folder, where the log goes, for a program's own files (pid,
+        // temporary files).
+        let run_dir = log.parent().map_or(String::new(), |d| {
+            std::path::absolute(d).map_or(d.display().to_string(), |d| d.display().to_string())
+        });
         let argv: Vec<String> = plan
             .argv
             .iter()
-            .map(|a| a.replace("{addr}", &addr.to_string()))
+            .map(|a| {
+                a.replace("{addr}", &addr.to_string())
+                    .replace("{run_dir}", &run_dir)
+            })
             .collect();
         let command = argv.join(" ");
         let exe = resolve(&argv[0]).ok_or_else(|| {

@@ -280,3 +280,47 @@ fn several_listening_sockets_are_each_reported() {
     assert_eq!(s["listen"]["accept_queue_limit"], 9, "the largest");
     assert_eq!(s["outcomes"]["ok"], 100, "{}", s["outcomes"]);
 }
+
+/// Debian's nginx with `listen … reuseport` and 2 workers: two listening sockets on the port,
+/// each with nginx's default backlog, 511, both reported; and the queue is sampled per socket.
+/// 600 connections arrive while nginx is stopped (SIGSTOP), the kernel spreads them over the
+/// two sockets by hash, and the fullest socket held at least half of them but not all: the
+/// samples are one socket's, not a sum.
+#[test]
+fn nginx_with_reuseport_and_two_workers_has_two_sockets_of_511() {
+    let (tmp, out) = out_dir();
+    let conf = std::fs::read_to_string("scenarios/servers/nginx.conf")
+        .unwrap()
+        .replace("worker_processes 1;", "worker_processes 2;")
+        .replace("listen 8080;", "listen 8080 reuseport;");
+    assert!(conf.contains("reuseport") && conf.contains("worker_processes 2;"));
+    std::fs::write(tmp.path().join("nginx.conf"), conf).unwrap();
+    let path = tmp.path().join("nginx.toml");
+    std::fs::write(
+        &path,
+        "name = \"nginx-reuseport\"\n[server]\n\
+         command = [\"nginx\", \"-p\", \"{run_dir}\", \"-c\", \"{scenario_dir}/nginx.conf\"]\n\
+         accept = \"pause\"\npauses = [\"0s-1s\"]\n\
+         [client]\narrival = \"burst\"\nburst_size = 600\nconnections = 600\nduration = \"1s\"\n",
+    )
+    .unwrap();
+    let o = run(&path, &out);
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = util::summary(&out);
+    assert_eq!(
+        s["listen"]["listeners"],
+        serde_json::json!([511, 511]),
+        "{}",
+        s["listen"]
+    );
+    assert_eq!(s["listen"]["accept_queue_limit"], 511);
+    let fullest = s["listen"]["accept_queue_max_seen"].as_u64().unwrap();
+    assert!(
+        (300..600).contains(&fullest),
+        "fullest socket held {fullest} of 600"
+    );
+    assert_eq!(util::counter(&s, "server", "TcpExt.ListenOverflows"), 0);
+    assert_eq!(s["outcomes"]["ok"], 600, "{}", s["outcomes"]);
+    let log = std::fs::read_to_string(out.join("server.log")).unwrap();
+    assert_eq!(log.matches("start worker process ").count(), 2, "{log}");
+}

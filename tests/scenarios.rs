@@ -108,3 +108,26 @@ fn gc_pause() {
 fn netty_50() {
     passes("scenarios/netty-50.toml");
 }
+
+// The real-server scenarios (issue #9, part 4): each runs the program's own default backlog,
+// then the seed's fix. They run from the repository, beside their programs.
+
+#[test]
+fn servers_node_default_511() {
+    passes("scenarios/servers/node-default-511.toml");
+}
+
+#[test]
+fn servers_java_serversocket_50() {
+    passes("scenarios/servers/java-serversocket-50.toml");
+}
+
+#[test]
+fn servers_nginx_default_511() {
+    passes("scenarios/servers/nginx-default-511.toml");
+}
+
+#[test]
+fn servers_python_http_server_5() {
+    passes("scenarios/servers/python-http-server-5.toml");
+}

@@ -167,6 +167,18 @@ impl Run {
     /// One line per run of a comparison: its label, its queues and its arrivals.
     fn line(&self) -> String {
         let arrivals = self.knob("arrivals");
+        if self.program {
+            return format!(
+                "{:<28} server: {}; {}",
+                self.label,
+                self.knob("server"),
+                if arrivals.is_empty() {
+                    self.knob("client")
+                } else {
+                    arrivals
+                }
+            );
+        }
         format!(
             "{:<28} accept queue holds {}, SYN queue {}; {}, accept {}",
             self.label,

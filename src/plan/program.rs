@@ -31,9 +31,10 @@ pub(super) fn assemble(
     }
 }
 
-/// A scenario file's own folder; for a bundled scenario, the working directory.
+/// A scenario file's own folder; for a bundled scenario, the working directory. Absolute, since
+/// it is also the program's default working directory, where a relative path would be read again.
 fn scenario_dir(origin: &str) -> PathBuf {
-    Path::new(origin)
+    let dir = Path::new(origin)
         .parent()
         .filter(|_| !origin.starts_with('<'))
         .map(|p| {
@@ -44,5 +45,6 @@ fn scenario_dir(origin: &str) -> PathBuf {
             }
         })
         .unwrap_or(Path::new("."))
-        .to_path_buf()
+        .to_path_buf();
+    std::path::absolute(&dir).unwrap_or(dir)
 }

@@ -80,7 +80,11 @@ pub fn plan_knobs(p: &RunPlan) -> Vec<(String, String)> {
     let mut knobs = vec![match &p.server.program {
         Some(prog) => (
             "server".into(),
-            format!("{} (a program of your own)", prog.argv.join(" ")),
+            format!(
+                "{} (a program of your own{})",
+                prog.argv.join(" "),
+                env_words(&prog.env)
+            ),
         ),
         None => ("accept".into(), describe_accept(&p.server.accept)),
     }];
@@ -115,6 +119,15 @@ pub fn plan_knobs(p: &RunPlan) -> Vec<(String, String)> {
         ),
     ]);
     knobs
+}
+
+/// `; env A=1 B=2`, or nothing.
+fn env_words(env: &std::collections::BTreeMap<String, String>) -> String {
+    if env.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("; env {}", pairs.join(" "))
 }
 
 /// The link as a person says it: `veth (no delay)`, `rtt 20 ms, jitter 2 ms, loss 1% to the

@@ -37,3 +37,33 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ),
     ("syn-flood", include_str!("../../scenarios/syn-flood.toml")),
 ];
+
+/// The scenarios with real servers (`scenarios/servers/`): compiled in to be listed and checked,
+/// but run from their files, since their programs sit beside them (`{scenario_dir}`).
+pub const SERVERS: &[(&str, &str)] = &[
+    (
+        "node-default-511",
+        include_str!("../../scenarios/servers/node-default-511.toml"),
+    ),
+    (
+        "java-serversocket-50",
+        include_str!("../../scenarios/servers/java-serversocket-50.toml"),
+    ),
+    (
+        "nginx-default-511",
+        include_str!("../../scenarios/servers/nginx-default-511.toml"),
+    ),
+    (
+        "python-http-server-5",
+        include_str!("../../scenarios/servers/python-http-server-5.toml"),
+    ),
+];
+
+/// Where a real-server scenario's file is, from the repository's root.
+pub fn server_path(name: &str) -> Option<String> {
+    let name = name.trim_end_matches(".toml");
+    SERVERS
+        .iter()
+        .any(|(n, _)| *n == name)
+        .then(|| format!("scenarios/servers/{name}.toml"))
+}

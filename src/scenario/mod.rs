@@ -14,7 +14,7 @@ mod modes;
 mod set;
 mod words;
 
-pub use bundled::BUNDLED;
+pub use bundled::{server_path, BUNDLED, SERVERS};
 pub(crate) use set::set_in;
 pub use words::OneOrMany;
 
@@ -261,6 +261,17 @@ fn source(path: Option<&Path>) -> Result<(String, String, String), Failure> {
             text.to_string(),
             name.to_string(),
         ),
+        (Some(p), None) if !p.exists() && server_path(&p.to_string_lossy()).is_some() => {
+            let file = server_path(&p.to_string_lossy()).unwrap_or_default();
+            if !Path::new(&file).exists() {
+                return Err(Failure::bad_input(format!(
+                    "{} runs a real program that sits beside its scenario file: run it from the \
+                     repository, as `backlog-lab run {file}`",
+                    p.display()
+                )));
+            }
+            return source(Some(Path::new(&file)));
+        }
         (Some(p), None) => {
             let text = std::fs::read_to_string(p).map_err(|e| {
                 Failure::bad_input(format!(
