@@ -52,6 +52,20 @@ pub enum Command {
     /// results/serve/<timestamp>/).
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
+    /// Watch a live listener the lab did not start, read only: its accept queue and limit (every
+    /// socket on the port), SYN-RECV, the namespace's counters and the kernel's drop reasons.
+    ///
+    /// A live line every second; at the end (--for, or Ctrl-C) the same timeseries.csv,
+    /// counters.csv, drops.csv, plots and report as a run. It writes no sysctl, builds no link,
+    /// and traces through a private tracefs mount and an instance of its own.
+    ///   backlog-lab watch --port 443 --for 10m
+    ///   backlog-lab watch --port 8080 --pid $(pgrep -o nginx)           # a container's
+    ///   backlog-lab watch --port 8080 --netns /proc/PID/fd/N            # a lab (serve prints it)
+    ///   backlog-lab watch --port 443 --for 1m --alert 'counters.TcpExt.ListenOverflows > 0'
+    /// Exit: 0, 1 when an --alert held, 2 bad input, 3 nothing listens there, 128 + the signal
+    /// when stopped by one (what was seen is still written).
+    #[command(verbatim_doc_comment)]
+    Watch(WatchArgs),
     /// Measure the emulated link on this machine: handshake accuracy per RTT and packet rate,
     /// against a plain veth pair measured in the same run (needs root: TUN devices).
     ///
@@ -190,6 +204,68 @@ pub struct ServeArgs {
     /// Write into a --out folder that is not empty.
     #[arg(long, requires = "out")]
     pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// The TCP port of the listener(s) to watch.
+    #[arg(long, value_name = "PORT")]
+    pub port: u16,
+
+    /// The network namespace to watch (default: this process's own, the host's): a file such as
+    /// /run/netns/NAME, /proc/PID/ns/net, or the /proc/PID/fd/N that `serve` prints.
+    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
+    pub netns: Option<PathBuf>,
+
+    /// Watch the network namespace of this process (a container's server).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// How long to watch (at most 24h); Ctrl-C ends it early.
+    #[arg(long = "for", value_name = "DURATION", default_value = "60s", value_parser = parse_watch_duration)]
+    pub duration: std::time::Duration,
+
+    /// A condition in the [expect] language that makes the exit code 1 when it holds over the
+    /// whole watch, e.g. 'counters.TcpExt.ListenOverflows > 0' (counters.X is short for
+    /// counters.server.X). Repeatable: any one that holds.
+    #[arg(long, value_name = "EXPR")]
+    pub alert: Vec<String>,
+
+    /// How often to sample the queue and the counters.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+
+    /// Do not record drop reasons (no tracefs at all).
+    #[arg(long)]
+    pub no_trace: bool,
+
+    /// No live line.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Result folder (default: results/watch-PORT/<timestamp>/). It must be new or empty.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Write into a --out folder that is not empty.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+}
+
+fn parse_watch_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e}; e.g. 30s, 10m"))?;
+    if d.is_zero() || d > std::time::Duration::from_secs(24 * 3600) {
+        return Err("must be above 0 and at most 24h".into());
+    }
+    Ok(d)
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e}; e.g. 10ms, 100ms"))?;
+    if d < std::time::Duration::from_millis(1) || d > std::time::Duration::from_secs(10) {
+        return Err("from 1ms to 10s".into());
+    }
+    Ok(d)
 }
 
 fn parse_serve_duration(s: &str) -> Result<std::time::Duration, String> {

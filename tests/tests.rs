@@ -19,3 +19,4 @@ mod resets;
 mod scenarios;
 mod schema;
 mod storm;
+mod watch;

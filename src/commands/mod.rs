@@ -16,6 +16,7 @@ pub mod plan;
 pub mod plot;
 pub mod run;
 pub mod serve;
+pub mod watch;
 
 use std::io::Write;
 
@@ -45,6 +46,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run_or_compare(&args),
         Command::Serve(args) => serve::command(&args, &mut out),
+        Command::Watch(args) => watch::command(&args, &mut out),
         Command::BenchLink(args) => bench_link::command(&args, &mut out),
         Command::Check(args) => check::command(&args, &mut out),
         Command::Explain(args) => explain::command(&args, &mut out),

@@ -52,7 +52,8 @@ fn serve(
         initial_queue,
         ..
     } = lab;
-    let before = [probes.server.read()?, probes.client.read()?];
+    let s = probes.sample(Instant::now())?;
+    let before = [s.server, s.client];
     server.begin(Instant::now());
 
     // Stop signals were caught before anything was created (`crate::interrupt`), so a client
@@ -61,11 +62,13 @@ fn serve(
     let ns = format!("/proc/{pid}/fd/{}", topo.client.raw_fd());
     let server_ns = format!("/proc/{pid}/fd/{}", topo.server.raw_fd());
     let url = format!("http://{target}/");
+    let port = target.port();
     writeln!(
         out,
         "serving {target} (listen backlog {} -> accept queue limit {}) for {}; Ctrl-C stops\n\
          client namespace: {ns}\n\
          server namespace: {server_ns}   (nsenter --net={server_ns} ss -lnt)\n  \
+         backlog-lab watch --netns {server_ns} --port {port}\n  \
          nsenter --net={ns} curl -s {url}\n  \
          nsenter --net={ns} wrk -t2 -c64 -d10s -H 'Connection: close' {url}",
         plan.server.backlog,
@@ -86,7 +89,8 @@ fn serve(
         "\nserver accepted {}, served {}",
         stats.accepted, stats.served
     )?;
-    let after = [probes.server.read()?, probes.client.read()?];
+    let s = probes.sample(Instant::now())?;
+    let after = [s.server, s.client];
     for (i, ns) in ["server", "client"].iter().enumerate() {
         let moved = Snapshot::moved(&before[i], &after[i]);
         out.write_all(terminal::counter_table(ns, &moved).as_bytes())?;

@@ -30,7 +30,8 @@ pub struct Sample {
 /// What the sampler needs: the open counter files of both namespaces and the diag socket.
 pub struct Probes {
     pub server: CounterFiles,
-    pub client: CounterFiles,
+    /// None when only one namespace is watched (`watch`): its client counters read as empty.
+    pub client: Option<CounterFiles>,
     pub diag: ListenDiag,
 }
 
@@ -41,7 +42,10 @@ impl Probes {
         Ok(Sample {
             t_us,
             server: self.server.read()?,
-            client: self.client.read()?,
+            client: match &mut self.client {
+                Some(c) => c.read()?,
+                None => Snapshot::default(),
+            },
             queue: self.diag.sample().unwrap_or_default(),
         })
     }
@@ -96,6 +100,31 @@ impl Series {
     }
 }
 
+/// The queue samples of the last [`LiveQueue::SPAN_US`], for a display that runs beside the
+/// sampler (`watch`'s live line).
+#[derive(Debug, Default)]
+pub struct LiveQueue {
+    samples: std::sync::Mutex<std::collections::VecDeque<(u64, QueueSample)>>,
+}
+
+impl LiveQueue {
+    pub const SPAN_US: u64 = 10_000_000;
+
+    fn push(&self, t_us: u64, q: QueueSample) {
+        let mut s = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        s.push_back((t_us, q));
+        while s.front().is_some_and(|(t, _)| t + Self::SPAN_US < t_us) {
+            s.pop_front();
+        }
+    }
+
+    /// The samples of the last ten seconds, oldest first.
+    pub fn recent(&self) -> Vec<QueueSample> {
+        let s = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        s.iter().map(|(_, q)| *q).collect()
+    }
+}
+
 /// Samples [`Probes`] every `interval` until stopped.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
@@ -103,7 +132,17 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn start(mut probes: Probes, t0: Instant, interval: Duration) -> Sampler {
+    pub fn start(probes: Probes, t0: Instant, interval: Duration) -> Sampler {
+        Sampler::start_live(probes, t0, interval, None)
+    }
+
+    /// [`Sampler::start`], also keeping the last queue samples in `live` for a live display.
+    pub fn start_live(
+        mut probes: Probes,
+        t0: Instant,
+        interval: Duration,
+        live: Option<Arc<LiveQueue>>,
+    ) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -122,10 +161,16 @@ impl Sampler {
                 while !flag.load(Ordering::Relaxed) {
                     let t_us = t0.elapsed().as_micros() as u64;
                     let queue = probes.diag.sample().unwrap_or_default();
+                    if let Some(live) = &live {
+                        live.push(t_us, queue);
+                    }
                     let read = probes
                         .server
                         .read_values(&mut layouts[0], &mut now_vals[0])
-                        .and_then(|_| probes.client.read_values(&mut layouts[1], &mut now_vals[1]));
+                        .and_then(|_| match &mut probes.client {
+                            Some(c) => c.read_values(&mut layouts[1], &mut now_vals[1]),
+                            None => Ok(()),
+                        });
                     if read.is_err() {
                         stats.failed += 1;
                     } else {

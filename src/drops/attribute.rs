@@ -22,6 +22,19 @@ pub(super) fn between_lab_hosts(e: &Event, server: SocketAddr, lab: &LabAddrs) -
     }
 }
 
+/// Whether an event is to or from the watched `server` (any peer; an unspecified address
+/// matches on the port alone): `watch`'s rule for a listener the lab did not start.
+pub(super) fn to_or_from(e: &Event, server: SocketAddr) -> bool {
+    let is_server = |a: &SocketAddr| {
+        a.port() == server.port() && (server.ip().is_unspecified() || a.ip() == server.ip())
+    };
+    match (e.local, e.remote) {
+        (Some(local), Some(remote)) => is_server(&local) || is_server(&remote),
+        (Some(local), None) => e.kind == Kind::SendReset && is_server(&local),
+        _ => false,
+    }
+}
+
 /// Ties every event to its connection where the 4-tuple allows: the latest connection from that
 /// client port that had started by then (a SYN-ACK retransmitted after the client gave up still
 /// belongs to it, until the port is used again).

@@ -47,6 +47,9 @@ use reader::monotonic_now_ns;
 pub struct Watched {
     pub server: SocketAddr,
     pub lab: LabAddrs,
+    /// A listener the lab did not start (`watch`): its peers are anyone, and an unspecified
+    /// `server` address (0.0.0.0) matches on the port alone.
+    pub any_peer: bool,
 }
 
 /// What the run records; the caller asks for drops only if the scenario wants them.

@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::attribute::between_lab_hosts;
+use super::attribute::{between_lab_hosts, to_or_from};
 use super::event::{self, Kind};
 use super::stats::Trace;
 use super::tracefs;
@@ -203,6 +203,7 @@ impl Trace {
         let ours = match e.kind {
             // The kernel filter says the same, unless this kernel refused it.
             Kind::KfreeSkb => e.protocol == w.lab.family.ethertype() && e.reason != "QUEUE_PURGE",
+            _ if w.any_peer => to_or_from(&e, w.server),
             _ => between_lab_hosts(&e, w.server, &w.lab),
         };
         if !ours {

@@ -53,6 +53,7 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
         drops: m.drops.clone(),
         warnings: Vec::new(),
         expectations: Vec::new(),
+        ..Summary::default()
     };
     // A storm meant to overflow: not a fast server, and not a run whose own expectations say
     // that nothing overflows (a fix being checked must not be told to overflow more).

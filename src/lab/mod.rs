@@ -50,7 +50,7 @@ impl Lab {
         let server = Server::start(&topo.server, target, &plan.server, &log)?;
         let mut probes = Probes {
             server: CounterFiles::open(&topo.server)?,
-            client: CounterFiles::open(&topo.client)?,
+            client: Some(CounterFiles::open(&topo.client)?),
             diag: ListenDiag::open(&topo.server, plan.server.port, plan.family)?
                 .with_mapped(plan.server.program.is_some()),
         };

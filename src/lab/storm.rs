@@ -69,6 +69,7 @@ pub fn run(
     let watched = drops::Watched {
         server: target,
         lab: lab_addrs,
+        any_peer: false,
     };
     let tracing = drops::Recording::start(watched, plan.trace_drops);
     // Which other labs hold a subnet now (and, below, at the end): read before time zero.
@@ -97,17 +98,7 @@ pub fn run(
             Flood::start(&topo.client, f, target, sources, t0, plan.client.seed)
         })
         .transpose()?;
-    let (storm, client) = match &plan.client.program {
-        None => (storm(&topo, plan, spec, tick)?, None),
-        Some(p) => {
-            let (stats, ran) = client_program(&topo, plan, p, &client_log, t0, tick)?;
-            let storm = StormResult {
-                interrupted: crate::interrupt::count() > 0,
-                ..Default::default()
-            };
-            (storm, Some((stats, ran)))
-        }
-    };
+    let (storm, client) = traffic(&topo, plan, spec, &client_log, t0, tick)?;
     let flood = flood.map(Flood::stop);
     save_connections(&storm.records)?;
     // What the storm's last packets cause in the kernel (drops, cookies, SYN-ACK retries, RSTs)
@@ -152,6 +143,30 @@ pub fn run(
         server: server_stats,
         client,
         sysctls,
+    })
+}
+
+/// The storm, or a client of the user's own instead (then with no records).
+type Traffic = (StormResult, Option<(ProgramStats, Duration)>);
+
+fn traffic(
+    topo: &crate::topo::Topology,
+    plan: &RunPlan,
+    spec: AttemptSpec,
+    client_log: &std::path::Path,
+    t0: Instant,
+    tick: &mut dyn FnMut(&Progress),
+) -> anyhow::Result<Traffic> {
+    Ok(match &plan.client.program {
+        None => (storm(topo, plan, spec, tick)?, None),
+        Some(p) => {
+            let (stats, ran) = client_program(topo, plan, p, client_log, t0, tick)?;
+            let storm = StormResult {
+                interrupted: crate::interrupt::count() > 0,
+                ..Default::default()
+            };
+            (storm, Some((stats, ran)))
+        }
     })
 }
 

@@ -138,13 +138,12 @@ fn draw_on<DB: DrawingBackend>(chart: &impl Chart, backend: DB, path: &Path) -> 
 pub fn render_run(run: &RunFolder) -> anyhow::Result<Vec<PathBuf>> {
     let dir = run.dir.join("plots");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut files = Vec::new();
-    // A client of the user's own leaves no connection rows to draw.
-    if run.summary.client_program.is_none() {
-        files.extend(render(&latency::LatencyCdf { run }, &dir)?);
+    let mut files = render(&queue::QueueOccupancy { run }, &dir)?;
+    // A client of the user's own, or a watch, leaves no connection rows to draw.
+    if run.summary.has_connection_rows() {
+        files.splice(0..0, render(&latency::LatencyCdf { run }, &dir)?);
         files.extend(render(&outcomes::OutcomesOverTime { run }, &dir)?);
     }
-    files.extend(render(&queue::QueueOccupancy { run }, &dir)?);
     files.extend(render(&counters::CounterRates { run }, &dir)?);
     Ok(files)
 }

@@ -60,6 +60,19 @@ pub struct ProgramStats {
     pub log: String,
 }
 
+/// A live listener that `watch` observed (it started nothing, changed nothing).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WatchStats {
+    /// The TCP port watched.
+    pub port: u16,
+    /// Which network namespace: `host` (the watcher's own), or the path given (`--netns`,
+    /// `/proc/PID/ns/net` for `--pid`).
+    pub namespace: String,
+    /// Its inode, as in `ls -l /proc/PID/ns/net`.
+    pub inode: u64,
+}
+
 /// Counts for one direction of the delay line.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

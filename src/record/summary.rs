@@ -157,6 +157,9 @@ pub struct Summary {
     /// A client of the user's own (`client.command`) instead of the lab's storm.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_program: Option<super::stats::ProgramStats>,
+    /// A live listener `watch` observed (then there is no storm and no client namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watched: Option<super::stats::WatchStats>,
     /// What sampling the counters and the listen queue cost (it shares the cores with the storm).
     pub sampling: super::stats::SamplingStats,
     /// What the delay line did (absent on a plain veth link).
@@ -167,6 +170,9 @@ pub struct Summary {
     pub drops: super::drops::DropStats,
     pub warnings: Vec<Warning>,
     pub expectations: Vec<Verdict>,
+    /// `watch --alert`s: `pass` means the alert's condition held (it fired).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<Verdict>,
 }
 
 impl Summary {
@@ -195,6 +201,12 @@ impl Summary {
                 self.overrides.join(", ")
             ),
         }
+    }
+
+    /// Whether the lab's own storm ran, so that there are connection records (not with a client
+    /// of the user's own, nor for `watch`).
+    pub fn has_connection_rows(&self) -> bool {
+        self.client_program.is_none() && self.watched.is_none()
     }
 
     pub fn counter(&self, ns: &str, name: &str) -> i64 {
@@ -243,7 +255,8 @@ impl Summary {
             ));
         }
         let syn_counted = self.counter("client", "TcpExt.TCPSynRetrans").max(0) as u64;
-        if c.syn_retransmits > syn_counted {
+        // A watched listener's clients are elsewhere: no client counter to hold them to.
+        if c.syn_retransmits > syn_counted && self.watched.is_none() {
             doubts.push(format!(
                 "{} SYN retransmissions were traced but the client counted {syn_counted} \
                  (TCPSynRetrans)",

@@ -15,3 +15,14 @@ pub struct Verdict {
     pub expected: Option<f64>,
     pub pass: bool,
 }
+
+impl Verdict {
+    /// A `watch --alert`'s verdict in a word: `ALERT` when its condition held, else `quiet`.
+    pub fn alert_word(&self) -> &'static str {
+        if self.pass {
+            "ALERT"
+        } else {
+            "quiet"
+        }
+    }
+}

@@ -95,7 +95,7 @@ pub fn run_document(run: &RunFolder, plots: &[PathBuf]) -> Document {
     figures(&mut doc, &run.dir, plots);
     settings(&mut doc, run);
     doc.h2("Summary");
-    if run.summary.client_program.is_none() {
+    if run.summary.has_connection_rows() {
         outcomes_and_latency(&mut doc, run);
     }
     listen_queue(&mut doc, &run.summary);
@@ -144,6 +144,24 @@ fn verdicts(doc: &mut Document, s: &Summary) {
     if !s.warnings.is_empty() {
         doc.h2("Warnings");
         doc.list(s.warnings.iter().map(|w| w.to_string()).collect());
+    }
+    if !s.alerts.is_empty() {
+        doc.h2("Alerts");
+        doc.table(
+            &["alert", "condition", "seen", "right side"],
+            s.alerts
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.alert_word().to_string(),
+                        a.text.clone(),
+                        maybe(a.value),
+                        maybe(a.expected),
+                    ]
+                })
+                .collect(),
+            &[2, 3],
+        );
     }
     if !s.expectations.is_empty() {
         doc.h2("Expectations");

@@ -159,6 +159,22 @@ impl RunFolder {
     /// The knobs as (name, value) pairs, most important first.
     pub fn knobs(&self) -> Vec<(String, String)> {
         let mut k: Vec<(String, String)> = Vec::new();
+        if let Some(w) = &self.summary.watched {
+            k.push((
+                "watched".into(),
+                format!("TCP port {} in {} (net:[{}])", w.port, w.namespace, w.inode),
+            ));
+            let l = &self.summary.listen;
+            let limits = if l.listeners.is_empty() {
+                l.accept_queue_limit.into_iter().collect()
+            } else {
+                l.listeners.clone()
+            };
+            let limits: Vec<String> = limits.iter().map(|v| v.to_string()).collect();
+            k.push(("listening sockets' limits".into(), limits.join(", ")));
+            self.sysctl_knobs(&mut k);
+            return k;
+        }
         // The plan says what was passed to listen(); the summary says the same of a real run.
         let backlog = match &self.plan {
             Ok(p) => p.server.backlog,
@@ -173,6 +189,12 @@ impl RunFolder {
             Ok(p) => k.extend(plan_knobs(p)),
             Err(why) => k.push(("scenario".into(), format!("not readable: {why}"))),
         }
+        self.sysctl_knobs(&mut k);
+        k
+    }
+
+    /// The sysctls that shape the queues, as read back in each namespace.
+    fn sysctl_knobs(&self, k: &mut Vec<(String, String)>) {
         for (ns, keys) in [("server", SERVER_KEYS), ("client", CLIENT_KEYS)] {
             for (key, short) in keys {
                 if let Some(v) = self.sysctl(ns, key) {
@@ -180,7 +202,6 @@ impl RunFolder {
                 }
             }
         }
-        k
     }
 
     /// The knobs on one or two lines of a plot caption: `name value · name value ...`.

@@ -45,7 +45,7 @@ pub fn print(w: &mut impl Write, plan: &RunPlan, s: &Summary, dir: &Path) -> std
     let mut out = String::new();
     header(&mut out, plan, s);
     // A client of the user's own leaves no per-connection rows to count or time.
-    if s.client_program.is_none() {
+    if s.has_connection_rows() {
         outcomes(&mut out, s);
         latency(&mut out, s);
     }

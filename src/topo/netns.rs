@@ -56,6 +56,34 @@ impl Netns {
         })
     }
 
+    /// Opens an existing network namespace (`/proc/PID/ns/net`, a bind mount under
+    /// `/run/netns/`, or `/proc/PID/fd/N` of a process that holds one, as `serve` prints), to
+    /// read it: nothing is created or changed.
+    pub fn open(path: &std::path::Path, label: &'static str) -> Result<Netns, Failure> {
+        let file = File::open(path).map_err(|e| {
+            Failure::bad_input(format!(
+                "cannot open the network namespace {}: {e} (give /proc/PID/ns/net, a file under \
+                 /run/netns/, or the /proc/PID/fd/N that `backlog-lab serve` prints)",
+                path.display()
+            ))
+        })?;
+        // NS_GET_NSTYPE: what kind of namespace the file is, if it is one at all.
+        const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+        let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
+        if kind != libc::CLONE_NEWNET {
+            return Err(Failure::bad_input(format!(
+                "{} is not a network namespace",
+                path.display()
+            )));
+        }
+        let inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
+        Ok(Netns {
+            fd: file.into(),
+            label,
+            inode,
+        })
+    }
+
     /// A short name for messages: `server` or `client`.
     pub fn label(&self) -> &'static str {
         self.label

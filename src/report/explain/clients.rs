@@ -49,7 +49,7 @@ pub fn connect_times(run: &RunFolder, out: &mut Vec<String>) {
             parts.push(format!("{} at other times", thousands(elsewhere)));
         }
         // A client of the user's own: no connect times to set against the marks.
-        if run.summary.client_program.is_some() {
+        if !run.summary.has_connection_rows() {
             out.push(format!(
                 "Clients retransmitted {} SYNs (client TcpExt.TCPSynRetrans).",
                 thousands(syn_retrans)

@@ -73,6 +73,19 @@ pub fn explain(run: &RunFolder) -> Vec<String> {
 /// How many connections, over how long, how many were served, and at what rate they started.
 fn overview(run: &RunFolder) -> String {
     let s = &run.summary;
+    if let Some(w) = &s.watched {
+        let n = s.listen.listeners.len().max(1);
+        return format!(
+            "Watched TCP port {} in {} for {}, read only: the lab started nothing there and \
+             changed nothing; {} listening socket{} on the port. There are no connection rows: \
+             what follows is the kernel's side.",
+            w.port,
+            w.namespace,
+            secs(s.duration_s),
+            n,
+            if n == 1 { "" } else { "s" }
+        );
+    }
     if let Some(p) = &s.client_program {
         return format!(
             "The client was a program of your own, `{}`, which {} after {}: its own account of \

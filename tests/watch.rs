@@ -1,0 +1,273 @@
+//! `backlog-lab watch`: a live listener observed read only. Pointed at a lab's server during a
+//! storm of wrk connections, it reports the same counter deltas as that namespace's own counters
+//! over the same window, and it leaves the host's sysctls, mounts and tracing as they were. Its
+//! --alert sets the exit code. See: issue #9, part 3.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{self, out_dir};
+
+/// `backlog-lab serve` (backlog 16, 300 accepts/s) until killed, with the two namespaces and the
+/// address it prints.
+struct Served {
+    child: Child,
+    server_ns: String,
+    client_ns: String,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(out: &std::path::Path) -> Served {
+    let mut child = util::bin()
+        .args([
+            "serve",
+            "--set",
+            "server.backlog=16",
+            "--set",
+            "server.accept=rate",
+            "--set",
+            "server.accept_rate=300",
+            "--for",
+            "60s",
+            "--out",
+        ])
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut server_ns, mut client_ns, mut url) = (None, None, None);
+    while server_ns.is_none() || client_ns.is_none() || url.is_none() {
+        let line = lines.next().expect("serve printed its namespaces").unwrap();
+        let word = |prefix: &str| {
+            line.trim()
+                .strip_prefix(prefix)
+                .map(|r| r.split_whitespace().next().unwrap().to_string())
+        };
+        server_ns = server_ns.or(word("server namespace: "));
+        client_ns = client_ns.or(word("client namespace: "));
+        url = url.or(word("serving ").map(|a| format!("http://{a}/")));
+    }
+    // Keep reading, so serve never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Served {
+        child,
+        server_ns: server_ns.unwrap(),
+        client_ns: client_ns.unwrap(),
+        url: url.unwrap(),
+    }
+}
+
+/// The namespace's own counters, read with `nsenter … cat`: `Name → value` per `Group.Name`.
+fn counters_in(ns: &str) -> std::collections::BTreeMap<String, i64> {
+    let mut out = std::collections::BTreeMap::new();
+    for file in ["/proc/net/netstat", "/proc/net/snmp"] {
+        let o = Command::new("nsenter")
+            .arg(format!("--net={ns}"))
+            .args(["cat", file])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let text = String::from_utf8(o.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for pair in lines.chunks(2) {
+            let names: Vec<&str> = pair[0].split_whitespace().collect();
+            let values: Vec<&str> = pair[1].split_whitespace().collect();
+            let group = names[0].trim_end_matches(':');
+            for (n, v) in names.iter().zip(&values).skip(1) {
+                out.insert(format!("{group}.{n}"), v.parse().unwrap_or(0));
+            }
+        }
+    }
+    out
+}
+
+/// Starts `watch` with `args`, and returns once its first reading is taken (it says so).
+fn watch(args: &[&str]) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    let mut child = util::bin()
+        .arg("watch")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("watch started").unwrap();
+    assert!(first.starts_with("watching TCP port 8080"), "{first}");
+    (child, lines)
+}
+
+#[test]
+fn watch_of_a_lab_during_a_storm_agrees_with_its_counters_and_changes_nothing() {
+    let _lab = util::lab();
+    let (tmp, _) = out_dir();
+    let served = serve(&tmp.path().join("serve"));
+    let host = util::host_state();
+    let tracing = util::tracing_state();
+
+    let out = tmp.path().join("watch");
+    let (mut w, lines) = watch(&[
+        "--netns",
+        &served.server_ns,
+        "--port",
+        "8080",
+        "--for",
+        "6s",
+        "--quiet",
+        "--alert",
+        "counters.TcpExt.ListenOverflows > 0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let started = Instant::now();
+    let before = counters_in(&served.server_ns);
+    let wrk = Command::new("nsenter")
+        .arg(format!("--net={}", served.client_ns))
+        .args([
+            "wrk",
+            "-t2",
+            "-c64",
+            "-d2s",
+            "-H",
+            "Connection: close",
+            &served.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        wrk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wrk.stderr)
+    );
+    // What the storm's last packets cause (the queue drains at 300/s) is over well before this.
+    std::thread::sleep(Duration::from_secs(2));
+    let after = counters_in(&served.server_ns);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the storm fit in the watch"
+    );
+    let told: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = w.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "the alert held: exit 1: {told:?}");
+    assert!(told
+        .iter()
+        .any(|l| l.contains("ALERT  counters.server.TcpExt.ListenOverflows > 0")));
+
+    let s = util::summary(&out);
+    let delta = |k: &str| after[k] - before[k];
+    assert!(delta("TcpExt.ListenOverflows") > 0, "wrk overflowed 17");
+    for k in [
+        "TcpExt.ListenOverflows",
+        "TcpExt.ListenDrops",
+        "Tcp.PassiveOpens",
+        "Tcp.InSegs",
+    ] {
+        assert_eq!(
+            util::counter(&s, "server", k),
+            delta(k),
+            "{k}: watch vs the namespace's own counters"
+        );
+    }
+    assert_eq!(s["listen"]["accept_queue_limit"], 16);
+    assert_eq!(s["listen"]["accept_queue_max_seen"], 17);
+    assert_eq!(s["watched"]["port"], 8080);
+    assert_eq!(s["alerts"][0]["pass"], true, "{}", s["alerts"]);
+    let d = &s["drops"];
+    assert_eq!(d["recorded"], true, "{d}");
+    let traced = d["by_reason"]["TCP_LISTEN_OVERFLOW"].as_i64().unwrap_or(0);
+    assert!(traced <= delta("TcpExt.ListenOverflows"));
+    for f in [
+        "timeseries.csv",
+        "counters.csv",
+        "drops.csv",
+        "report.html",
+        "plots/queue-occupancy.png",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    assert_eq!(util::host_state(), host, "watch changed the host");
+    assert_eq!(
+        util::tracing_state(),
+        tracing,
+        "watch changed the host's tracing"
+    );
+
+    // Nothing happens in the next second: the same alert stays quiet (exit 0).
+    let (mut quiet, lines) = watch(&[
+        "--netns",
+        &served.server_ns,
+        "--port",
+        "8080",
+        "--for",
+        "1s",
+        "--quiet",
+        "--no-trace",
+        "--alert",
+        "counters.TcpExt.ListenOverflows > 0",
+        "--out",
+        tmp.path().join("quiet").to_str().unwrap(),
+    ]);
+    let told: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(quiet.wait().unwrap().code(), Some(0), "{told:?}");
+}
+
+/// A malformed alert is bad input (exit 2) before anything is watched; a port nothing listens
+/// on, or a path that is not a network namespace, stops the watch with a clear error.
+#[test]
+fn watch_refuses_bad_alerts_and_empty_ports() {
+    let (tmp, _) = out_dir();
+    let o = util::bin()
+        .args([
+            "watch",
+            "--port",
+            "8080",
+            "--alert",
+            "counters.TcpExt.Nope >",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", util::stderr(&o));
+    let o = util::bin()
+        .args(["watch", "--port", "8080", "--alert", "outcomes.okay > 0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", util::stderr(&o));
+    assert!(
+        util::stderr(&o).contains("is not a summary value"),
+        "{}",
+        util::stderr(&o)
+    );
+    // A fresh namespace of our own, where nothing listens.
+    let o = Command::new("unshare")
+        .arg("-n")
+        .arg(env!("CARGO_BIN_EXE_backlog-lab"))
+        .args(["watch", "--port", "8080", "--for", "1s", "--out"])
+        .arg(tmp.path().join("empty"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", util::stderr(&o));
+    assert!(
+        util::stderr(&o).contains("nothing listens on TCP port 8080 in the host's namespace"),
+        "{}",
+        util::stderr(&o)
+    );
+    assert!(
+        !tmp.path().join("empty").exists(),
+        "no folder for a watch that never began"
+    );
+    let o = util::bin()
+        .args(["watch", "--port", "8080", "--netns", "/etc/hostname"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", util::stderr(&o));
+    assert!(util::stderr(&o).contains("is not a network namespace"));
+}
