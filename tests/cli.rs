@@ -541,7 +541,10 @@ fn bundled_scenarios_are_valid() {
     let incidents =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/incidents.md")).unwrap();
     // (The real-server scenarios come after a blank line and a heading.)
-    for line in list.lines().filter(|l| !l.is_empty() && !l.starts_with("With real servers")) {
+    for line in list
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("With real servers"))
+    {
         assert!(line.contains("docs/incidents.md"), "{line}");
         for seed in line.match_indices("seeds/").map(|(i, _)| &line[i..i + 9]) {
             assert!(

@@ -271,3 +271,37 @@ fn watch_refuses_bad_alerts_and_empty_ports() {
     assert_eq!(o.status.code(), Some(2), "{}", util::stderr(&o));
     assert!(util::stderr(&o).contains("is not a network namespace"));
 }
+
+/// SIGTERM (systemd, `timeout`) ends a watch the way Ctrl-C does: everything seen so far is
+/// written, marked interrupted, and the exit code is 128 + 15. Here the listener is the test's
+/// own, on loopback in the host's namespace, which the watch leaves as it found it.
+#[test]
+fn a_sigterm_ends_a_watch_with_everything_written() {
+    let (tmp, _) = out_dir();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let host = util::host_state();
+    let out = tmp.path().join("w");
+    let mut child = util::bin()
+        .args(["watch", "--port", &port, "--for", "30s", "--quiet", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("in the host's namespace"), "{first}");
+    // Three connections that nobody accepts: the queue holds them.
+    let _held: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(143), "{rest:?}");
+    let s = util::summary(&out);
+    assert_eq!(s["interrupted"], true);
+    assert_eq!(s["listen"]["accept_queue_max_seen"], 3, "{}", s["listen"]);
+    assert!(out.join("report.html").exists() && out.join("timeseries.csv").exists());
+    assert_eq!(util::host_state(), host);
+}
