@@ -18,6 +18,17 @@ fn scenario(dir: &Path, command: &str, extra: &str) -> PathBuf {
     path
 }
 
+/// `backlog-lab run FILE` into `out`, as the one storm on the machine.
+fn run(file: &Path, out: &Path) -> std::process::Output {
+    let _lab = util::lab();
+    util::bin()
+        .args(["run", "--quiet", "--out"])
+        .arg(out)
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
 const WRK: &str =
     r#""wrk", "-t2", "-c64", "-d2s", "-H", "Connection: close", "http://{addr}:{port}/""#;
 
@@ -31,15 +42,7 @@ fn wrk_as_the_client_records_counters_queues_and_drops() {
     let (tmp, _) = out_dir();
     let file = scenario(tmp.path(), WRK, "");
     let out = tmp.path().join("wrk");
-    let o = {
-        let _lab = util::lab();
-        util::bin()
-            .args(["run", "--quiet", "--out"])
-            .arg(&out)
-            .arg(&file)
-            .output()
-            .unwrap()
-    };
+    let o = run(&file, &out);
     assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
     let log = std::fs::read_to_string(out.join("client.log")).unwrap();
     assert!(log.contains("Requests/sec"), "wrk's own report: {log}");
@@ -124,15 +127,7 @@ fn a_client_command_refuses_what_only_the_storm_has() {
 
     let file = scenario(tmp.path(), r#""/nonexistent/loadgen", "{addr}""#, "");
     let out = tmp.path().join("missing");
-    let o = {
-        let _lab = util::lab();
-        util::bin()
-            .args(["run", "--quiet", "--out"])
-            .arg(&out)
-            .arg(&file)
-            .output()
-            .unwrap()
-    };
+    let o = run(&file, &out);
     assert_eq!(o.status.code(), Some(3), "{}", util::stderr(&o));
     assert!(
         util::stderr(&o).contains("client.command: `/nonexistent/loadgen` is not installed here"),

@@ -240,12 +240,8 @@ fn summarize(
     watched: WatchStats,
     alerts: &[Expectation],
 ) -> anyhow::Result<Summary> {
-    let queue = seen
-        .series
-        .points
-        .iter()
-        .map(|p| p.queue)
-        .chain([seen.after.queue]);
+    let (accept_queue_max_seen, syn_recv_max_seen) =
+        crate::lab::judge::peaks(&seen.series, seen.after.queue);
     let limit = limits.iter().max().copied();
     let mut s = Summary {
         scenario: format!("watch port {}", args.port),
@@ -260,8 +256,8 @@ fn summarize(
             backlog_requested: limit.map_or(-1, |l| l as i32),
             accept_queue_limit: limit,
             accept_queue_capacity: limit.map(|l| l + 1),
-            accept_queue_max_seen: queue.clone().map(|q| q.accept_queue).max().unwrap_or(0),
-            syn_recv_max_seen: queue.map(|q| q.syn_recv).max().unwrap_or(0),
+            accept_queue_max_seen,
+            syn_recv_max_seen,
             listeners: if limits.len() > 1 {
                 limits.to_vec()
             } else {
@@ -317,10 +313,8 @@ fn environment(
     started_at: String,
 ) -> Environment {
     Environment {
-        tool: format!("backlog-lab {}", env!("CARGO_PKG_VERSION")),
-        kernel_release: nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        tool: crate::record::environment::TOOL.into(),
+        kernel_release: crate::plan::queues::kernel_release(),
         started_at,
         scenario: format!("watch --port {} in {}", w.port, w.namespace),
         server_address: format!("*:{}", w.port),

@@ -86,12 +86,7 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
 /// The accept queue as the kernel reported it: its limit right after `listen()`, and the most
 /// the samples (and the final reading) saw in it and in SYN-RECV.
 fn listen(plan: &RunPlan, m: &Measured) -> Listen {
-    let queue = m
-        .series
-        .points
-        .iter()
-        .map(|p| p.queue)
-        .chain([m.after.queue]);
+    let (accept_queue_max_seen, syn_recv_max_seen) = peaks(&m.series, m.after.queue);
     Listen {
         // A program of the user's own passes its own backlog: what its socket shows.
         backlog_requested: match &plan.server.program {
@@ -100,14 +95,23 @@ fn listen(plan: &RunPlan, m: &Measured) -> Listen {
         },
         accept_queue_limit: m.initial_queue.accept_queue_limit,
         accept_queue_capacity: m.initial_queue.accept_queue_limit.map(|l| l + 1),
-        accept_queue_max_seen: queue.clone().map(|q| q.accept_queue).max().unwrap_or(0),
-        syn_recv_max_seen: queue.map(|q| q.syn_recv).max().unwrap_or(0),
+        accept_queue_max_seen,
+        syn_recv_max_seen,
         listeners: if m.limits.len() > 1 {
             m.limits.clone()
         } else {
             Vec::new()
         },
     }
+}
+
+/// The most the samples and the final reading saw in the accept queue and in SYN-RECV.
+pub fn peaks(series: &crate::counters::Series, last: crate::counters::QueueSample) -> (u32, u32) {
+    let queue = series.points.iter().map(|p| p.queue).chain([last]);
+    (
+        queue.clone().map(|q| q.accept_queue).max().unwrap_or(0),
+        queue.map(|q| q.syn_recv).max().unwrap_or(0),
+    )
 }
 
 /// The gap between bursts, for a storm of repeated bursts (the rate's span; see

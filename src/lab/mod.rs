@@ -84,10 +84,8 @@ impl Lab {
     /// Where this run happens, for `environment.json`.
     pub fn environment(&self, plan: &RunPlan, started_at: String, nofile: u64) -> Environment {
         Environment {
-            tool: format!("backlog-lab {}", env!("CARGO_PKG_VERSION")),
-            kernel_release: nix::sys::utsname::uname()
-                .map(|u| u.release().to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            tool: crate::record::environment::TOOL.into(),
+            kernel_release: crate::plan::queues::kernel_release(),
             started_at,
             scenario: plan.origin.clone(),
             server_address: self.target.to_string(),

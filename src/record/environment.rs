@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Environment {
+    /// `backlog-lab VERSION` ([`TOOL`]).
     pub tool: String,
     pub kernel_release: String,
     pub started_at: String,
@@ -23,3 +24,6 @@ pub struct Environment {
     /// The host namespace's own values of the same keys, read (never written) for comparison.
     pub host_sysctl: BTreeMap<String, String>,
 }
+
+/// This program and its version, as `environment.json → tool` names it.
+pub const TOOL: &str = concat!("backlog-lab ", env!("CARGO_PKG_VERSION"));
