@@ -277,6 +277,9 @@ fn watch_refuses_bad_alerts_and_empty_ports() {
 /// own, on loopback in the host's namespace, which the watch leaves as it found it.
 #[test]
 fn a_sigterm_ends_a_watch_with_everything_written() {
+    // Alone on the machine: it compares the host's tracing before and after, and another
+    // test's trace instance would come and go in between.
+    let _lab = util::lab();
     let (tmp, _) = out_dir();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
