@@ -33,10 +33,13 @@ const ADDED: &[&str] = &[
     "outcomes.abandoned",   // issue #6: rows for connections a second signal abandoned
     "by_outcome.abandoned", // ... and their timings (the keys below it too)
     "overrides",            // issue #7: the --sets that make a run differ from its scenario
+    "outcomes.not_started", // issue #10: attempts the client's in-flight budget held back
+    "by_outcome.not_started",
+    "schedule.in_flight_budget",
 ];
 
 /// Lines a report has gained on purpose since the fixture was written.
-const ADDED_LINES: &[&str] = &["| abandoned | 0 | 0.0% |"];
+const ADDED_LINES: &[&str] = &["| abandoned | 0 | 0.0% |", "| not_started | 0 | 0.0% |"];
 
 fn key_tree(v: &Value, path: &str, out: &mut BTreeSet<String>) {
     out.insert(path.to_string());

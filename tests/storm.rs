@@ -59,3 +59,72 @@ fn storm_of_100k_connections_at_10k_per_second_accounts_for_every_connection() {
         s["schedule"]["lag_ms"]["p99"]
     );
 }
+
+/// Honest overload (issue #10, goal 4): a storm scheduled far beyond what the client may hold
+/// open, against a server that never accepts, with `client.max_in_flight = 40`. The first 40
+/// start; every later one that is due while 40 are open ends as `not_started`, with its
+/// scheduled time, and is never an `other` (EMFILE). Every scheduled attempt has exactly one
+/// row, the started ones are exactly those the client counted, and the summary, the warning
+/// and the report say it was the client's limit.
+#[test]
+fn an_overloaded_client_says_not_started_instead_of_failing() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = util::run(
+        "envoy-somaxconn-128",
+        &out,
+        &[
+            "server.accept=never",
+            "server.accept_rate=",
+            "server.backlog=8",
+            "client.rate=2000",
+            "client.connections=1000",
+            "client.duration=1s",
+            "client.connect_timeout=600ms",
+            "client.response_timeout=600ms",
+            "client.max_in_flight=40",
+            "expect={}",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = summary(&out);
+    assert_eq!(s["connections"], 1000, "one row per scheduled attempt");
+    assert_eq!(crate::util::outcomes_total(&s), 1000);
+    assert_eq!(outcome(&s, "other"), 0, "no EMFILE");
+    let not_started = outcome(&s, "not_started");
+    assert!(
+        not_started > 500,
+        "most were due while 40 were open: {not_started}"
+    );
+    assert_eq!(s["schedule"]["in_flight_budget"], 40);
+    let most = s["schedule"]["max_in_flight"].as_u64().unwrap();
+    assert!((30..=40).contains(&most), "at most 40 open at once: {most}");
+    // Those that started are exactly those the client's kernel saw connect() for.
+    let started = 1000 - not_started;
+    assert_eq!(
+        util::counter(&s, "client", "Tcp.ActiveOpens") as u64,
+        started,
+        "client ActiveOpens vs started rows"
+    );
+    let rows = connections(&out);
+    let idle: Vec<_> = rows
+        .iter()
+        .filter(|r| r["outcome"] == "not_started")
+        .collect();
+    assert_eq!(idle.len() as u64, not_started);
+    assert!(idle
+        .iter()
+        .all(|r| r["local_port"].is_empty() && !r["scheduled_us"].is_empty()));
+    let warned = s["warnings"].as_array().unwrap();
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("limit of this client")),
+        "{warned:?}"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("ended in not_started"),
+        "the report counts them apart"
+    );
+}

@@ -60,6 +60,25 @@ pub async fn run(
     rec
 }
 
+/// The row of attempt `id`, due at `scheduled`, that never started because the client's
+/// in-flight budget was spent: no socket, no times but its own.
+pub fn not_started(id: u64, scheduled: Instant, spec: &AttemptSpec) -> ConnRecord {
+    let now = us(spec.t0, Instant::now());
+    ConnRecord {
+        id,
+        scheduled_us: us(spec.t0, scheduled),
+        started_us: now,
+        connected_us: None,
+        first_byte_us: None,
+        finished_us: now,
+        outcome: Outcome::NotStarted,
+        errno: None,
+        retransmits: 0,
+        local_port: None,
+        bytes: 0,
+    }
+}
+
 async fn exchange(
     rec: &mut ConnRecord,
     started: Instant,
@@ -71,6 +90,11 @@ async fn exchange(
         Some(Protocol::TCP),
     ) {
         Ok(s) => s,
+        // Out of descriptors (the lab's own server shares them): the attempt cannot start,
+        // which is the client's limit, as when its in-flight budget is spent.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            return (Outcome::NotStarted, Some(e))
+        }
         Err(e) => return (Outcome::Other, Some(e)),
     };
     let _ = socket.set_tcp_nodelay(true);

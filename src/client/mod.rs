@@ -67,6 +67,25 @@ pub struct StormResult {
     /// Attempts in flight that a second stop signal abandoned (in `records`, as
     /// [`Outcome::Abandoned`]).
     pub abandoned: u64,
+    /// The most connections it could have open at once (see [`in_flight_budget`]).
+    pub budget: u64,
+}
+
+/// Descriptors kept for everything that is not a connection (counter files, sock_diag, the
+/// trace, the runtime, the result files).
+const RESERVED_FDS: u64 = 256;
+
+/// How many connections the client may have open at once: `asked` (`client.max_in_flight`), at
+/// most what the open-files limit `nofile` leaves after [`RESERVED_FDS`]. Also whether `asked`
+/// had to be lowered. The lab's own server takes its accepted connections from the same
+/// limit; a `socket()` that finds none left ends as `not_started` too (never `other`).
+pub fn in_flight_budget(asked: Option<u64>, nofile: u64) -> (u64, bool) {
+    let most = nofile.saturating_sub(RESERVED_FDS).max(1);
+    match asked {
+        Some(n) if n > most => (most, true),
+        Some(n) => (n, false),
+        None => (most, false),
+    }
 }
 
 /// A storm running on its thread.
@@ -77,7 +96,12 @@ pub struct Storm {
 
 impl Storm {
     /// Computes the schedule and starts the storm; the first attempt is due at `spec.t0`.
-    pub fn start(ns: &Netns, plan: &ClientPlan, spec: AttemptSpec) -> Result<Storm, Failure> {
+    pub fn start(
+        ns: &Netns,
+        plan: &ClientPlan,
+        spec: AttemptSpec,
+        budget: u64,
+    ) -> Result<Storm, Failure> {
         let offsets = arrivals::schedule(&plan.arrival, plan.connections, plan.duration, plan.seed);
         let progress = Arc::new(Progress::new(offsets.len() as u64));
         let ns = ns.try_clone()?;
@@ -102,7 +126,7 @@ impl Storm {
                     .map_err(|e| {
                         Failure::environment(format!("cannot build the storm runtime: {e}"))
                     })?;
-                Ok(rt.block_on(storm(offsets, spec, p)))
+                Ok(rt.block_on(storm(offsets, spec, budget, p)))
             })
             .map_err(|e| Failure::environment(format!("cannot start the storm thread: {e}")))?;
         Ok(Storm { progress, thread })
@@ -120,8 +144,11 @@ impl Storm {
 async fn storm(
     offsets: Vec<std::time::Duration>,
     spec: AttemptSpec,
+    budget: u64,
     progress: Arc<Progress>,
 ) -> StormResult {
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let mut not_started = Vec::new();
     let spec = Arc::new(spec);
     let abandon = Arc::new(Notify::new());
     // Every attempt watches this: a second stop signal ends each where it stands, with its row.
@@ -161,16 +188,28 @@ async fn storm(
         if progress.interrupted.load(Ordering::Relaxed) {
             break;
         }
+        // The budget is spent: this attempt never starts, and says so with its own outcome
+        // instead of failing its socket() with EMFILE.
+        if in_flight.load(Ordering::Relaxed) >= budget {
+            not_started.push(attempt::not_started(id as u64, at, &spec));
+            progress.outcomes[Outcome::NotStarted.index()].fetch_add(1, Ordering::Relaxed);
+            progress.finished.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        in_flight.fetch_add(1, Ordering::Relaxed);
         progress.started.fetch_add(1, Ordering::Relaxed);
         let (spec, progress, abandon) = (spec.clone(), progress.clone(), abandoned_rx.clone());
+        let in_flight = in_flight.clone();
         tasks.spawn(async move {
             let rec = attempt::run(id as u64, at, &spec, abandon).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
             progress.outcomes[rec.outcome.index()].fetch_add(1, Ordering::Relaxed);
             progress.finished.fetch_add(1, Ordering::Relaxed);
             rec
         });
     }
-    let mut records = Vec::with_capacity(tasks.len());
+    let mut records = not_started;
+    records.reserve(tasks.len());
     loop {
         tokio::select! {
             next = tasks.join_next() => match next {
@@ -194,5 +233,6 @@ async fn storm(
         planned: offsets.len() as u64,
         interrupted: progress.interrupted.load(Ordering::Relaxed),
         abandoned,
+        budget,
     }
 }

@@ -63,7 +63,17 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
                 || e.asserts_zero("counters.server.TcpExt.ListenDrops")
         });
     let bursty = matches!(plan.client.arrival, Arrival::Burst { .. });
+    if plan.client.program.is_none() {
+        s.schedule.in_flight_budget = Some(m.storm.budget);
+    }
     s.warnings = warnings(&s, records, overflow_expected, bursty);
+    let not_started = s.outcomes[crate::record::Outcome::NotStarted];
+    if not_started > 0 {
+        s.warnings.push(Warning::NotStarted {
+            connections: not_started,
+            budget: m.storm.budget,
+        });
+    }
     if let Some(p) = &s.client_program {
         s.warnings.push(Warning::NoConnectionRows {
             command: p.command.clone(),

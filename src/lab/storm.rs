@@ -177,7 +177,17 @@ fn storm(
     spec: AttemptSpec,
     tick: &mut dyn FnMut(&Progress),
 ) -> anyhow::Result<StormResult> {
-    let storm = Storm::start(&topo.client, &plan.client, spec)?;
+    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    let (budget, lowered) = crate::client::in_flight_budget(plan.client.max_in_flight, nofile);
+    if lowered {
+        eprintln!(
+            "note: client.max_in_flight = {} is more than the open-files limit ({nofile}) allows; \
+             the storm keeps at most {budget} connections open",
+            plan.client.max_in_flight.unwrap_or(0)
+        );
+    }
+    let storm = Storm::start(&topo.client, &plan.client, spec, budget)?;
     while !storm.is_finished() {
         tick(&storm.progress);
         std::thread::sleep(Duration::from_millis(100));

@@ -160,6 +160,10 @@ pub(super) fn plan(
         seed: seed(c),
         talk,
         sysctl: sysctls("client", &c.sysctl, CLIENT_SYSCTL_DEFAULTS)?,
+        max_in_flight: match c.max_in_flight {
+            Some(0) => return Err(bad("client.max_in_flight: at least 1".into())),
+            n => n,
+        },
         program: None,
     })
 }
@@ -207,6 +211,7 @@ pub(super) fn program(
     unused("client.connect_timeout", &c.connect_timeout, why)?;
     unused("client.response_timeout", &c.response_timeout, why)?;
     unused("client.request_bytes", &c.request_bytes, why)?;
+    unused("client.max_in_flight", &c.max_in_flight, why)?;
     if let Some(e) = expect
         .iter()
         .find(|e| RECORD_PATHS.iter().any(|p| e.reads(p)))

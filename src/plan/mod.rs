@@ -120,6 +120,9 @@ pub struct ClientPlan {
     pub seed: u64,
     pub talk: Talk,
     pub sysctl: BTreeMap<String, String>,
+    /// The most connections open at once (`client.max_in_flight`); by default, and at most,
+    /// what the open-files limit allows ([`crate::client::in_flight_budget`]).
+    pub max_in_flight: Option<u64>,
     /// A program of the user's own instead of the lab's storm (`client.command`): it runs for
     /// at most `duration`, and the run has no per-connection records.
     pub program: Option<ProgramPlan>,

@@ -68,8 +68,8 @@ impl fmt::Display for Preflight {
                 f,
                 "up to {} connections may be open at once ({}/s, each waiting up to {:.1} s for \
                  its connect and response timeouts), beyond the {} files this process may open \
-                 (ulimit -n): the excess would fail with EMFILE; lower client.rate, \
-                 client.connections or the timeouts",
+                 (ulimit -n): the excess would not start (outcome not_started, the client's \
+                 limit); lower client.rate, client.connections or the timeouts",
                 thousands(*need),
                 thousands(rate.round() as u64),
                 wait.as_secs_f64(),

@@ -139,7 +139,6 @@ pub fn render_run(run: &RunFolder) -> anyhow::Result<Vec<PathBuf>> {
     let dir = run.dir.join("plots");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut files = render(&queue::QueueOccupancy { run }, &dir)?;
-    // A client of the user's own, or a watch, leaves no connection rows to draw.
     if run.summary.has_connection_rows() {
         files.splice(0..0, render(&latency::LatencyCdf { run }, &dir)?);
         files.extend(render(&outcomes::OutcomesOverTime { run }, &dir)?);
@@ -169,6 +168,7 @@ pub fn outcome_color(o: Outcome) -> RGBColor {
         Outcome::ClosedWithoutResponse => RGBColor(23, 190, 207),
         Outcome::Other => RGBColor(127, 127, 127),
         Outcome::Abandoned => RGBColor(227, 119, 194),
+        Outcome::NotStarted => RGBColor(199, 199, 199),
     }
 }
 

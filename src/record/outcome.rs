@@ -29,11 +29,15 @@ pub enum Outcome {
     /// Still in flight when a second stop signal abandoned it: the row says how far it got
     /// (`connected_us`, `first_byte_us`), so every started connection keeps its row.
     Abandoned,
+    /// Never started: at its scheduled time the client's in-flight budget
+    /// (`client.max_in_flight`, bounded by the open-files limit) was spent. A limit of this
+    /// client, not a failure of the server (k6 calls these dropped iterations).
+    NotStarted,
 }
 
 impl Outcome {
     /// How many outcomes there are.
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 
     pub const ALL: [Outcome; Outcome::COUNT] = [
         Outcome::Ok,
@@ -45,6 +49,7 @@ impl Outcome {
         Outcome::ClosedWithoutResponse,
         Outcome::Other,
         Outcome::Abandoned,
+        Outcome::NotStarted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +63,7 @@ impl Outcome {
             Outcome::ClosedWithoutResponse => "closed_without_response",
             Outcome::Other => "other",
             Outcome::Abandoned => "abandoned",
+            Outcome::NotStarted => "not_started",
         }
     }
 
@@ -222,7 +228,8 @@ mod tests {
                 "response_timeout",
                 "closed_without_response",
                 "other",
-                "abandoned"
+                "abandoned",
+                "not_started"
             ]
         );
         for o in Outcome::ALL {

@@ -76,6 +76,9 @@ pub struct Schedule {
     pub lag_ms: Percentiles,
     /// Most connections open at the same time (each is a file descriptor in the client).
     pub max_in_flight: u64,
+    /// The most the client may have open at once (`client.max_in_flight`, bounded by the
+    /// open-files limit); an attempt due when it is spent ends as `not_started`.
+    pub in_flight_budget: Option<u64>,
 }
 
 /// The accept queue as the kernel reported it (sock_diag, i.e. `ss -lnt`).
@@ -297,10 +300,16 @@ pub fn by_outcome(records: &[ConnRecord]) -> BTreeMap<String, OutcomeTiming> {
 /// long, the rate is the connections over the bursts' whole span (bursts × interval: 5 bursts of
 /// 2,000 a second apart are 2,000/s), not over the time to the last burst's start.
 pub fn schedule(records: &[ConnRecord], burst_interval_us: Option<u64>) -> Schedule {
-    let span = |f: fn(&ConnRecord) -> u64| {
+    // Attempts that never started (the client's budget was spent) have no start to measure.
+    let all: Vec<&ConnRecord> = records.iter().collect();
+    let started: Vec<&ConnRecord> = records
+        .iter()
+        .filter(|r| r.outcome != Outcome::NotStarted)
+        .collect();
+    let span = |records: &[&ConnRecord], f: fn(&ConnRecord) -> u64| {
         let (lo, hi) = records
             .iter()
-            .map(f)
+            .map(|r| f(r))
             .fold((u64::MAX, 0), |(l, h), v| (l.min(v), h.max(v)));
         match burst_interval_us {
             Some(i) if !records.is_empty() && i > 0 => {
@@ -311,20 +320,21 @@ pub fn schedule(records: &[ConnRecord], burst_interval_us: Option<u64>) -> Sched
         }
     };
     Schedule {
-        planned_rate: span(|r| r.scheduled_us),
-        achieved_rate: span(|r| r.started_us),
+        planned_rate: span(&all, |r| r.scheduled_us),
+        achieved_rate: span(&started, |r| r.started_us),
         lag_ms: Percentiles::of(
-            records
+            started
                 .iter()
                 .map(|r| r.started_us.saturating_sub(r.scheduled_us)),
         ),
-        max_in_flight: max_in_flight(records),
+        max_in_flight: max_in_flight(&started),
+        in_flight_budget: None,
     }
 }
 
 /// Sweeps start (+1) and finish (-1) events in time order; a finish sorts before a start at the
 /// same microsecond.
-fn max_in_flight(records: &[ConnRecord]) -> u64 {
+fn max_in_flight(records: &[&ConnRecord]) -> u64 {
     let mut events: Vec<(u64, i64)> = records
         .iter()
         .flat_map(|r| [(r.started_us, 1), (r.finished_us, -1)])

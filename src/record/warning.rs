@@ -45,15 +45,26 @@ pub enum Warning {
     /// The machine itself dropped packets during the storm (drop reasons that are the host's
     /// limits, not the listen queue's), largest first.
     MachineDrops { reasons: Vec<(String, u64)> },
+    /// Attempts that never started: the client's in-flight budget was spent.
+    NotStarted { connections: u64, budget: u64 },
     /// The client was a program of the user's own (`client.command`): no per-connection rows.
     NoConnectionRows { command: String, log: String },
     /// A warning read back from a result folder: its text as written.
     Recorded(String),
 }
 
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Warning {
+    /// The warnings about the client's own limits and kind.
+    fn client(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Warning::NotStarted { connections, budget } => write!(
+                f,
+                "{connections} connections were not started (outcome not_started): when they were \
+                 due, the client already had {budget} open, its in-flight budget \
+                 (client.max_in_flight, at most what ulimit -n allows), or no descriptor was left. That is a limit of this \
+                 client, not a failure of the server: the offered load was lower than the \
+                 schedule; raise client.max_in_flight or shorten the timeouts"
+            ),
             Warning::NoConnectionRows { command, log } => write!(
                 f,
                 "the client was a program of your own (`{command}`): there are no per-connection \
@@ -61,6 +72,15 @@ impl fmt::Display for Warning {
                  account is in {log}, and the kernel's side (counters, queues, drops) is recorded \
                  as for any storm"
             ),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::NotStarted { .. } | Warning::NoConnectionRows { .. } => self.client(f),
             Warning::ScheduleLag { p99_ms } => write!(
                 f,
                 "the storm fell behind its schedule (start lag p99 {p99_ms:.1} ms): the client was \

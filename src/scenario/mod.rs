@@ -178,6 +178,8 @@ pub struct ClientFile {
     pub seed: Option<u64>,
     /// Bytes the client sends after connecting; 0 makes the server speak first.
     pub request_bytes: Option<u32>,
+    /// The most connections open at once; an attempt due beyond it is `not_started`.
+    pub max_in_flight: Option<u64>,
     /// A program of the user's own instead of the lab's storm (`wrk`, `h2load`), with its
     /// environment and working directory, as for `server.command`.
     pub command: Option<Vec<String>>,

@@ -122,6 +122,12 @@ pub fn failures(run: &RunFolder, out: &mut Vec<String>) {
             "still in flight when a second stop signal abandoned it (connections.csv says how far \
              each got)",
         ),
+        (
+            Outcome::NotStarted,
+            "at its scheduled time the client already had client.max_in_flight connections open, \
+             so it never called connect(): a limit of this client, not a failure of the server \
+             (raise client.max_in_flight or ulimit -n, or shorten the timeouts)",
+        ),
     ] {
         if count(o) > 0 {
             out.push(format!(
