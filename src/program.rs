@@ -51,8 +51,6 @@ fn resolve(name: &str) -> Option<PathBuf> {
 /// The running program.
 pub struct Program {
     child: Child,
-    /// The scenario key it came from (`server.command`, `client.command`), for messages.
-    pub role: &'static str,
     pub command: String,
     log: PathBuf,
     /// The thread that stops and continues it in its pause windows, and how to end it early.
@@ -122,7 +120,6 @@ impl Program {
             .map_err(|e| Failure::environment(format!("{role}: cannot start `{command}`: {e}")))?;
         Ok(Program {
             child,
-            role,
             command,
             log: log.to_path_buf(),
             pauser: None,
