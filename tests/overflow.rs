@@ -262,3 +262,46 @@ fn workers_policy_serves_in_waves_and_backs_up_the_accept_queue() {
         }
     }
 }
+
+/// Each lab namespace has a TCP established hash of its own, sized to the run (so the sampler's
+/// SYN-RECV count walks only its sockets), yet the two defaults the kernel derives from a hash's
+/// size read as in a namespace that shares the host's hash: the queues behave the same.
+#[test]
+fn a_lab_namespace_has_a_private_hash_and_the_hosts_defaults() {
+    util::require_root();
+    let read = |ns: &Netns, key: &str| {
+        ns.run(|| std::fs::read_to_string(format!("/proc/sys/net/ipv4/{key}")).unwrap())
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let host: u64 = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_ehash_entries")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let shared = Command::new("unshare")
+        .args(["--net", "sh", "-c"])
+        .arg("cat /proc/sys/net/ipv4/tcp_ehash_entries /proc/sys/net/ipv4/tcp_max_syn_backlog /proc/sys/net/ipv4/tcp_max_tw_buckets")
+        .output()
+        .unwrap();
+    let shared: Vec<String> = String::from_utf8_lossy(&shared.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        shared[0],
+        format!("-{host}"),
+        "a plain namespace shares the host's hash"
+    );
+    for (sockets, size) in [(Some(300), 1024), (Some(5000), 8192), (None, host)] {
+        let ns = Netns::create_for("server", sockets).unwrap();
+        assert_eq!(
+            backlog_lab::topo::netns::private_ehash(&ns),
+            Some((size, true)),
+            "{sockets:?}"
+        );
+        assert_eq!(read(&ns, "tcp_max_syn_backlog"), shared[1], "{sockets:?}");
+        assert_eq!(read(&ns, "tcp_max_tw_buckets"), shared[2], "{sockets:?}");
+    }
+}

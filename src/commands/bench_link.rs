@@ -143,6 +143,7 @@ fn lab(plan: &LinkPlan) -> Result<Topology, Failure> {
         &Default::default(),
         plan,
         Family::default(),
+        None,
     )
 }
 

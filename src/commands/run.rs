@@ -93,7 +93,15 @@ pub fn run(plan: &RunPlan, opts: Options, display: &Shown) -> anyhow::Result<Run
         false => StormLock::acquire().inspect_err(|_| folder.discard_if_unused())?,
     };
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let lab = Lab::stand_up(plan, folder.dir()).inspect_err(|_| folder.discard_if_unused())?;
+    // The storm's attempts bound the connections (a SYN flood leaves only request sockets,
+    // at most the SYN queue); a client program's are unknown.
+    let sockets = plan
+        .client
+        .program
+        .is_none()
+        .then_some(plan.client.connections);
+    let lab =
+        Lab::stand_up(plan, folder.dir(), sockets).inspect_err(|_| folder.discard_if_unused())?;
     folder.scenario(&plan.scenario_text)?;
     folder.environment(&lab.environment(plan, started_at, nofile))?;
 

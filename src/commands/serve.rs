@@ -41,7 +41,8 @@ fn serve(
 ) -> anyhow::Result<u8> {
     let nofile = crate::lab::raise_nofile_limit();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let lab = Lab::stand_up(plan, folder.dir()).inspect_err(|_| folder.discard_if_unused())?;
+    let lab =
+        Lab::stand_up(plan, folder.dir(), None).inspect_err(|_| folder.discard_if_unused())?;
     folder.scenario(&plan.scenario_text)?;
     folder.environment(&lab.environment(plan, started_at, nofile))?;
     let Lab {

@@ -225,7 +225,12 @@ pub fn live_line(recent: &[QueueSample], before: &Snapshot, now: &Snapshot, t: D
     format!(
         "{:>5.0} s  {queue}; SYN-RECV {}; {} dropped at the listener (ListenOverflows), {} SYN-ACKs retransmitted",
         t.as_secs_f64(),
-        last.syn_recv,
+        // The newest count: the sampler skips it in samples where it would cost too much.
+        recent
+            .iter()
+            .rev()
+            .find_map(|q| q.syn_recv)
+            .map_or("not counted yet".into(), |n| n.to_string()),
         thousands(delta("TcpExt.ListenOverflows").max(0) as u64),
         thousands(delta("TcpExt.TCPSynRetrans").max(0) as u64),
     )

@@ -160,7 +160,7 @@ impl Sampler {
                 let mut next = Instant::now();
                 while !flag.load(Ordering::Relaxed) {
                     let t_us = t0.elapsed().as_micros() as u64;
-                    let queue = probes.diag.sample().unwrap_or_default();
+                    let queue = probes.diag.sample_within_budget().unwrap_or_default();
                     if let Some(live) = &live {
                         live.push(t_us, queue);
                     }
@@ -204,6 +204,9 @@ impl Sampler {
                 }
                 series.names = layouts.map(|l| l.names);
                 stats.samples = series.points.len() as u64;
+                stats.syn_recv_counted = probes.diag.syn_recv_counted;
+                stats.syn_recv_skipped = probes.diag.syn_recv_skipped;
+                stats.syn_recv_share = diag::SYN_RECV_SHARE;
                 stats.cpu_ms = thread_cpu_ms();
                 let span_ms = started.elapsed().as_secs_f64() * 1e3;
                 if span_ms > 0.0 {

@@ -120,7 +120,7 @@ pub fn peaks(series: &crate::counters::Series, last: crate::counters::QueueSampl
     let queue = series.points.iter().map(|p| p.queue).chain([last]);
     (
         queue.clone().map(|q| q.accept_queue).max().unwrap_or(0),
-        queue.map(|q| q.syn_recv).max().unwrap_or(0),
+        queue.filter_map(|q| q.syn_recv).max().unwrap_or(0),
     )
 }
 

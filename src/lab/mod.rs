@@ -38,12 +38,21 @@ impl Lab {
     /// Builds the hosts, starts the server and opens the probes. The namespaces exist only as
     /// descriptors, so a failure here (a sysctl the kernel refuses) leaves nothing behind.
     /// Programs of the user's own write their output to `dir/server.log` and `dir/client.log`.
-    pub fn stand_up(plan: &RunPlan, dir: &std::path::Path) -> Result<Lab, Failure> {
+    ///
+    /// `sockets` bounds the connections the hosts will see, which sizes their TCP hashes
+    /// ([`crate::topo::Netns::create_for`]); `None` when the lab cannot know (`serve`, a
+    /// client program): they are then as large as the host's.
+    pub fn stand_up(
+        plan: &RunPlan,
+        dir: &std::path::Path,
+        sockets: Option<u64>,
+    ) -> Result<Lab, Failure> {
         let topo = Topology::build(
             &plan.server.sysctl,
             &plan.client.sysctl,
             &plan.link,
             plan.family,
+            sockets,
         )?;
         let target = topo.addrs.server_at(plan.server.port);
         let log = dir.join(crate::results::files::SERVER_LOG);

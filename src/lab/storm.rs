@@ -89,6 +89,7 @@ pub fn run(
         response_timeout: plan.client.response_timeout,
         t0,
         request: crate::wire::request(&plan.client.talk).into(),
+        close: plan.client.close,
     };
     let flood = plan
         .flood

@@ -19,6 +19,12 @@ pub struct SamplingStats {
     pub cpu_ms: f64,
     /// That CPU time as a share of one core over the sampling span.
     pub cpu_share: f64,
+    /// Samples that counted SYN-RECV, and those that skipped the count to keep within its CPU
+    /// budget (the count walks every socket of the namespace; see `counters::diag`).
+    pub syn_recv_counted: u64,
+    pub syn_recv_skipped: u64,
+    /// The share of one core the SYN-RECV count may take, which spaces it.
+    pub syn_recv_share: f64,
     /// Peak memory of the stored series, bytes (estimate).
     pub series_bytes: u64,
 }

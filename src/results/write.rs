@@ -295,7 +295,7 @@ fn write_timeseries(
                 .accept_queue_limit
                 .map(|l| l.to_string())
                 .unwrap_or_default(),
-            p.queue.syn_recv.to_string(),
+            p.queue.syn_recv.map(|n| n.to_string()).unwrap_or_default(),
         ];
         for (ns, c) in cols.iter().enumerate() {
             row.extend(

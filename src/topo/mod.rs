@@ -64,18 +64,19 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Creates both namespaces, applies the sysctls, links them, and reads the values back. An
+    /// Creates both namespaces (TCP hashes sized for `sockets` connections), applies the sysctls, links them, and reads the values back. An
     /// emulated link is calibrated and armed before this returns.
     pub fn build(
         server_sysctl: &BTreeMap<String, String>,
         client_sysctl: &BTreeMap<String, String>,
         link_plan: &LinkPlan,
         family: Family,
+        sockets: Option<u64>,
     ) -> Result<Topology, Failure> {
         let subnet = claim::Subnet::claim()?;
         let addrs = family.addrs_in(subnet.index);
-        let server = Netns::create("server")?;
-        let client = Netns::create("client")?;
+        let server = Netns::create_for("server", sockets)?;
+        let client = Netns::create_for("client", sockets)?;
         let warden = netns::guard(&[&server, &client]);
         sysctl::apply(&server, server_sysctl)?;
         sysctl::apply(&client, client_sysctl)?;

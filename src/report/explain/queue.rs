@@ -73,7 +73,19 @@ pub fn syn_queue(run: &RunFolder, out: &mut Vec<String>) {
     let syn_max = run.summary.listen.syn_recv_max_seen;
     let peak = match run.syn_queue_capacity() {
         Some(c) if syn_max > 0 => {
-            format!(" SYN_RECV peaked at {syn_max} (SYN queue capacity {c}).")
+            let sampling = &run.summary.sampling;
+            let thinned = if sampling.syn_recv_skipped > 0 {
+                format!(
+                    "; counted in {} of {} samples, as the count walks every socket of the \
+                     namespace and may take only {}% of a core",
+                    thousands(sampling.syn_recv_counted),
+                    thousands(sampling.syn_recv_counted + sampling.syn_recv_skipped),
+                    sampling.syn_recv_share * 100.0
+                )
+            } else {
+                String::new()
+            };
+            format!(" SYN_RECV peaked at {syn_max} (SYN queue capacity {c}{thinned}).")
         }
         _ => String::new(),
     };
