@@ -14,6 +14,29 @@ pub enum Talk {
     ServerFirst,
 }
 
+/// How the client ends a connection once it has the whole response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Close {
+    /// `close()`: a FIN, after the server's own (the server closes first, and keeps the
+    /// TIME-WAIT).
+    #[default]
+    Fin,
+    /// `SO_LINGER` 0, then `close()`: an RST, as Envoy and Java clients abort a connection. The
+    /// kernel counts it as `TcpExt.TCPAbortOnData`, and the server's socket ends without a
+    /// TIME-WAIT.
+    Rst,
+}
+
+impl Close {
+    pub fn word(self) -> &'static str {
+        match self {
+            Close::Fin => "fin",
+            Close::Rst => "rst",
+        }
+    }
+}
+
 /// The request every attempt sends (HTTP/1.1, so the same server also serves `wrk` or `curl`).
 pub const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: backlog-lab\r\nConnection: close\r\n\r\n";
 

@@ -159,3 +159,45 @@ fn server_speaks_first_when_the_client_sends_nothing() {
         "client sent {client_out} segments for 200 silent connections"
     );
 }
+
+/// `client.close = "rst"` (SO_LINGER 0) ends every connection with an RST instead of a FIN, as
+/// Envoy and Java clients abort: the client's kernel counts each one as TCPAbortOnData. `fin`
+/// aborts none and sends no RST.
+#[test]
+fn an_rst_close_aborts_every_connection_and_a_fin_close_none() {
+    let _lab = util::lab();
+    for (close, aborts) in [("rst", 300), ("fin", 0)] {
+        let (_tmp, out) = out_dir();
+        let close_set = format!("client.close={close}");
+        let o = util::run(
+            "envoy-somaxconn-128",
+            &out,
+            &[
+                "server.accept=fast",
+                "server.accept_rate=",
+                "client.connections=300",
+                "client.rate=1000",
+                close_set.as_str(),
+                "expect=",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+        let s = summary(&out);
+        assert_eq!(outcome(&s, "ok"), 300, "{close}");
+        assert_eq!(
+            counter(&s, "client", "TcpExt.TCPAbortOnData"),
+            aborts,
+            "{close}: {}",
+            s["counters"]
+        );
+        let rsts = counter(&s, "client", "Tcp.OutRsts");
+        if aborts > 0 {
+            assert!(
+                rsts >= aborts,
+                "{close}: {rsts} RSTs sent for {aborts} aborts"
+            );
+        } else {
+            assert_eq!(rsts, 0, "{close}: {}", s["counters"]);
+        }
+    }
+}

@@ -22,6 +22,8 @@ pub struct AttemptSpec {
     pub t0: Instant,
     /// What the client sends after connecting; empty when the server speaks first.
     pub request: std::sync::Arc<[u8]>,
+    /// How the connection ends: a FIN, or an RST (`SO_LINGER` 0).
+    pub close: crate::wire::Close,
 }
 
 fn us(t0: Instant, t: Instant) -> u64 {
@@ -157,6 +159,10 @@ async fn exchange(
     rec.first_byte_us = first_byte.map(|t| us(spec.t0, t));
     rec.bytes = bytes;
     rec.retransmits = total_retrans(&stream);
+    if spec.close == crate::wire::Close::Rst {
+        // Linger 0: the close() when `stream` drops sends an RST instead of a FIN.
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    }
     match result {
         Err(_) => (Outcome::ResponseTimeout, None),
         Ok(Err(e)) => (Outcome::of_exchange_error(&e), Some(e)),

@@ -164,6 +164,7 @@ pub(super) fn plan(
             Some(0) => return Err(bad("client.max_in_flight: at least 1".into())),
             n => n,
         },
+        close: c.close.unwrap_or_default(),
         program: None,
     })
 }
@@ -212,6 +213,7 @@ pub(super) fn program(
     unused("client.response_timeout", &c.response_timeout, why)?;
     unused("client.request_bytes", &c.request_bytes, why)?;
     unused("client.max_in_flight", &c.max_in_flight, why)?;
+    unused("client.close", &c.close, why)?;
     if let Some(e) = expect
         .iter()
         .find(|e| RECORD_PATHS.iter().any(|p| e.reads(p)))

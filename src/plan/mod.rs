@@ -123,6 +123,8 @@ pub struct ClientPlan {
     /// The most connections open at once (`client.max_in_flight`); by default, and at most,
     /// what the open-files limit allows ([`crate::client::in_flight_budget`]).
     pub max_in_flight: Option<u64>,
+    /// How each connection ends once its response is in (`client.close`).
+    pub close: crate::wire::Close,
     /// A program of the user's own instead of the lab's storm (`client.command`): it runs for
     /// at most `duration`, and the run has no per-connection records.
     pub program: Option<ProgramPlan>,

@@ -117,6 +117,13 @@ pub fn plan_knobs(p: &RunPlan) -> Vec<(String, String)> {
                 seconds(p.client.response_timeout)
             ),
         ),
+        (
+            "client close".into(),
+            match p.client.close {
+                crate::wire::Close::Fin => "fin (close)".into(),
+                crate::wire::Close::Rst => "rst (SO_LINGER 0)".into(),
+            },
+        ),
     ]);
     knobs
 }

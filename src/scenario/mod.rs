@@ -180,6 +180,8 @@ pub struct ClientFile {
     pub request_bytes: Option<u32>,
     /// The most connections open at once; an attempt due beyond it is `not_started`.
     pub max_in_flight: Option<u64>,
+    /// How each connection ends: `fin` (close) or `rst` (SO_LINGER 0).
+    pub close: Option<crate::wire::Close>,
     /// A program of the user's own instead of the lab's storm (`wrk`, `h2load`), with its
     /// environment and working directory, as for `server.command`.
     pub command: Option<Vec<String>>,
