@@ -39,6 +39,8 @@ const ADDED: &[&str] = &[
     "sampling.syn_recv_counted", // issue #10: the SYN-RECV count's CPU budget
     "sampling.syn_recv_skipped",
     "sampling.syn_recv_share",
+    "link.to_server.packets_armed", // the loss's share counts only packets after calibration
+    "link.to_client.packets_armed",
 ];
 
 /// Lines a report has gained on purpose since the fixture was written.

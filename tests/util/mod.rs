@@ -71,6 +71,22 @@ pub fn connections(out: &Path) -> Vec<BTreeMap<String, String>> {
 }
 
 /// A counter delta from the summary (absent means it did not move: 0).
+/// Checks the fullest accept queue a run saw against a listener of `backlog` under handshakes
+/// on every CPU at once (wrk's threads): `backlog + 1` is the kernel's limit, and each other CPU
+/// may add one more. The check `sk_ack_backlog > sk_max_ack_backlog` in `tcp_v4_syn_recv_sock`
+/// runs without the listener's lock, so two CPUs can both see 16 and both add a child (CI saw 18
+/// for a backlog of 16 on 2 CPUs).
+pub fn assert_full_queue(s: &Value, backlog: u64) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let max = s["listen"]["accept_queue_max_seen"].as_u64().unwrap();
+    assert!(
+        (backlog + 1..=backlog + cpus).contains(&max),
+        "a full queue of backlog {backlog} holds {} to {} on {cpus} CPUs, not {max}",
+        backlog + 1,
+        backlog + cpus
+    );
+}
+
 pub fn counter(s: &Value, ns: &str, name: &str) -> i64 {
     s["counters"][ns][name].as_i64().unwrap_or(0)
 }

@@ -163,6 +163,7 @@ impl Direction {
             buf.truncate(n as usize);
             busy = true;
             self.stats.packets += 1;
+            self.stats.packets_armed += u64::from(pass.armed);
             if pass.armed && self.loss > 0.0 && rng.random::<f64>() < self.loss {
                 self.stats.lost += 1;
                 pool.push(buf);
