@@ -36,6 +36,7 @@ const ADDED: &[&str] = &[
     "outcomes.not_started", // issue #10: attempts the client's in-flight budget held back
     "by_outcome.not_started",
     "schedule.in_flight_budget",
+    "schedule.peak_rss_bytes",   // issue #10: memory per connection
     "sampling.syn_recv_counted", // issue #10: the SYN-RECV count's CPU budget
     "sampling.syn_recv_skipped",
     "sampling.syn_recv_share",

@@ -65,6 +65,7 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
     let bursty = matches!(plan.client.arrival, Arrival::Burst { .. });
     if plan.client.program.is_none() {
         s.schedule.in_flight_budget = Some(m.storm.budget);
+        s.schedule.peak_rss_bytes = peak_rss_bytes();
     }
     s.warnings = warnings(&s, records, overflow_expected, bursty);
     let not_started = s.outcomes[crate::record::Outcome::NotStarted];
@@ -242,4 +243,12 @@ pub fn warnings(
         });
     }
     w
+}
+
+/// This process's peak resident memory so far (`ru_maxrss`, which Linux gives in KiB).
+fn peak_rss_bytes() -> Option<u64> {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .ok()
+        .and_then(|u| u64::try_from(u.max_rss()).ok())
+        .map(|kib| kib * 1024)
 }

@@ -79,6 +79,10 @@ pub struct Schedule {
     /// The most the client may have open at once (`client.max_in_flight`, bounded by the
     /// open-files limit); an attempt due when it is spent ends as `not_started`.
     pub in_flight_budget: Option<u64>,
+    /// The lab process's peak resident memory when the summary was made, bytes (`getrusage`
+    /// `ru_maxrss`: the storm, its records and the result files, not the plots drawn after):
+    /// divided by the connections, what each one cost.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// The accept queue as the kernel reported it (sock_diag, i.e. `ss -lnt`).
@@ -329,6 +333,7 @@ pub fn schedule(records: &[ConnRecord], burst_interval_us: Option<u64>) -> Sched
         ),
         max_in_flight: max_in_flight(&started),
         in_flight_budget: None,
+        peak_rss_bytes: None,
     }
 }
 
