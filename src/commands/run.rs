@@ -130,6 +130,8 @@ pub fn run(plan: &RunPlan, opts: Options, display: &Shown) -> anyhow::Result<Run
     }
     let s = judge::summarize(plan, &m)?;
     folder.summary(&s)?;
+    // The storm's records are on disk now; the pictures read them back, so free these first.
+    drop(m);
     // Pictures last: the data above is complete, so a drawing failure only warns.
     if !opts.no_pictures {
         super::plot::render_after_run(folder.dir());

@@ -41,7 +41,8 @@ pub const COLUMNS: &[&str] = &[
 /// Reads `connections.csv`: the columns a folder cannot do without are required, the others
 /// (added by later versions) read as empty where absent.
 pub fn read(dir: &Path) -> Result<Vec<ConnRecord>, Failure> {
-    let t = Table::read(dir, files::CONNECTIONS)?;
+    // Row by row: a million rows as text would take several times their records' memory.
+    let (t, mut reader) = Table::open(dir, files::CONNECTIONS)?;
     let id = t.require(col::ID)?;
     let scheduled = t.require(col::SCHEDULED_US)?;
     let finished = t.require(col::FINISHED_US)?;
@@ -53,8 +54,8 @@ pub fn read(dir: &Path) -> Result<Vec<ConnRecord>, Failure> {
     let errno = t.column(col::ERRNO);
     let local_port = t.column(col::LOCAL_PORT);
     let bytes = t.column(col::BYTES);
-    let mut out = Vec::with_capacity(t.len());
-    for row in t.rows() {
+    let mut out = Vec::new();
+    t.each(&mut reader, |row| {
         let name = row.text(outcome);
         let o = Outcome::from_name(name)
             .ok_or_else(|| row.invalid(outcome, "an outcome (ok, connect_timeout, ...)"))?;
@@ -72,6 +73,7 @@ pub fn read(dir: &Path) -> Result<Vec<ConnRecord>, Failure> {
             local_port: row.opt_int(local_port, "a port")?,
             bytes: row.opt_u64(bytes)?.unwrap_or(0),
         });
-    }
+        Ok(())
+    })?;
     Ok(out)
 }

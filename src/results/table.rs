@@ -24,6 +24,19 @@ pub fn bad(path: &Path, msg: impl std::fmt::Display) -> Failure {
 impl Table {
     /// Reads `dir/name`; a missing file is bad input that says what a result folder holds.
     pub fn read(dir: &Path, name: &str) -> Result<Table, Failure> {
+        let (mut table, mut reader) = Table::open(dir, name)?;
+        let mut rows = Vec::new();
+        table.records(&mut reader, |line, rec| {
+            rows.push((line, rec.clone()));
+            Ok(())
+        })?;
+        table.rows = rows;
+        Ok(table)
+    }
+
+    /// The header of `dir/name` and a reader of its rows, for [`Table::each`]: a file read
+    /// row by row is never held whole (a million-row connections.csv is ~100 MB of text).
+    pub fn open(dir: &Path, name: &str) -> Result<(Table, csv::Reader<std::fs::File>), Failure> {
         let path = dir.join(name);
         if !path.is_file() {
             return Err(bad(
@@ -39,16 +52,47 @@ impl Table {
             .iter()
             .map(|h| h.trim().to_string())
             .collect();
-        let mut rows = Vec::new();
-        for rec in r.records() {
-            let rec = rec.map_err(|e| match e.position() {
-                Some(p) => bad(&path, format!("line {}: {e}", p.line())),
-                None => bad(&path, e),
-            })?;
-            let line = rec.position().map_or(0, |p| p.line());
-            rows.push((line, rec));
+        let table = Table {
+            path,
+            header,
+            rows: Vec::new(),
+        };
+        Ok((table, r))
+    }
+
+    /// Calls `f` with each row `reader` (from [`Table::open`]) has left, in order.
+    pub fn each(
+        &self,
+        reader: &mut csv::Reader<std::fs::File>,
+        mut f: impl FnMut(Row<'_>) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        self.records(reader, |line, rec| {
+            f(Row {
+                table: self,
+                line,
+                rec,
+            })
+        })
+    }
+
+    fn records(
+        &self,
+        reader: &mut csv::Reader<std::fs::File>,
+        mut f: impl FnMut(u64, &StringRecord) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let mut rec = StringRecord::new();
+        loop {
+            match reader.read_record(&mut rec) {
+                Ok(false) => return Ok(()),
+                Ok(true) => f(rec.position().map_or(0, |p| p.line()), &rec)?,
+                Err(e) => {
+                    return Err(match e.position() {
+                        Some(p) => bad(&self.path, format!("line {}: {e}", p.line())),
+                        None => bad(&self.path, e),
+                    })
+                }
+            }
         }
-        Ok(Table { path, header, rows })
     }
 
     pub fn header(&self) -> &[String] {
