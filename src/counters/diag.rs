@@ -104,10 +104,12 @@ impl ListenDiag {
     pub fn sample_within_budget(&mut self) -> std::io::Result<QueueSample> {
         let now = std::time::Instant::now();
         let due = self.syn_recv_due.is_none_or(|t| now >= t);
-        let before = due.then(thread_cpu);
+        let before = due.then(super::thread_cpu_ms);
         let out = self.read(due)?;
         if let Some(before) = before {
-            let cost = thread_cpu().saturating_sub(before);
+            let cost = std::time::Duration::from_secs_f64(
+                (super::thread_cpu_ms() - before).max(0.0) / 1e3,
+            );
             self.syn_recv_due = Some(now + cost.div_f64(SYN_RECV_SHARE));
             self.syn_recv_counted += 1;
         } else {
@@ -137,15 +139,4 @@ impl ListenDiag {
         }
         Ok(out)
     }
-}
-
-/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): the kernel's walk is in it.
-fn thread_cpu() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
