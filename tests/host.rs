@@ -78,6 +78,7 @@ fn sigkill_mid_run_leaves_nothing_behind() {
         assert_eq!(watch.alive(), 2);
         child.kill().unwrap();
         child.wait().unwrap();
+        rows_written_so_far(&out, link);
         assert_eq!(
             watch.alive_after(Duration::from_secs(1)),
             0,
@@ -99,6 +100,28 @@ fn sigkill_mid_run_leaves_nothing_behind() {
             "{link}: host sysctls, links, named namespaces, mounts and tracing"
         );
     }
+}
+
+/// connections.csv after a SIGKILL: the rows go out as connections finish (issue #10, goal 6), so
+/// a killed run keeps those it had written, in id order from 0, each complete but perhaps the
+/// last line, which the kill may have cut.
+fn rows_written_so_far(out: &std::path::Path, link: &str) {
+    let text = std::fs::read_to_string(out.join("connections.csv"))
+        .unwrap_or_else(|e| panic!("{link}: no connections.csv after a SIGKILL: {e}"));
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    if lines.last().is_some_and(|l| !l.ends_with('\n')) {
+        lines.pop();
+    }
+    assert!(lines[0].starts_with("id,"), "{link}: header {:?}", lines[0]);
+    let header = lines[0].split(',').count();
+    let rows = &lines[1..];
+    assert!(!rows.is_empty(), "{link}: no row written in 1.5 s of storm");
+    for (i, row) in rows.iter().enumerate() {
+        let fields: Vec<&str> = row.trim_end().split(',').collect();
+        assert_eq!(fields.len(), header, "{link}: row {row:?}");
+        assert_eq!(fields[0], i.to_string(), "{link}: rows in id order from 0");
+    }
+    eprintln!("{link}: {} rows on disk at the SIGKILL", rows.len());
 }
 
 /// After a clean run on the delay line, no namespace of the lab outlives it: the lab ends the

@@ -56,15 +56,14 @@ impl Progress {
     }
 }
 
-/// What the storm produced.
+/// How the storm ended. Its records went out one by one as connections finished
+/// ([`Storm::finished`]): one per attempt that was due before the storm stopped.
 #[derive(Debug, Default)]
 pub struct StormResult {
-    /// One record per attempt that started, in id order.
-    pub records: Vec<ConnRecord>,
-    /// Attempts in the schedule (more than `records` if interrupted).
+    /// Attempts in the schedule (more than the records if interrupted).
     pub planned: u64,
     pub interrupted: bool,
-    /// Attempts in flight that a second stop signal abandoned (in `records`, as
+    /// Attempts in flight that a second stop signal abandoned (their records say
     /// [`Outcome::Abandoned`]).
     pub abandoned: u64,
     /// The most connections it could have open at once (see [`in_flight_budget`]).
@@ -92,6 +91,7 @@ pub fn in_flight_budget(asked: Option<u64>, nofile: u64) -> (u64, bool) {
 pub struct Storm {
     pub progress: Arc<Progress>,
     thread: JoinHandle<Result<StormResult, Failure>>,
+    rows: std::sync::mpsc::Receiver<ConnRecord>,
 }
 
 impl Storm {
@@ -106,6 +106,7 @@ impl Storm {
         let progress = Arc::new(Progress::new(offsets.len() as u64));
         let ns = ns.try_clone()?;
         let p = progress.clone();
+        let (tx, rows) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("bl-storm".into())
             .spawn(move || {
@@ -126,10 +127,20 @@ impl Storm {
                     .map_err(|e| {
                         Failure::environment(format!("cannot build the storm runtime: {e}"))
                     })?;
-                Ok(rt.block_on(storm(offsets, spec, budget, p)))
+                Ok(rt.block_on(storm(offsets, spec, budget, p, tx)))
             })
             .map_err(|e| Failure::environment(format!("cannot start the storm thread: {e}")))?;
-        Ok(Storm { progress, thread })
+        Ok(Storm {
+            progress,
+            thread,
+            rows,
+        })
+    }
+
+    /// The records of the connections that finished since the last call, in the order they
+    /// finished. Every record is here once the storm [`is_finished`](Storm::is_finished).
+    pub fn finished(&self) -> impl Iterator<Item = ConnRecord> + '_ {
+        self.rows.try_iter()
     }
 
     pub fn is_finished(&self) -> bool {
@@ -146,10 +157,14 @@ async fn storm(
     spec: AttemptSpec,
     budget: u64,
     progress: Arc<Progress>,
+    rows: std::sync::mpsc::Sender<ConnRecord>,
 ) -> StormResult {
     let in_flight = Arc::new(AtomicU64::new(0));
-    // One row per attempt, reserved once: a ConnRecord is about 100 bytes, 100 MB for 1M.
-    let mut records = Vec::with_capacity(offsets.len());
+    // Each record goes out as its connection ends; the storm keeps none (1M of them were about
+    // 100 MB). The receiver outlives the storm, so a send cannot fail.
+    let hand_in = |rec: ConnRecord| {
+        let _ = rows.send(rec);
+    };
     let spec = Arc::new(spec);
     let abandon = Arc::new(Notify::new());
     // Every attempt watches this: a second stop signal ends each where it stands, with its row.
@@ -192,7 +207,7 @@ async fn storm(
         // The budget is spent: this attempt never starts, and says so with its own outcome
         // instead of failing its socket() with EMFILE.
         if in_flight.load(Ordering::Relaxed) >= budget {
-            records.push(attempt::not_started(id as u64, at, &spec));
+            hand_in(attempt::not_started(id as u64, at, &spec));
             progress.outcomes[Outcome::NotStarted.index()].fetch_add(1, Ordering::Relaxed);
             progress.finished.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -212,13 +227,13 @@ async fn storm(
         // about 5 KB with the read buffer) is freed only when it is joined, and joining them
         // all at the end held 5 KB per connection (252 MB for 50,000).
         while let Some(done) = tasks.try_join_next() {
-            records.push(done.unwrap_or_else(|e| panic!("connection task failed: {e}")));
+            hand_in(done.unwrap_or_else(|e| panic!("connection task failed: {e}")));
         }
     }
     loop {
         tokio::select! {
             next = tasks.join_next() => match next {
-                Some(Ok(rec)) => records.push(rec),
+                Some(Ok(rec)) => hand_in(rec),
                 Some(Err(e)) => panic!("connection task failed: {e}"),
                 None => break,
             },
@@ -228,16 +243,10 @@ async fn storm(
             }
         }
     }
-    let abandoned = records
-        .iter()
-        .filter(|r| r.outcome == Outcome::Abandoned)
-        .count() as u64;
-    records.sort_by_key(|r| r.id);
     StormResult {
-        records,
         planned: offsets.len() as u64,
         interrupted: progress.interrupted.load(Ordering::Relaxed),
-        abandoned,
+        abandoned: progress.outcome(Outcome::Abandoned),
         budget,
     }
 }

@@ -106,9 +106,9 @@ pub fn run(plan: &RunPlan, opts: Options, display: &Shown) -> anyhow::Result<Run
     folder.environment(&lab.environment(plan, started_at, nofile))?;
 
     let bar = terminal::progress::Bar::new(!display.progress || !std::io::stderr().is_terminal());
-    let m = storm::run(lab, plan, &mut |p| bar.tick(p), &mut |records| {
-        folder.connections(records)
-    })?;
+    let mut rows = folder.connections_csv()?;
+    let m = storm::run(lab, plan, &mut |p| bar.tick(p), &mut rows)?;
+    drop(rows);
     bar.finish();
 
     let pairs = [
@@ -130,7 +130,7 @@ pub fn run(plan: &RunPlan, opts: Options, display: &Shown) -> anyhow::Result<Run
     }
     let s = judge::summarize(plan, &m)?;
     folder.summary(&s)?;
-    // The storm's records are on disk now; the pictures read them back, so free these first.
+    // The rows are on disk; the pictures read them back, so free the tally and the trace first.
     drop(m);
     // Pictures last: the data above is complete, so a drawing failure only warns.
     if !opts.no_pictures {

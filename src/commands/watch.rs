@@ -188,7 +188,7 @@ fn observe(
     tracing.close_window();
     let after = probes.sample(t0)?;
     let mut trace = tracing.stop();
-    let rows = drops::attribute(&mut trace, &[], t0_mono_ns, &lab);
+    let rows = drops::attribute(&mut trace, Default::default(), t0_mono_ns, &lab);
     let drops = drops::DropStats::of(&trace, &rows);
     Ok(Seen {
         before,

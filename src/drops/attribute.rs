@@ -35,6 +35,26 @@ pub(super) fn to_or_from(e: &Event, server: SocketAddr) -> bool {
     }
 }
 
+/// When each client port began to be each connection's: `(started_us, id)` per port, gathered
+/// as connections finish (16 bytes each), for [`attribute`].
+#[derive(Debug, Default)]
+pub struct PortStarts(BTreeMap<u16, Vec<(u64, u64)>>);
+
+impl PortStarts {
+    pub fn add(&mut self, r: &ConnRecord) {
+        if let Some(p) = r.local_port {
+            self.0.entry(p).or_default().push((r.started_us, r.id));
+        }
+    }
+
+    /// The ports of `records`.
+    pub fn of<'a>(records: impl IntoIterator<Item = &'a ConnRecord>) -> PortStarts {
+        let mut p = PortStarts::default();
+        records.into_iter().for_each(|r| p.add(r));
+        p
+    }
+}
+
 /// Ties every event to its connection where the 4-tuple allows: the latest connection from that
 /// client port that had started by then (a SYN-ACK retransmitted after the client gave up still
 /// belongs to it, until the port is used again).
@@ -46,16 +66,11 @@ pub(super) fn to_or_from(e: &Event, server: SocketAddr) -> bool {
 /// and counted in `trace.foreign`. A run without records (`client.command`) keeps every event.
 pub fn attribute(
     trace: &mut Trace,
-    records: &[ConnRecord],
+    ports: PortStarts,
     t0_mono_ns: u64,
     lab: &LabAddrs,
 ) -> Vec<Row> {
-    let mut by_port: BTreeMap<u16, Vec<(u64, u64)>> = BTreeMap::new();
-    for r in records {
-        if let Some(p) = r.local_port {
-            by_port.entry(p).or_default().push((r.started_us, r.id));
-        }
-    }
+    let mut by_port = ports.0;
     for starts in by_port.values_mut() {
         starts.sort_unstable();
     }
@@ -223,7 +238,7 @@ mod tests {
             trace.counts.tally(&e, true, &LAB);
         }
         assert_eq!(trace.counts.other_retransmits, 2);
-        let rows = attribute(&mut trace, &records, t0, &LAB);
+        let rows = attribute(&mut trace, PortStarts::of(&records), t0, &LAB);
         let ids: Vec<_> = rows.iter().map(|r| r.connection).collect();
         // Port 4002 was no connection's: an earlier lab's socket, left out.
         assert_eq!(ids, [Some(0), Some(1), Some(2), None]);

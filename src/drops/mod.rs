@@ -34,7 +34,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Once;
 
 use crate::family::LabAddrs;
-pub use attribute::attribute;
+pub use attribute::{attribute, PortStarts};
 pub use event::{Event, Kind};
 pub use reader::{monotonic_ns, Tracer};
 pub use stats::{Counts, DropStats, Row, Sides, Trace};

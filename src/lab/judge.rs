@@ -7,32 +7,32 @@ use std::collections::BTreeMap;
 use super::storm::Measured;
 use crate::counters::Snapshot;
 use crate::plan::{AcceptPolicy, Arrival, RunPlan};
-use crate::record::summary::{self, Listen, Summary};
-use crate::record::{ConnRecord, Warning};
+use crate::record::summary::{Listen, Summary};
+use crate::record::{Tally, Warning};
 
 /// The summary of a run, with its warnings and the verdict on each expectation.
 pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
-    let records = &m.storm.records;
-    let (connect, connect_from_start, response) = summary::latencies(records);
+    let tally = &m.tally;
+    let (connect, connect_from_start, response) = tally.latencies();
     let mut s = Summary {
         scenario: plan.name.clone(),
         overrides: plan.overrides.clone(),
-        connections: records.len() as u64,
+        connections: tally.connections(),
         planned: m.storm.planned,
         // A stop signal after the storm (while the lab was torn down) still makes it partial.
         interrupted: m.storm.interrupted || crate::interrupt::requested().is_some(),
         abandoned: m.storm.abandoned,
         duration_s: match &m.client {
             Some((_, ran)) => ran.as_secs_f64(),
-            None => records.iter().map(|r| r.finished_us).max().unwrap_or(0) as f64 / 1e6,
+            None => tally.duration_s(),
         },
-        outcomes: crate::record::outcome::OutcomeCounts::of(records.iter().map(|r| r.outcome)),
+        outcomes: tally.outcomes(),
         connect_latency_ms: connect,
         connect_latency_from_start_ms: connect_from_start,
         response_latency_ms: response,
-        by_outcome: summary::by_outcome(records),
-        schedule: summary::schedule(records, burst_interval_us(plan)),
-        retransmits: summary::retransmits(records),
+        by_outcome: tally.by_outcome(),
+        schedule: tally.schedule(burst_interval_us(plan)),
+        retransmits: tally.retransmits(),
         counters: BTreeMap::from([
             (
                 "server".to_string(),
@@ -67,7 +67,7 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
         s.schedule.in_flight_budget = Some(m.storm.budget);
         s.schedule.peak_rss_bytes = peak_rss_bytes();
     }
-    s.warnings = warnings(&s, records, overflow_expected, bursty);
+    s.warnings = warnings(&s, tally, overflow_expected, bursty);
     let not_started = s.outcomes[crate::record::Outcome::NotStarted];
     if not_started > 0 {
         s.warnings.push(Warning::NotStarted {
@@ -126,7 +126,7 @@ pub fn peaks(series: &crate::counters::Series, last: crate::counters::QueueSampl
 }
 
 /// The gap between bursts, for a storm of repeated bursts (the rate's span; see
-/// [`summary::schedule`]).
+/// [`Tally::schedule`]).
 fn burst_interval_us(plan: &RunPlan) -> Option<u64> {
     match plan.client.arrival {
         Arrival::Burst {
@@ -167,12 +167,7 @@ fn judge(plan: &RunPlan, m: &Measured, s: &mut Summary) -> anyhow::Result<()> {
 
 /// Warnings about runs that may not show what the user thinks: each says why and what to try.
 /// `bursty`: a burst is fired from one thread, so its lag is expected and not warned about.
-pub fn warnings(
-    s: &Summary,
-    records: &[ConnRecord],
-    overflow_expected: bool,
-    bursty: bool,
-) -> Vec<Warning> {
+pub fn warnings(s: &Summary, tally: &Tally, overflow_expected: bool, bursty: bool) -> Vec<Warning> {
     let mut w = Vec::new();
     if let Some(p99_ms) = s.schedule.lag_ms.p99.filter(|p| !bursty && *p > 10.0) {
         w.push(Warning::ScheduleLag { p99_ms });
@@ -194,7 +189,7 @@ pub fn warnings(
     if !machine.is_empty() {
         w.push(Warning::MachineDrops { reasons: machine });
     }
-    let errno_count = |e: i32| records.iter().filter(|r| r.errno == Some(e)).count();
+    let errno_count = |e: i32| tally.errno(e) as usize;
     let ports = errno_count(libc::EADDRNOTAVAIL);
     if ports > 0 {
         w.push(Warning::OutOfPorts { connections: ports });
@@ -245,10 +240,13 @@ pub fn warnings(
     w
 }
 
-/// This process's peak resident memory so far (`ru_maxrss`, which Linux gives in KiB).
+/// This process's peak resident memory so far: `VmHWM` of `/proc/self/status`, the high-water
+/// mark of this program's own memory. Not `getrusage`'s `ru_maxrss`: Linux carries that across
+/// `execve`, so a lab started by a large parent (a test harness at 300 MB) reported the
+/// parent's size at the fork.
 fn peak_rss_bytes() -> Option<u64> {
-    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
-        .ok()
-        .and_then(|u| u64::try_from(u.max_rss()).ok())
-        .map(|kib| kib * 1024)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

@@ -11,16 +11,18 @@ use crate::client::flood::Flood;
 use crate::client::program::ClientProgram;
 use crate::client::{AttemptSpec, Progress, Storm, StormResult};
 use crate::counters::{QueueSample, Sample, Sampler, SamplingStats, Series};
-use crate::drops::{self, DropStats, Row};
+use crate::drops::{self, DropStats, PortStarts, Row};
 use crate::plan::RunPlan;
 use crate::record::stats::{FloodStats, ProgramStats};
-use crate::record::ConnRecord;
+use crate::record::{RowSink, Tally};
 use crate::server::ServerStats;
 use crate::topo::{claim, LinkStats};
 
 /// Everything one storm produced, as recorded.
 pub struct Measured {
     pub storm: StormResult,
+    /// The storm's connections, folded in as they finished (their rows are in the sink).
+    pub tally: Tally,
     /// The counters and the queue just before time zero and after the last connection.
     pub before: Sample,
     pub after: Sample,
@@ -46,13 +48,13 @@ pub struct Measured {
 }
 
 /// Runs `plan`'s storm through `lab` and tears the lab down. `tick` is called about every 100 ms
-/// while the storm runs (the progress line); `save_connections` gets the records as soon as the
-/// storm ends, so that whatever happens after, they are on disk.
+/// while the storm runs (the progress line); `rows` gets each connection's record as it
+/// finishes and is flushed as often, so that whatever happens after, the rows are on disk.
 pub fn run(
     lab: Lab,
     plan: &RunPlan,
     tick: &mut dyn FnMut(&Progress),
-    save_connections: &mut dyn FnMut(&[ConnRecord]) -> anyhow::Result<()>,
+    rows: &mut dyn RowSink,
 ) -> anyhow::Result<Measured> {
     let sysctls = lab.sysctls();
     let Lab {
@@ -99,9 +101,8 @@ pub fn run(
             Flood::start(&topo.client, f, target, sources, t0, plan.client.seed)
         })
         .transpose()?;
-    let (storm, client) = traffic(&topo, plan, spec, &client_log, t0, tick)?;
+    let traffic = traffic(&topo, plan, spec, &client_log, t0, tick, rows)?;
     let flood = flood.map(Flood::stop);
-    save_connections(&storm.records)?;
     // What the storm's last packets cause in the kernel (drops, cookies, SYN-ACK retries, RSTs)
     // happens after its last connection ended: wait for it before the last reading.
     // After a stop signal, no waiting beyond the connections in flight.
@@ -125,14 +126,15 @@ pub fn run(
     other_labs.sort_unstable();
     other_labs.dedup();
 
-    let drop_rows = drops::attribute(&mut trace, &storm.records, t0_mono_ns, &lab_addrs);
+    let drop_rows = drops::attribute(&mut trace, traffic.ports, t0_mono_ns, &lab_addrs);
     let mut drops = DropStats::of(&trace, &drop_rows);
     drops.other_labs = other_labs;
     Ok(Measured {
         drops,
         reasons_known: std::mem::take(&mut trace.reasons_known),
         drop_rows,
-        storm,
+        storm: traffic.storm,
+        tally: traffic.tally,
         before,
         after,
         series,
@@ -142,13 +144,20 @@ pub fn run(
         initial_queue,
         limits,
         server: server_stats,
-        client,
+        client: traffic.client,
         sysctls,
     })
 }
 
-/// The storm, or a client of the user's own instead (then with no records).
-type Traffic = (StormResult, Option<(ProgramStats, Duration)>);
+/// The storm and what its connections add up to, or a client of the user's own instead (then
+/// with no records).
+#[derive(Default)]
+struct Traffic {
+    storm: StormResult,
+    client: Option<(ProgramStats, Duration)>,
+    tally: Tally,
+    ports: PortStarts,
+}
 
 fn traffic(
     topo: &crate::topo::Topology,
@@ -157,27 +166,35 @@ fn traffic(
     client_log: &std::path::Path,
     t0: Instant,
     tick: &mut dyn FnMut(&Progress),
+    rows: &mut dyn RowSink,
 ) -> anyhow::Result<Traffic> {
     Ok(match &plan.client.program {
-        None => (storm(topo, plan, spec, tick)?, None),
+        None => storm(topo, plan, spec, tick, rows)?,
         Some(p) => {
             let (stats, ran) = client_program(topo, plan, p, client_log, t0, tick)?;
             let storm = StormResult {
                 interrupted: crate::interrupt::count() > 0,
                 ..Default::default()
             };
-            (storm, Some((stats, ran)))
+            Traffic {
+                storm,
+                client: Some((stats, ran)),
+                ..Traffic::default()
+            }
         }
     })
 }
 
-/// The lab's own storm, from time zero to its last connection.
+/// The lab's own storm, from time zero to its last connection. Every 100 ms, the records of the
+/// connections that finished go to `rows` and into the tally. A sink that fails (a full disk)
+/// is warned about at once and fails the run once the storm is over.
 fn storm(
     topo: &crate::topo::Topology,
     plan: &RunPlan,
     spec: AttemptSpec,
     tick: &mut dyn FnMut(&Progress),
-) -> anyhow::Result<StormResult> {
+    rows: &mut dyn RowSink,
+) -> anyhow::Result<Traffic> {
     let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
     let (budget, lowered) = crate::client::in_flight_budget(plan.client.max_in_flight, nofile);
@@ -189,12 +206,41 @@ fn storm(
         );
     }
     let storm = Storm::start(&topo.client, &plan.client, spec, budget)?;
-    while !storm.is_finished() {
+    let mut tally = Tally::with_capacity(plan.client.connections);
+    let mut ports = PortStarts::default();
+    let mut failed: Option<anyhow::Error> = None;
+    loop {
+        let last = storm.is_finished();
+        let mut written = Ok(());
+        for rec in storm.finished() {
+            tally.add(&rec);
+            ports.add(&rec);
+            if written.is_ok() && failed.is_none() {
+                written = rows.push(rec);
+            }
+        }
+        if failed.is_none() {
+            if let Err(e) = written.and_then(|()| rows.flush(last)) {
+                eprintln!("\nwarning: {e:#}; the storm goes on, and the run fails at its end");
+                failed = Some(e);
+            }
+        }
         tick(&storm.progress);
+        if last {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
-    tick(&storm.progress);
-    Ok(storm.join()?)
+    let storm = storm.join()?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(Traffic {
+            storm,
+            client: None,
+            tally,
+            ports,
+        }),
+    }
 }
 
 /// A client of the user's own instead of the storm, from time zero until it ends or its

@@ -12,7 +12,7 @@ use super::{
     builder, font, frame, mesh, ms_label, outcome_color, thousands, Chart, DrawResult, LegendEntry,
     Swatch, GRAY,
 };
-use crate::record::{ConnRecord, Outcome};
+use crate::record::{Conn, Outcome};
 use crate::results::analysis::{cdf, connect_latencies_ms};
 use crate::results::RunFolder;
 
@@ -108,7 +108,7 @@ impl Chart for LatencyCdf<'_> {
 
 /// The lines to draw, one per outcome that connected and then "all", and the legend entries:
 /// "all" first, then every outcome that occurred, drawn or not.
-fn series(conns: &[ConnRecord]) -> (Vec<Line>, Vec<LegendEntry>) {
+fn series(conns: &[Conn]) -> (Vec<Line>, Vec<LegendEntry>) {
     let mut all = connect_latencies_ms(conns, None);
     let n_all = conns.len();
     let mut legend = vec![LegendEntry::new(
@@ -138,7 +138,7 @@ fn series(conns: &[ConnRecord]) -> (Vec<Line>, Vec<LegendEntry>) {
 
 /// The legend entry and line of one outcome; no line where none of them connected, nothing at
 /// all where the outcome did not occur.
-fn outcome_series(conns: &[ConnRecord], o: Outcome) -> Option<(LegendEntry, Option<Line>)> {
+fn outcome_series(conns: &[Conn], o: Outcome) -> Option<(LegendEntry, Option<Line>)> {
     let n = conns.iter().filter(|c| c.outcome == o).count();
     if n == 0 {
         return None;

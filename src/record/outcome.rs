@@ -107,10 +107,13 @@ impl OutcomeCounts {
     /// Counts the outcomes of `outcomes`.
     pub fn of(outcomes: impl Iterator<Item = Outcome>) -> OutcomeCounts {
         let mut c = OutcomeCounts::default();
-        for o in outcomes {
-            c.0[o.index()] += 1;
-        }
+        outcomes.for_each(|o| c.add(o));
         c
+    }
+
+    /// Counts one more of `o`.
+    pub fn add(&mut self, o: Outcome) {
+        self.0[o.index()] += 1;
     }
 
     /// `(outcome, count)` in [`Outcome::ALL`] order.

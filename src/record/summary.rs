@@ -3,11 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::outcome::OutcomeCounts;
-use super::{ConnRecord, Outcome};
 use super::{Verdict, Warning};
 
 /// Counters shown in the table when they moved (all of them are in `counters.csv`).
@@ -46,21 +44,9 @@ pub struct Percentiles {
 impl Percentiles {
     /// From microsecond samples.
     pub fn of(samples: impl Iterator<Item = u64>) -> Percentiles {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
-        for s in samples {
-            h.saturating_record(s.max(1));
-        }
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        let ms = |us: u64| Some(us as f64 / 1000.0);
-        Percentiles {
-            count: h.len(),
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
-        }
+        let mut s = super::tally::Samples::default();
+        samples.for_each(|us| s.add(us));
+        s.percentiles()
     }
 }
 
@@ -79,9 +65,9 @@ pub struct Schedule {
     /// The most the client may have open at once (`client.max_in_flight`, bounded by the
     /// open-files limit); an attempt due when it is spent ends as `not_started`.
     pub in_flight_budget: Option<u64>,
-    /// The lab process's peak resident memory when the summary was made, bytes (`getrusage`
-    /// `ru_maxrss`: the storm, its records and the result files, not the plots drawn after):
-    /// divided by the connections, what each one cost.
+    /// The lab process's peak resident memory when the summary was made, bytes (`VmHWM`: the
+    /// storm, its tally and the result files, not the plots drawn after): divided by the
+    /// connections, what each one cost.
     pub peak_rss_bytes: Option<u64>,
 }
 
@@ -187,7 +173,7 @@ impl Summary {
     /// `[expect]` paths are checked against when a scenario is loaded.
     pub fn shape() -> Summary {
         Summary {
-            by_outcome: by_outcome(&[]),
+            by_outcome: super::Tally::default().by_outcome(),
             link: Some(Default::default()),
             flood: Some(Default::default()),
             ..Summary::default()
@@ -279,138 +265,9 @@ impl Summary {
     }
 }
 
-/// [`OutcomeTiming`] for every outcome name.
-pub fn by_outcome(records: &[ConnRecord]) -> BTreeMap<String, OutcomeTiming> {
-    Outcome::ALL
-        .iter()
-        .map(|&o| {
-            let of = || records.iter().filter(move |r| r.outcome == o);
-            let timing = OutcomeTiming {
-                count: of().count() as u64,
-                connect_ms: Percentiles::of(
-                    of().filter_map(|r| r.connected_us.map(|c| c.saturating_sub(r.started_us))),
-                ),
-                first_byte_ms: Percentiles::of(
-                    of().filter_map(|r| Some(r.first_byte_us?.saturating_sub(r.connected_us?))),
-                ),
-                total_ms: Percentiles::of(of().map(|r| r.finished_us.saturating_sub(r.started_us))),
-            };
-            (o.name().to_string(), timing)
-        })
-        .collect()
-}
-
-/// How well the storm kept to its schedule. `burst_interval_us`: for bursts repeated every so
-/// long, the rate is the connections over the bursts' whole span (bursts × interval: 5 bursts of
-/// 2,000 a second apart are 2,000/s), not over the time to the last burst's start.
-pub fn schedule(records: &[ConnRecord], burst_interval_us: Option<u64>) -> Schedule {
-    // Attempts that never started (the client's budget was spent) have no start to measure.
-    let all: Vec<&ConnRecord> = records.iter().collect();
-    let started: Vec<&ConnRecord> = records
-        .iter()
-        .filter(|r| r.outcome != Outcome::NotStarted)
-        .collect();
-    let span = |records: &[&ConnRecord], f: fn(&ConnRecord) -> u64| {
-        let (lo, hi) = records
-            .iter()
-            .map(|r| f(r))
-            .fold((u64::MAX, 0), |(l, h), v| (l.min(v), h.max(v)));
-        match burst_interval_us {
-            Some(i) if !records.is_empty() && i > 0 => {
-                Some(records.len() as f64 / ((hi - lo + i) as f64 / 1e6))
-            }
-            _ => (records.len() > 1 && hi > lo)
-                .then(|| (records.len() - 1) as f64 / ((hi - lo) as f64 / 1e6)),
-        }
-    };
-    Schedule {
-        planned_rate: span(&all, |r| r.scheduled_us),
-        achieved_rate: span(&started, |r| r.started_us),
-        lag_ms: Percentiles::of(
-            started
-                .iter()
-                .map(|r| r.started_us.saturating_sub(r.scheduled_us)),
-        ),
-        max_in_flight: max_in_flight(&started),
-        in_flight_budget: None,
-        peak_rss_bytes: None,
-    }
-}
-
-/// Sweeps start (+1) and finish (-1) events in time order; a finish sorts before a start at the
-/// same microsecond.
-fn max_in_flight(records: &[&ConnRecord]) -> u64 {
-    let mut events: Vec<(u64, i64)> = records
-        .iter()
-        .flat_map(|r| [(r.started_us, 1), (r.finished_us, -1)])
-        .collect();
-    events.sort_unstable();
-    let mut open = 0i64;
-    events
-        .iter()
-        .map(|(_, d)| {
-            open += d;
-            open
-        })
-        .max()
-        .unwrap_or(0) as u64
-}
-
-pub fn latencies(records: &[ConnRecord]) -> (Percentiles, Percentiles, Percentiles) {
-    (
-        Percentiles::of(records.iter().filter_map(ConnRecord::connect_latency_us)),
-        Percentiles::of(
-            records
-                .iter()
-                .filter_map(|r| r.connected_us.map(|c| c.saturating_sub(r.started_us))),
-        ),
-        Percentiles::of(
-            records
-                .iter()
-                .filter(|r| r.outcome == Outcome::Ok)
-                .filter_map(|r| r.first_byte_us.map(|f| f.saturating_sub(r.scheduled_us))),
-        ),
-    )
-}
-
-pub fn retransmits(records: &[ConnRecord]) -> Retransmits {
-    Retransmits {
-        connections_with_retransmits: records.iter().filter(|r| r.retransmits > 0).count() as u64,
-        total: records.iter().map(|r| r.retransmits as u64).sum(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_burst_storm_rate_is_over_the_bursts_whole_span() {
-        let rec = |us| ConnRecord {
-            id: 0,
-            scheduled_us: us,
-            started_us: us + 10,
-            connected_us: None,
-            first_byte_us: None,
-            finished_us: us + 20,
-            outcome: Outcome::Ok,
-            errno: None,
-            retransmits: 0,
-            local_port: None,
-            bytes: 0,
-        };
-        // 5 bursts of 4, one second apart: 20 connections over 5 s.
-        let records: Vec<ConnRecord> = (0..5u64)
-            .flat_map(|b| std::iter::repeat_n(b * 1_000_000, 4))
-            .map(rec)
-            .collect();
-        let s = schedule(&records, Some(1_000_000));
-        assert_eq!(s.planned_rate, Some(4.0));
-        assert_eq!(s.achieved_rate, Some(4.0));
-        // Evenly spaced: one gap per connection after the first.
-        let even: Vec<ConnRecord> = (0..11u64).map(|i| rec(i * 100_000)).collect();
-        assert_eq!(schedule(&even, None).planned_rate, Some(10.0));
-    }
 
     #[test]
     fn percentiles_are_in_milliseconds() {

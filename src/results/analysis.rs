@@ -1,7 +1,7 @@
 //! Pure computations over recorded data, shared by the plots and the generated explanation so
 //! that a chart and the sentence describing it always agree.
 
-use crate::record::{ConnRecord, Outcome};
+use crate::record::{Conn, Outcome};
 
 /// Points of the empirical CDF of `values` as (value, percent of `total`), at most about
 /// `max_points` of them, taken at evenly spaced ranks (the steps at each SYN retransmission stay
@@ -36,7 +36,7 @@ pub fn bin_width_us(span_us: u64) -> u64 {
 }
 
 /// Connections per outcome per bin of scheduled start: `counts[bin][outcome index]`.
-pub fn outcome_bins(conns: &[ConnRecord], width_us: u64) -> Vec<[u64; Outcome::COUNT]> {
+pub fn outcome_bins(conns: &[Conn], width_us: u64) -> Vec<[u64; Outcome::COUNT]> {
     let last = conns.iter().map(|c| c.scheduled_us).max().unwrap_or(0);
     let mut bins = vec![[0u64; Outcome::COUNT]; (last / width_us) as usize + 1];
     for c in conns {
@@ -123,7 +123,7 @@ pub fn near_marks(latencies_s: &[f64], marks: &[f64], tolerance_s: f64) -> Vec<(
 
 /// Connect latencies of the connections with outcome `o` that connected, in milliseconds from
 /// the scheduled start.
-pub fn connect_latencies_ms(conns: &[ConnRecord], o: Option<Outcome>) -> Vec<f64> {
+pub fn connect_latencies_ms(conns: &[Conn], o: Option<Outcome>) -> Vec<f64> {
     conns
         .iter()
         .filter(|c| o.is_none_or(|o| c.outcome == o))
@@ -136,19 +136,13 @@ pub fn connect_latencies_ms(conns: &[ConnRecord], o: Option<Outcome>) -> Vec<f64
 mod tests {
     use super::*;
 
-    fn conn(scheduled_us: u64, outcome: Outcome) -> ConnRecord {
-        ConnRecord {
-            id: 0,
+    fn conn(scheduled_us: u64, outcome: Outcome) -> Conn {
+        Conn {
             scheduled_us,
             started_us: scheduled_us,
             connected_us: None,
-            first_byte_us: None,
-            finished_us: scheduled_us,
             outcome,
-            errno: None,
             retransmits: 0,
-            local_port: None,
-            bytes: 0,
         }
     }
 

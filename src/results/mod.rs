@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use crate::error::Failure;
 use crate::plan::RunPlan;
 use crate::record::summary::Summary;
-use crate::record::{ConnRecord, Environment, Outcome};
+use crate::record::{Conn, Environment, Outcome};
 use table::{bad, Table};
 
 /// The files of a result folder, each named once (their layout is in `results/README.md`).
@@ -105,7 +105,7 @@ pub struct QueueFull {
 pub struct RunFolder {
     pub dir: PathBuf,
     /// `connections.csv`, one record per connection (columns a file lacks read as empty).
-    pub connections: Vec<ConnRecord>,
+    pub connections: Vec<Conn>,
     pub series: TimeSeries,
     /// `summary.json` as written; keys it lacks (an older or hand-made folder) read as their
     /// defaults, keys this version does not know are ignored.

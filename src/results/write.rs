@@ -20,6 +20,7 @@ use crate::counters::{Series, Snapshot};
 use crate::drops::Row as DropRow;
 use crate::error::Failure;
 use crate::record::summary::Summary;
+use crate::record::RowSink;
 use crate::record::{ConnRecord, Environment};
 
 /// One run's result folder, being written.
@@ -59,14 +60,18 @@ impl RunWriter {
         write_json(&self.dir, files::ENVIRONMENT, env)
     }
 
-    /// `connections.csv`: one row per connection, the columns of [`super::connections::COLUMNS`].
+    /// `connections.csv`, to be written row by row as connections finish.
+    pub fn connections_csv(&self) -> anyhow::Result<ConnectionsCsv> {
+        ConnectionsCsv::create(&self.dir)
+    }
+
+    /// `connections.csv` from records at hand.
     pub fn connections(&self, records: &[ConnRecord]) -> anyhow::Result<()> {
-        write_rows(
-            &self.dir,
-            files::CONNECTIONS,
-            records,
-            super::connections::COLUMNS,
-        )
+        let mut csv = self.connections_csv()?;
+        for r in records {
+            csv.push(r.clone())?;
+        }
+        csv.flush(true)
     }
 
     /// `drops.csv`: one row per trace event of the lab (see [`crate::drops::Row`]).
@@ -207,6 +212,79 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> anyhow::Res
 
 /// A CSV of serialized rows under `header`, which names the rows' fields in order (a test holds
 /// each header to its type), so an empty file still says what it would hold.
+/// `connections.csv` as connections finish: one row per connection, the columns of
+/// [`super::connections::COLUMNS`], in id order. Connections finish out of order (a stalled one
+/// ends seconds after those scheduled behind it), so a row waits here until every lower id has
+/// been written: at most the rows finished within one connection's lifetime (a few MB at
+/// 10,000/s with 5 s timeouts), instead of all of them.
+pub struct ConnectionsCsv {
+    w: csv::Writer<std::fs::File>,
+    path: PathBuf,
+    /// The id of `waiting[0]`.
+    next: u64,
+    waiting: std::collections::VecDeque<Option<ConnRecord>>,
+}
+
+impl ConnectionsCsv {
+    fn create(dir: &Path) -> anyhow::Result<ConnectionsCsv> {
+        let path = dir.join(files::CONNECTIONS);
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_path(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        w.write_record(super::connections::COLUMNS)?;
+        Ok(ConnectionsCsv {
+            w,
+            path,
+            next: 0,
+            waiting: Default::default(),
+        })
+    }
+
+    fn write(&mut self, r: &ConnRecord) -> anyhow::Result<()> {
+        self.w
+            .serialize(r)
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+impl crate::record::RowSink for ConnectionsCsv {
+    fn push(&mut self, r: ConnRecord) -> anyhow::Result<()> {
+        let Some(i) = r.id.checked_sub(self.next) else {
+            // An id already written: a second record of one connection, which the storm never
+            // makes. Kept rather than lost.
+            return self.write(&r);
+        };
+        let i = i as usize;
+        if self.waiting.len() <= i {
+            self.waiting.resize_with(i + 1, || None);
+        }
+        self.waiting[i] = Some(r);
+        while let Some(Some(_)) = self.waiting.front() {
+            let r = self.waiting.pop_front().flatten().expect("checked");
+            self.write(&r)?;
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// With `last`, the rows still waiting go out too (in id order, past any id that never
+    /// came: the attempts after an interruption have none).
+    fn flush(&mut self, last: bool) -> anyhow::Result<()> {
+        if last {
+            while let Some(r) = self.waiting.pop_front() {
+                self.next += 1;
+                if let Some(r) = r {
+                    self.write(&r)?;
+                }
+            }
+        }
+        self.w
+            .flush()
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
 fn write_rows<T: Serialize>(
     dir: &Path,
     name: &str,

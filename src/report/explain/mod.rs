@@ -183,14 +183,17 @@ mod tests {
         let aq = [0., 2., 5., 5., 4., 5., 1., 0.].map(Some).to_vec();
         RunFolder {
             dir: "x".into(),
-            connections: vec![
+            connections: [
                 conn(0, 0, Some(300), Outcome::Ok, 0),
                 conn(1, 1000, Some(1_010_000), Outcome::Ok, 1),
                 conn(2, 2000, Some(1_050_000), Outcome::ResponseTimeout, 1),
                 conn(3, 3000, Some(2_020_000), Outcome::Ok, 2),
                 conn(4, 4000, None, Outcome::ConnectTimeout, 2),
                 conn(5, 5000, None, Outcome::ConnectTimeout, 2),
-            ],
+            ]
+            .iter()
+            .map(ConnRecord::brief)
+            .collect(),
             series: TimeSeries {
                 t_s,
                 columns: vec![("accept_queue".into(), aq)],
