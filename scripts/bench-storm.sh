@@ -64,6 +64,7 @@ print(f"lab_{name}_not_started {s['outcomes']['not_started']}")
 storm_s = max(span, 1e-9)
 print(f"lab_{name}_sampler_core_share {s['sampling']['cpu_share']:.4f}")
 print(f"lab_{name}_syn_recv_counted {s['sampling'].get('syn_recv_counted', 0)}/{s['sampling']['samples']}")
+print(f"lab_{name}_counters_read {s['sampling'].get('counters_read', s['sampling']['samples'])}/{s['sampling']['samples']}")
 print(f"lab_{name}_tracer_core_share {(s.get('drops') or {}).get('cpu_ms', 0) / 1e3 / storm_s:.4f}")
 PY
   grep "^lab_$name " "$tmp/figures" | tail -1 | awk '{printf "  %-28s %s\n", $1, $2}'
@@ -100,7 +101,8 @@ print(f"  lab lean / best peer        {med('lab_lean') / best:.2f}")
 print(f"  lab default / ceiling fin   {med('lab_default') / med('ceiling_fin'):.2f}")
 print("goal 2: observers in the default storm, share of one core (sampler <= 0.02, tracer <= 0.05)")
 print(f"  sampler                     {med('lab_default_sampler_core_share'):.3f}"
-      f"  (SYN-RECV counted in {figs.get('lab_default_syn_recv_counted', ['?'])[-1]} samples)")
+      f"  (SYN-RECV counted in {figs.get('lab_default_syn_recv_counted', ['?'])[-1]} samples,"
+      f" counters read in {figs.get('lab_default_counters_read', ['?'])[-1]})")
 print(f"  tracer                      {med('lab_default_tracer_core_share'):.3f}")
 print(f"goal 3: schedule at 0.8 x best peer (lag p99 <= 2 ms, achieved >= 0.995 of plan)")
 print(f"  lag p99                     {med('lab_on_schedule_lag_p99_ms')} ms")

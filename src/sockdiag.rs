@@ -69,6 +69,31 @@ impl Diag {
         })
     }
 
+    /// The socket with this full id (cookie included, as a dump returned it), looked up in the
+    /// kernel's hash tables instead of walking them (`inet_diag_find_one_icsk`): for a
+    /// listener, O(1) where a dump visits every bucket of the machine's listening hash. `None`
+    /// when it is gone or its cookie no longer matches (another socket on the same address).
+    pub fn get(&mut self, af: u8, id: &SocketId) -> io::Result<Option<InetResponseHeader>> {
+        let req = SockDiagMessage::InetRequest(InetRequest {
+            family: af,
+            protocol: IPPROTO_TCP,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::all(),
+            socket_id: id.clone(),
+        });
+        self.send(req, NLM_F_REQUEST | NLM_F_ACK)?;
+        let mut found = None;
+        match self.replies(|r| {
+            if let SockDiagMessage::InetResponse(r) = r {
+                found = Some(r.header);
+            }
+        }) {
+            Ok(()) => Ok(found),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESTALE)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Destroys one socket, found by its full id (cookie included) as a dump returned it: the
     /// kernel resets a connection (RST) and frees the socket at once, even an orphan no process
     /// holds. Needs CAP_NET_ADMIN in the namespace's user namespace.

@@ -40,6 +40,9 @@ const ADDED: &[&str] = &[
     "sampling.syn_recv_counted", // issue #10: the SYN-RECV count's CPU budget
     "sampling.syn_recv_skipped",
     "sampling.syn_recv_share",
+    "sampling.counters_read", // issue #10: the counters' CPU budget
+    "sampling.counters_skipped",
+    "sampling.counter_share",
     "link.to_server.packets_armed", // the loss's share counts only packets after calibration
     "link.to_client.packets_armed",
 ];

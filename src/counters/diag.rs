@@ -6,7 +6,7 @@
 //! is visible only as the number of request sockets in SYN-RECV for the port.
 //! The netlink socket is opened inside the server namespace, so it only ever sees lab sockets.
 
-use netlink_packet_sock_diag::inet::StateFlags;
+use netlink_packet_sock_diag::inet::{InetResponseHeader, SocketId, StateFlags};
 
 use crate::error::Failure;
 use crate::family::Family;
@@ -37,11 +37,12 @@ pub struct ListenDiag {
     /// Also read IPv6 sockets: a program of the user's own may listen dual-stack (Java does by
     /// default), and its IPv4 connections are then IPv6 sockets with mapped addresses.
     mapped: bool,
-    /// When the next budgeted SYN-RECV count is due.
-    syn_recv_due: Option<std::time::Instant>,
-    /// Budgeted samples that counted SYN-RECV, and those that skipped it.
-    pub syn_recv_counted: u64,
-    pub syn_recv_skipped: u64,
+    /// The port's one listener, once a dump found it, when the port is known to have exactly
+    /// one ([`ListenDiag::sole_listener`]).
+    sole: Option<Option<(u8, SocketId)>>,
+    /// The SYN-RECV count's CPU budget in the sampler ([`SYN_RECV_SHARE`]): its `taken` and
+    /// `skipped` are the samples that counted and those that did not.
+    pub syn_recv: super::budget::Budget,
 }
 
 /// The share of one core that counting SYN-RECV may take in the sampler.
@@ -50,7 +51,7 @@ pub struct ListenDiag {
 /// kernel visits every socket in it, TIME-WAITs included (about 200 ns each here: 5 ms for the
 /// 24,000 TIME-WAITs a few seconds of storm leave at the server). No other interface gives the
 /// SYN queue's length. The accept queue (the listeners' dump) is read every sample.
-pub const SYN_RECV_SHARE: f64 = 0.01;
+pub const SYN_RECV_SHARE: f64 = 0.0025;
 
 impl ListenDiag {
     /// A sock_diag socket in `ns` for the `family` listener on `port`.
@@ -63,15 +64,24 @@ impl ListenDiag {
             port,
             family,
             mapped: false,
-            syn_recv_due: None,
-            syn_recv_counted: 0,
-            syn_recv_skipped: 0,
+            sole: None,
+            syn_recv: super::budget::Budget::new(SYN_RECV_SHARE),
         })
     }
 
     /// Reads dual-stack (IPv6) sockets on the port too (a second dump of each kind per sample).
     pub fn with_mapped(mut self, mapped: bool) -> ListenDiag {
         self.mapped = mapped && self.family == Family::Ipv4;
+        self
+    }
+
+    /// The port has exactly one listener for as long as this watches it (the lab's own server):
+    /// after the first dump, each sample looks that socket up by its id instead of dumping the
+    /// listeners. A dump walks the listening hash of the whole machine (listeners stay in the
+    /// host's hash even in a namespace with a hash of its own); the lookup costs one bucket.
+    /// If the socket is gone (or another took its address), the next sample dumps again.
+    pub fn sole_listener(mut self, sole: bool) -> ListenDiag {
+        self.sole = sole.then_some(None);
         self
     }
 
@@ -102,20 +112,12 @@ impl ListenDiag {
     /// the namespace that is every sample; with tens of thousands of TIME-WAITs, a few per
     /// second. Every count given is exact.
     pub fn sample_within_budget(&mut self) -> std::io::Result<QueueSample> {
-        let now = std::time::Instant::now();
-        let due = self.syn_recv_due.is_none_or(|t| now >= t);
-        let before = due.then(super::thread_cpu_ms);
-        let out = self.read(due)?;
-        if let Some(before) = before {
-            let cost = std::time::Duration::from_secs_f64(
-                (super::thread_cpu_ms() - before).max(0.0) / 1e3,
-            );
-            self.syn_recv_due = Some(now + cost.div_f64(SYN_RECV_SHARE));
-            self.syn_recv_counted += 1;
-        } else {
-            self.syn_recv_skipped += 1;
+        let reading = self.syn_recv.begin();
+        let out = self.read(reading.is_some());
+        if let Some(r) = reading {
+            self.syn_recv.end(r);
         }
-        Ok(out)
+        out
     }
 
     fn read(&mut self, syn_recv: bool) -> std::io::Result<QueueSample> {
@@ -124,19 +126,47 @@ impl ListenDiag {
         if self.mapped {
             families.push(libc::AF_INET6 as u8);
         }
-        for af in families {
-            self.diag.dump(af, StateFlags::LISTEN, self.port, |h| {
-                out.listeners += 1;
-                out.accept_queue = out.accept_queue.max(h.recv_queue);
-                out.accept_queue_limit = out.accept_queue_limit.max(Some(h.send_queue));
-            })?;
-            if syn_recv {
-                let count = out.syn_recv.get_or_insert(0);
+        self.listeners(&families, &mut out)?;
+        if syn_recv {
+            let count = out.syn_recv.get_or_insert(0);
+            for af in families {
                 self.diag.dump(af, StateFlags::SYN_RECV, self.port, |_| {
                     *count += 1;
                 })?;
             }
         }
         Ok(out)
+    }
+
+    /// The accept queue of the port's listeners: the fullest queue and the largest limit.
+    fn listeners(&mut self, families: &[u8], out: &mut QueueSample) -> std::io::Result<()> {
+        let add = |out: &mut QueueSample, h: &InetResponseHeader| {
+            out.listeners += 1;
+            out.accept_queue = out.accept_queue.max(h.recv_queue);
+            out.accept_queue_limit = out.accept_queue_limit.max(Some(h.send_queue));
+        };
+        if let Some(Some((af, id))) = &self.sole {
+            match self.diag.get(*af, id) {
+                Ok(Some(h)) => {
+                    add(out, &h);
+                    return Ok(());
+                }
+                // Gone: the dump below finds what listens now.
+                Ok(None) => {}
+                // A kernel that cannot look sockets up: dump from now on.
+                Err(_) => self.sole = None,
+            }
+        }
+        let mut seen = Vec::new();
+        for &af in families {
+            self.diag.dump(af, StateFlags::LISTEN, self.port, |h| {
+                add(out, h);
+                seen.push((af, h.socket_id.clone()));
+            })?;
+        }
+        if let Some(sole) = &mut self.sole {
+            *sole = (seen.len() == 1).then(|| seen.remove(0));
+        }
+        Ok(())
     }
 }

@@ -61,7 +61,8 @@ impl Lab {
             server: CounterFiles::open(&topo.server)?,
             client: Some(CounterFiles::open(&topo.client)?),
             diag: ListenDiag::open(&topo.server, plan.server.port, plan.family)?
-                .with_mapped(plan.server.program.is_some()),
+                .with_mapped(plan.server.program.is_some())
+                .sole_listener(plan.server.program.is_none()),
         };
         let initial_queue = probes
             .diag

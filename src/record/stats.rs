@@ -25,6 +25,12 @@ pub struct SamplingStats {
     pub syn_recv_skipped: u64,
     /// The share of one core the SYN-RECV count may take, which spaces it.
     pub syn_recv_share: f64,
+    /// Samples that read the counters, and those that skipped them to keep within their CPU
+    /// budget (`counter_share` of one core; the queue is read every sample): a skipped sample's
+    /// counter cells in timeseries.csv are empty.
+    pub counters_read: u64,
+    pub counters_skipped: u64,
+    pub counter_share: f64,
     /// Peak memory of the stored series, bytes (estimate).
     pub series_bytes: u64,
 }

@@ -376,10 +376,11 @@ fn write_timeseries(
             p.queue.syn_recv.map(|n| n.to_string()).unwrap_or_default(),
         ];
         for (ns, c) in cols.iter().enumerate() {
-            row.extend(
-                c.iter()
-                    .map(|(_, i, base)| (values[ns][*i] - base).to_string()),
-            );
+            // Empty where this sample skipped the counters (a rate over it spans the gap).
+            row.extend(c.iter().map(|(_, i, base)| match p.counted {
+                true => (values[ns][*i] - base).to_string(),
+                false => String::new(),
+            }));
         }
         result = w.write_record(&row);
     });
