@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 
@@ -145,12 +145,17 @@ async fn exchange(
         if !spec.request.is_empty() {
             stream.write_all(&spec.request).await?;
         }
-        let mut buf = [0u8; 4096];
+        // The response is counted, not kept: it is read into the worker thread's scratch
+        // buffer, so that the connection's future holds no buffer of its own (4 KB more per
+        // connection in flight, copied each time the future moved).
         loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<_, std::io::Error>(());
-            }
+            stream.readable().await?;
+            let n = match SCRATCH.with_borrow_mut(|b| stream.try_read(b)) {
+                Ok(0) => return Ok::<_, std::io::Error>(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            };
             first_byte.get_or_insert_with(Instant::now);
             bytes += n as u64;
         }
@@ -169,6 +174,11 @@ async fn exchange(
         Ok(Ok(())) if bytes == 0 => (Outcome::ClosedWithoutResponse, None),
         Ok(Ok(())) => (Outcome::Ok, None),
     }
+}
+
+thread_local! {
+    /// Where each storm worker reads responses into (their bytes are only counted).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 16 * 1024]);
 }
 
 /// `tcp_info.tcpi_total_retrans`: every retransmission of this socket, SYNs included.
