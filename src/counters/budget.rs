@@ -24,8 +24,14 @@ impl Budget {
         }
     }
 
+    /// The share the budget has now (the latest [`Budget::set_share`]).
     pub fn share(&self) -> f64 {
         self.share
+    }
+
+    /// Changes the share from the next [`Budget::end`] on.
+    pub fn set_share(&mut self, share: f64) {
+        self.share = share;
     }
 
     /// Whether the reading is due now: then a [`Reading`] to hand to [`Budget::end`] once it is
