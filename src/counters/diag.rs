@@ -171,11 +171,15 @@ impl ListenDiag {
                 Err(_) => self.sole = None,
             }
         }
+        // The listeners' ids, only where one is to be remembered.
+        let learn = self.sole.is_some();
         let mut seen = Vec::new();
         for &af in families {
             self.diag.dump(af, StateFlags::LISTEN, self.port, |h| {
                 add(out, h);
-                seen.push((af, h.socket_id.clone()));
+                if learn {
+                    seen.push((af, h.socket_id.clone()));
+                }
             })?;
         }
         if let Some(sole) = &mut self.sole {

@@ -210,8 +210,6 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> anyhow::Res
     std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// A CSV of serialized rows under `header`, which names the rows' fields in order (a test holds
-/// each header to its type), so an empty file still says what it would hold.
 /// `connections.csv` as connections finish: one row per connection, the columns of
 /// [`super::connections::COLUMNS`], in id order. Connections finish out of order (a stalled one
 /// ends seconds after those scheduled behind it), so a row waits here until every lower id has
@@ -248,7 +246,7 @@ impl ConnectionsCsv {
     }
 }
 
-impl crate::record::RowSink for ConnectionsCsv {
+impl RowSink for ConnectionsCsv {
     fn push(&mut self, r: ConnRecord) -> anyhow::Result<()> {
         let Some(i) = r.id.checked_sub(self.next) else {
             // An id already written: a second record of one connection, which the storm never
@@ -285,6 +283,8 @@ impl crate::record::RowSink for ConnectionsCsv {
     }
 }
 
+/// A CSV of serialized rows under `header`, which names the rows' fields in order (a test holds
+/// each header to its type), so an empty file still says what it would hold.
 fn write_rows<T: Serialize>(
     dir: &Path,
     name: &str,
