@@ -140,7 +140,7 @@ pub struct RunPlan {
     /// The TOML actually run (file plus `--set`), saved with the results.
     pub scenario_text: String,
     pub origin: String,
-    /// The address family of the lab's hosts (IPv4 only, for now).
+    /// The address family of the lab's hosts (`family`).
     pub family: Family,
     pub sample_interval: Duration,
     /// Whether to record drop reasons from tracefs (`drops.csv`).
@@ -173,12 +173,13 @@ const MAX_FLOOD_COUNT: u64 = 10_000_000;
 
 impl RunPlan {
     /// Checks the scenario and fills in every default. The checks run in this order, so that when
-    /// several settings are wrong the same one is always reported: the accept policy, the arrivals,
+    /// several settings are wrong the same one is always reported: the family, the accept policy, the arrivals,
     /// the client's counts and timeouts, the sample interval, the server's response size and port,
     /// the single-combination check, the link, the flood, the request size, the expectations, the
     /// `[plan]` table, and last the server's then the client's sysctls.
     pub fn from_scenario(loaded: &Loaded) -> Result<RunPlan, Failure> {
         let f = &loaded.file;
+        let family = family(f)?;
         let accept = server::accept_policy(&f.server)?;
         let arrival = client::arrival(&f.client)?;
         let bounds = client::bounds(&f.client)?;
@@ -203,7 +204,7 @@ impl RunPlan {
             overrides: loaded.overrides.clone(),
             scenario_text: loaded.text.clone(),
             origin: loaded.origin.clone(),
-            family: Family::default(),
+            family,
             sample_interval,
             trace_drops: f.trace_drops.unwrap_or(true),
             settle,
@@ -214,6 +215,20 @@ impl RunPlan {
             expect,
             sizing,
         })
+    }
+}
+
+/// `family`: `ipv4` unless set.
+fn family(f: &ScenarioFile) -> Result<Family, Failure> {
+    match &f.family {
+        None => Ok(Family::default()),
+        Some(name) => Family::parse(name).ok_or_else(|| {
+            bad(format!(
+                "family = {name:?}: the lab speaks {} (e.g. --set family=ipv6, or \
+                 --set family=ipv4,ipv6 to compare the two)",
+                crate::family::FAMILY_NAMES.join(" or ")
+            ))
+        }),
     }
 }
 

@@ -39,6 +39,8 @@ pub struct ScenarioFile {
     pub description: Option<String>,
     /// Which incident this reproduces (e.g. `seeds/000`).
     pub incident: Option<String>,
+    /// The address family of the lab's hosts: `ipv4` (the default) or `ipv6`.
+    pub family: Option<String>,
     /// How often counters and the listen queue are sampled, e.g. `10ms` (the default).
     #[serde(default, deserialize_with = "words::duration")]
     pub sample_interval: Option<String>,

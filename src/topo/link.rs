@@ -13,9 +13,10 @@
 //! routes it back over the link, and the client namespace blackholes it, so SYN-ACKs to spoofed
 //! addresses die inside the lab.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, CacheInfo};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -94,7 +95,8 @@ pub fn ring_drops(ns: &Netns) -> Result<u64, Failure> {
 }
 
 /// `ip link set lo up; ip link set DEV txqueuelen 10000 up; ip addr add ADDR/24 dev DEV` (the
-/// first address, with the lab subnet's prefix; later ones as single hosts, /32).
+/// first address, with the lab subnet's prefix; later ones as single hosts, /32; on IPv6
+/// `/64 nodad`, then `/128 nodad preferred_lft 0`).
 async fn configure(
     handle: &Handle,
     dev: &str,
@@ -116,7 +118,22 @@ async fn configure(
         } else {
             lab.family.host_prefix()
         };
-        handle.address().add(index, *addr, prefix).execute().await?;
+        let mut add = handle.address().add(index, *addr, prefix);
+        if addr.is_ipv6() {
+            // `nodad`: usable at once, not tentative. A later address (the calibration
+            // client's) is `preferred_lft 0`: IPv6 source selection avoids deprecated addresses
+            // (RFC 6724 rule 3), so the storm's connections come from the client's address, as
+            // IPv4's primary address does, while a socket bound to it can still use it.
+            let attrs = &mut add.message_mut().attributes;
+            attrs.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            if i > 0 {
+                let mut lifetimes = CacheInfo::default();
+                lifetimes.ifa_preferred = 0;
+                lifetimes.ifa_valid = u32::MAX;
+                attrs.push(AddressAttribute::CacheInfo(lifetimes));
+            }
+        }
+        add.execute().await?;
     }
     Ok(())
 }
@@ -135,22 +152,36 @@ async fn route_flood(
     net: Net,
     how: FloodRoute<'_>,
 ) -> Result<(), rtnetlink::Error> {
-    // Routes are built per family; the flood's packets are IPv4 ones (see `client::flood`).
-    let IpAddr::V4(dest) = net.addr else {
-        return Err(rtnetlink::Error::RequestFailed);
-    };
-    let route = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dest, net.len);
-    let route = match how {
-        FloodRoute::Blackhole => route.kind(RouteType::BlackHole),
-        FloodRoute::Back { dev, via } => {
-            let route = route.output_interface(index_of(handle, dev).await?);
-            match via {
-                Some(IpAddr::V4(gw)) => route.gateway(gw),
-                _ => route,
+    // The builder is typed by family, so each family builds its own message.
+    let message = match net.addr {
+        IpAddr::V4(dest) => {
+            let route = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dest, net.len);
+            match how {
+                FloodRoute::Blackhole => route.kind(RouteType::BlackHole).build(),
+                FloodRoute::Back { dev, via } => {
+                    let route = route.output_interface(index_of(handle, dev).await?);
+                    match via {
+                        Some(IpAddr::V4(gw)) => route.gateway(gw).build(),
+                        _ => route.build(),
+                    }
+                }
+            }
+        }
+        IpAddr::V6(dest) => {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(dest, net.len);
+            match how {
+                FloodRoute::Blackhole => route.kind(RouteType::BlackHole).build(),
+                FloodRoute::Back { dev, via } => {
+                    let route = route.output_interface(index_of(handle, dev).await?);
+                    match via {
+                        Some(IpAddr::V6(gw)) => route.gateway(gw).build(),
+                        _ => route.build(),
+                    }
+                }
             }
         }
     };
-    handle.route().add(route.build()).execute().await
+    handle.route().add(message).execute().await
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {

@@ -63,6 +63,26 @@ pub struct Topology {
     _warden: Option<crate::warden::Warden>,
 }
 
+/// IPv6 settings of both namespaces, written before their interfaces exist (a new interface
+/// takes `default`'s values): no duplicate address detection, which would hold the lab's
+/// addresses tentative for a second and drop the first packets, and no router solicitations or
+/// advertisements, so the only ICMPv6 on the link is the neighbour discovery veth needs (TUN has
+/// none: it is `IFF_NOARP`). Duplicate address detection is off only if both `all` and the
+/// interface say so.
+fn quiet_ipv6() -> BTreeMap<String, String> {
+    let mut quiet = BTreeMap::new();
+    for conf in ["all", "default"] {
+        for (key, value) in [
+            ("accept_dad", "0"),
+            ("accept_ra", "0"),
+            ("router_solicitations", "0"),
+        ] {
+            quiet.insert(format!("net.ipv6.conf.{conf}.{key}"), value.to_string());
+        }
+    }
+    quiet
+}
+
 impl Topology {
     /// Creates both namespaces (TCP hashes sized for `sockets` connections), applies the sysctls, links them, and reads the values back. An
     /// emulated link is calibrated and armed before this returns.
@@ -73,11 +93,21 @@ impl Topology {
         family: Family,
         sockets: Option<u64>,
     ) -> Result<Topology, Failure> {
+        if !family.available() {
+            return Err(Failure::environment(format!(
+                "family = {family}: this kernel has no IPv6 (/proc/sys/net/ipv6 is missing: \
+                 built without it, or booted with ipv6.disable=1); run with family = \"ipv4\""
+            )));
+        }
         let subnet = claim::Subnet::claim()?;
         let addrs = family.addrs_in(subnet.index);
         let server = Netns::create_for("server", sockets)?;
         let client = Netns::create_for("client", sockets)?;
         let warden = netns::guard(&[&server, &client]);
+        if family == Family::Ipv6 {
+            sysctl::apply(&server, &quiet_ipv6())?;
+            sysctl::apply(&client, &quiet_ipv6())?;
+        }
         sysctl::apply(&server, server_sysctl)?;
         sysctl::apply(&client, client_sysctl)?;
         let delay = if link_plan.is_ideal() {
