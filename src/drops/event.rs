@@ -10,7 +10,7 @@
 //! The timestamp is `CLOCK_MONOTONIC` (the instance's `trace_clock` is `mono`), the clock
 //! `std::time::Instant` reads, so events line up with the connection records.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The trace events the lab records (their kernel names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,11 +97,23 @@ pub fn parse(line: &str) -> Option<Event> {
         location: String::new(),
         protocol: 0,
     };
+    // Socket events print both an IPv4 (`saddr`) and an IPv6 (`saddrv6`) field; which one holds
+    // the address depends on the socket's family (`family=`, absent from tcp_retransmit_synack).
+    let family = field("family");
     let addr = |a: &str, p: &str| {
-        Some(SocketAddr::V4(SocketAddrV4::new(
-            field(a)?.parse::<Ipv4Addr>().ok()?,
-            field(p)?.parse().ok()?,
-        )))
+        let v4 = field(a)?.parse::<Ipv4Addr>().ok();
+        let v6 = field(&format!("{a}v6")).and_then(|v| v.parse::<Ipv6Addr>().ok());
+        let ip = match (family, v4, v6) {
+            (Some("AF_INET6"), _, Some(v6)) => IpAddr::V6(v6),
+            (Some("AF_INET"), Some(v4), _) => IpAddr::V4(v4),
+            // An IPv4 request socket's IPv6 fields hold its addresses mapped (::ffff:a.b.c.d).
+            (None, _, Some(v6)) if v6.to_ipv4_mapped().is_none() && !v6.is_unspecified() => {
+                IpAddr::V6(v6)
+            }
+            (None, Some(v4), _) => IpAddr::V4(v4),
+            _ => return None,
+        };
+        Some(canonical(SocketAddr::new(ip, field(p)?.parse().ok()?)))
     };
     match kind {
         Kind::KfreeSkb => {
@@ -125,9 +137,11 @@ pub fn parse(line: &str) -> Option<Event> {
             // without a reason, and only for RSTs sent by a socket.
             event.local = field("src")
                 .and_then(|s| s.parse().ok())
+                .map(canonical)
                 .or_else(|| addr("saddr", "sport"));
             event.remote = field("dest")
                 .and_then(|s| s.parse::<SocketAddr>().ok())
+                .map(canonical)
                 .or_else(|| addr("daddr", "dport"))
                 .filter(|a| !a.ip().is_unspecified());
             event.state = field("state").unwrap_or_default().to_string();
@@ -135,6 +149,18 @@ pub fn parse(line: &str) -> Option<Event> {
         }
     }
     Some(event)
+}
+
+/// An IPv4 peer of a dual-stack socket (`[::ffff:198.18.0.2]:4000`) as the IPv4 address it is,
+/// so it compares equal to the lab's addresses.
+fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        SocketAddr::V4(_) => a,
+    }
 }
 
 /// `key=value` from a space-separated field list.
@@ -203,6 +229,61 @@ mod tests {
         assert_eq!(e.t_ns, 16_209_500_000_000);
         assert_eq!(e.state, "TCP_SYN_SENT");
         assert_eq!(e.local.unwrap().port(), 40000);
+    }
+
+    #[test]
+    fn ipv6_sockets_give_their_ipv6_fields_and_mapped_peers_become_ipv4() {
+        let v6 = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+        let retrans = RETRANS
+            .replace("family=AF_INET ", "family=AF_INET6 ")
+            .replace(
+                "saddr=198.18.0.2 daddr=198.18.0.1",
+                "saddr=0.0.0.0 daddr=0.0.0.0",
+            )
+            .replace("::ffff:198.18.0.2", "2001:2::2")
+            .replace("::ffff:198.18.0.1", "2001:2::1");
+        let e = parse(&retrans).unwrap();
+        assert_eq!(e.local, v6("[2001:2::2]:40000"));
+        assert_eq!(e.remote, v6("[2001:2::1]:60011"));
+        // tcp_retransmit_synack prints no family.
+        let synack = " <idle>-0 [001] ..s1. 12.5: tcp_retransmit_synack: skaddr=0 req=0 sport=8080 dport=4000 saddr=0.0.0.0 daddr=0.0.0.0 saddrv6=2001:2::1 daddrv6=2001:2:0:ff00::7";
+        let e = parse(synack).unwrap();
+        assert_eq!(e.local, v6("[2001:2::1]:8080"));
+        assert_eq!(e.remote, v6("[2001:2:0:ff00::7]:4000"));
+        let synack4 = synack
+            .replace(
+                "saddr=0.0.0.0 daddr=0.0.0.0",
+                "saddr=198.18.0.1 daddr=198.18.0.2",
+            )
+            .replace(
+                "saddrv6=2001:2::1 daddrv6=2001:2:0:ff00::7",
+                "saddrv6=::ffff:198.18.0.1 daddrv6=::ffff:198.18.0.2",
+            );
+        assert_eq!(parse(&synack4).unwrap().local, v6("198.18.0.1:8080"));
+        let reset = SEND_RESET.replace(
+            "src=198.18.0.1:60011 dest=198.18.0.2:36111",
+            "src=[2001:2::1]:60011 dest=[::ffff:198.18.0.2]:36111",
+        );
+        let e = parse(&reset).unwrap();
+        assert_eq!(e.local, v6("[2001:2::1]:60011"));
+        assert_eq!(
+            e.remote,
+            v6("198.18.0.2:36111"),
+            "a mapped peer is an IPv4 one"
+        );
+        let listener = SEND_RESET.replace(
+            "src=198.18.0.1:60011 dest=198.18.0.2:36111",
+            "src=[2001:2::1]:60011 dest=[::]:0",
+        );
+        assert_eq!(parse(&listener).unwrap().remote, None);
+        let kfree = KFREE.replace(
+            "protocol=2048 location=tcp_v4_rcv",
+            "protocol=34525 location=tcp_v6_rcv",
+        );
+        assert_eq!(
+            parse(&kfree).unwrap().protocol,
+            crate::family::Family::Ipv6.ethertype()
+        );
     }
 
     #[test]
