@@ -61,9 +61,9 @@ pub fn command(args: &WatchArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     };
     let sysctls = sysctl::read_effective(&ns, std::iter::empty())?;
     folder.environment(&environment(&watched, &sysctls, started_at))?;
-    let mut live_counters = CounterFiles::open(&ns)?;
+    let mut live_counters = CounterFiles::open(&ns, family)?;
     let probes = Probes {
-        server: CounterFiles::open(&ns)?,
+        server: CounterFiles::open(&ns, family)?,
         client: None,
         diag,
     };

@@ -53,6 +53,28 @@ impl Snapshot {
         Ok(Snapshot(map))
     }
 
+    /// Adds the counters of `/proc/net/snmp6`, one `Name value` per line (`Ip6InReceives 12`),
+    /// under the same `Section.Name` keys as the other files: `Ip6.InReceives`, `Icmp6.InMsgs`,
+    /// `Udp6.InDatagrams`, `UdpLite6.InErrors`. The IPv6 counters have a file of their own; the
+    /// TCP ones (`Tcp.*`, `TcpExt.*`) are shared by both families.
+    pub fn add_snmp6(&mut self, text: &str) -> Result<(), String> {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (name, num) = line
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| format!("snmp6 line without a value: {line:.60}"))?;
+            let (section, rest) = ["UdpLite6", "Udp6", "Icmp6", "Ip6"]
+                .iter()
+                .find_map(|p| Some((*p, name.strip_prefix(p)?)))
+                .ok_or_else(|| format!("snmp6 counter of no known section: {name:.60}"))?;
+            let v: i64 = num
+                .trim()
+                .parse()
+                .map_err(|_| format!("{name}: `{}` is not a number", num.trim()))?;
+            self.0.insert(format!("{section}.{rest}"), v);
+        }
+        Ok(())
+    }
+
     pub fn get(&self, name: &str) -> Option<i64> {
         self.0.get(name).copied()
     }

@@ -1,4 +1,4 @@
-//! The only code that opens `/proc/net/netstat` and `/proc/net/snmp`.
+//! The only code that opens `/proc/net/netstat`, `/proc/net/snmp` and `/proc/net/snmp6`.
 //!
 //! `/proc/self/net` follows the *process's* (main thread's) namespace, not the calling thread's,
 //! so the files are opened as `/proc/thread-self/net/...` from a thread inside the lab namespace.
@@ -10,33 +10,47 @@ use std::io::{Read, Seek, SeekFrom};
 
 use super::netstat::Snapshot;
 use crate::error::Failure;
+use crate::family::Family;
 use crate::topo::Netns;
 
 /// Open counter files of one namespace.
 pub struct CounterFiles {
     pub label: &'static str,
     files: [File; 2],
+    /// `/proc/net/snmp6`, in a lab that speaks IPv6: read into snapshots (`counters.csv`, the
+    /// summary) but not by the sampler's fast path, which keeps to the TCP counters.
+    snmp6: Option<File>,
     buf: String,
 }
 
 impl CounterFiles {
-    /// Opens the namespace's counter files from a thread inside it.
-    pub fn open(ns: &Netns) -> Result<CounterFiles, Failure> {
+    /// Opens the namespace's counter files from a thread inside it (with `/proc/net/snmp6` on
+    /// IPv6).
+    pub fn open(ns: &Netns, family: Family) -> Result<CounterFiles, Failure> {
         let label = ns.label();
-        let files = ns.run(|| -> std::io::Result<[File; 2]> {
-            Ok([
-                File::open("/proc/thread-self/net/netstat")?,
-                File::open("/proc/thread-self/net/snmp")?,
-            ])
+        let files = ns.run(|| -> std::io::Result<([File; 2], Option<File>)> {
+            let snmp6 = match family {
+                Family::Ipv4 => None,
+                Family::Ipv6 => Some(File::open("/proc/thread-self/net/snmp6")?),
+            };
+            Ok((
+                [
+                    File::open("/proc/thread-self/net/netstat")?,
+                    File::open("/proc/thread-self/net/snmp")?,
+                ],
+                snmp6,
+            ))
         })?;
         let files = files.map_err(|e| {
             Failure::environment(format!(
                 "cannot open /proc/net/netstat in the {label} namespace: {e}"
             ))
         })?;
+        let (files, snmp6) = files;
         Ok(CounterFiles {
             label,
             files,
+            snmp6,
             buf: String::with_capacity(16 * 1024),
         })
     }
@@ -49,6 +63,7 @@ impl CounterFiles {
                 File::open("/proc/self/net/netstat")?,
                 File::open("/proc/self/net/snmp")?,
             ],
+            snmp6: None,
             buf: String::new(),
         })
     }
@@ -56,8 +71,18 @@ impl CounterFiles {
     /// Reads every counter now.
     pub fn read(&mut self) -> Result<Snapshot, Failure> {
         self.fill()?;
-        Snapshot::parse(&self.buf)
-            .map_err(|e| Failure::environment(format!("parsing {} counters: {e}", self.label)))
+        let bad = |e: String| Failure::environment(format!("parsing {} counters: {e}", self.label));
+        let mut snapshot = Snapshot::parse(&self.buf).map_err(bad)?;
+        if let Some(f) = &mut self.snmp6 {
+            self.buf.clear();
+            f.seek(SeekFrom::Start(0))
+                .and_then(|_| f.read_to_string(&mut self.buf))
+                .map_err(|e| {
+                    Failure::environment(format!("reading {} snmp6 counters: {e}", self.label))
+                })?;
+            snapshot.add_snmp6(&self.buf).map_err(bad)?;
+        }
+        Ok(snapshot)
     }
 
     /// Reads every counter now into `values`, indexed like `layout.names` (which grows as

@@ -17,6 +17,7 @@ pub fn summarize(plan: &RunPlan, m: &Measured) -> anyhow::Result<Summary> {
     let mut s = Summary {
         scenario: plan.name.clone(),
         overrides: plan.overrides.clone(),
+        family: plan.family.name().to_string(),
         connections: tally.connections(),
         planned: m.storm.planned,
         // A stop signal after the storm (while the lab was torn down) still makes it partial.

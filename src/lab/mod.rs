@@ -58,8 +58,8 @@ impl Lab {
         let log = dir.join(crate::results::files::SERVER_LOG);
         let server = Server::start(&topo.server, target, &plan.server, &log)?;
         let mut probes = Probes {
-            server: CounterFiles::open(&topo.server)?,
-            client: Some(CounterFiles::open(&topo.client)?),
+            server: CounterFiles::open(&topo.server, plan.family)?,
+            client: Some(CounterFiles::open(&topo.client, plan.family)?),
             diag: ListenDiag::open(&topo.server, plan.server.port, plan.family)?
                 .with_mapped(plan.server.program.is_some())
                 .sole_listener(plan.server.program.is_none()),
