@@ -45,6 +45,7 @@ const ADDED: &[&str] = &[
     "sampling.counter_share",
     "link.to_server.packets_armed", // the loss's share counts only packets after calibration
     "link.to_client.packets_armed",
+    "family", // issue #11: ipv4 or ipv6
 ];
 
 /// Lines a report has gained on purpose since the fixture was written.

@@ -46,7 +46,7 @@ pub struct DropStats {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Counts {
-    /// `kfree_skb` drops per reason (machine-wide, IPv4).
+    /// `kfree_skb` drops per reason (machine-wide, of the run's family).
     pub by_reason: BTreeMap<String, u64>,
     /// The same per kernel function that dropped them, then per reason: a `NO_SOCKET` in
     /// `cookie_v4_check` (a syncookie ACK whose child found the accept queue full) is not one in
@@ -111,12 +111,12 @@ impl Counts {
             .unwrap_or(0)
     }
 
-    /// Syncookie ACKs whose new socket could not be queued (`NO_SOCKET` in `cookie_v4_check`).
+    /// Syncookie ACKs whose new socket could not be queued (`NO_SOCKET` in `cookie_v4_check`,
+    /// or `cookie_v6_check` on IPv6).
     pub fn cookie_ack_drops(&self) -> u64 {
-        self.by_function
-            .get("cookie_v4_check")
-            .and_then(|r| r.get("NO_SOCKET"))
-            .copied()
-            .unwrap_or(0)
+        ["cookie_v4_check", "cookie_v6_check"]
+            .iter()
+            .filter_map(|f| self.by_function.get(*f)?.get("NO_SOCKET"))
+            .sum()
     }
 }

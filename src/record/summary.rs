@@ -121,6 +121,9 @@ pub struct Summary {
     /// The `--set`s this run was given (`key=value`): with any, it is not the scenario as
     /// written, and says so wherever it is named ([`Summary::title`]).
     pub overrides: Vec<String>,
+    /// The address family of the lab's hosts: `ipv4` or `ipv6` (empty in results written before
+    /// the lab spoke IPv6: those were IPv4).
+    pub family: String,
     /// Attempts made (one record each).
     pub connections: u64,
     /// Attempts in the schedule.
@@ -182,6 +185,30 @@ impl Summary {
 
     /// A counter's change over the run in namespace `ns` (`server`, `client`); 0 when it did not
     /// move (the summary keeps only those that did).
+    /// Whether the run spoke IPv6, so sentences name the kernel's IPv6 functions and files.
+    pub fn is_ipv6(&self) -> bool {
+        self.family == "ipv6"
+    }
+
+    /// The kernel's suffix for the family's functions: `v4` in `cookie_v4_check`, `v6` in
+    /// `cookie_v6_check`.
+    pub fn kernel_v(&self) -> &'static str {
+        if self.is_ipv6() {
+            "v6"
+        } else {
+            "v4"
+        }
+    }
+
+    /// `IPv4` or `IPv6`, as a sentence names the family.
+    pub fn family_name(&self) -> &'static str {
+        if self.is_ipv6() {
+            "IPv6"
+        } else {
+            "IPv4"
+        }
+    }
+
     /// The run as it should be named: `envoy-somaxconn-128`, or `envoy-somaxconn-128 with 2
     /// overrides (server.accept=never, client.rate=5000)`.
     pub fn title(&self) -> String {
@@ -243,8 +270,9 @@ impl Summary {
         let cookie = c.cookie_ack_drops();
         if cookie > 0 && self.counter("server", "TcpExt.SyncookiesRecv") == 0 {
             doubts.push(format!(
-                "{cookie} NO_SOCKET drops in cookie_v4_check were traced but this lab's server \
-                 received no syncookie (SyncookiesRecv 0): they were another host's"
+                "{cookie} NO_SOCKET drops in cookie_{}_check were traced but this lab's server \
+                 received no syncookie (SyncookiesRecv 0): they were another host's",
+                self.kernel_v()
             ));
         }
         let syn_counted = self.counter("client", "TcpExt.TCPSynRetrans").max(0) as u64;

@@ -319,11 +319,12 @@ fn trace_events(doc: &mut Document, s: &Summary) {
         }
         Ok(rows) => {
             doc.table(&["event", "side", "reason or state", "count"], rows, &[3]);
-            doc.para(
-                "kfree_skb drops carry no address: they are every IPv4 drop on the machine during \
+            doc.para(format!(
+                "kfree_skb drops carry no address: they are every {} drop on the machine during \
                  the run. The tcp_* events are only those between the lab's hosts; drops.csv has \
                  each one, with its time and the connection it belongs to.",
-            );
+                s.family_name()
+            ));
         }
         Err(why) => doc.para(format!("Not recorded: {why}.")),
     }
@@ -374,8 +375,8 @@ pub fn comparison_document(cmp: &ComparisonFolder, plots: &[PathBuf]) -> Documen
     if !rows.traced.is_empty() {
         doc.h3("Kernel trace events");
         doc.para(
-            "kfree_skb drops carry no address: they are every IPv4 drop on the machine during each \
-             run. RSTs are the lab's own, by the reason the kernel gave.",
+            "kfree_skb drops carry no address: they are every drop of the run's IP family on the \
+             machine during each run. RSTs are the lab's own, by the reason the kernel gave.",
         );
         doc.blocks.push(table(&rows.traced));
     }

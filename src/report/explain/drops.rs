@@ -30,8 +30,9 @@ pub fn sentences(s: &Summary, overflows: u64, gave_up: u64, out: &mut Vec<String
             .map(|(n, r)| format!("{} {r}", thousands(*n)))
             .collect();
         out.push(format!(
-            "The kernel's drop reasons (skb:kfree_skb, every IPv4 drop on the machine during the \
+            "The kernel's drop reasons (skb:kfree_skb, every {} drop on the machine during the \
              run): {}.",
+            s.family_name(),
             join(&list)
         ));
     }
@@ -52,7 +53,7 @@ pub fn sentences(s: &Summary, overflows: u64, gave_up: u64, out: &mut Vec<String
     }
     // The split is made from machine-wide counts: shown only where they fit this run's own.
     if s.trace_doubts().is_empty() {
-        if let Some(t) = overflow_split(d, overflows, gave_up) {
+        if let Some(t) = overflow_split(d, overflows, gave_up, s.kernel_v()) {
             out.push(t);
         }
     }
@@ -80,7 +81,7 @@ pub fn sentences(s: &Summary, overflows: u64, gave_up: u64, out: &mut Vec<String
 
 /// How the accept-queue overflows split into final ACKs, cookie ACKs and SYNs. The drop counts
 /// are machine-wide: the lab's overflows are split only where they fit.
-fn overflow_split(d: &DropStats, overflows: u64, gave_up: u64) -> Option<String> {
+fn overflow_split(d: &DropStats, overflows: u64, gave_up: u64, v: &str) -> Option<String> {
     let c = &d.counts;
     let (listen, cookie) = (c.listen_overflow_drops(), c.cookie_ack_drops());
     if overflows == 0 || listen + cookie == 0 || listen + cookie > overflows {
@@ -96,7 +97,7 @@ fn overflow_split(d: &DropStats, overflows: u64, gave_up: u64) -> Option<String>
     if cookie > 0 {
         parts.push(format!(
             "{} syncookie ACKs whose new socket could not be queued (NO_SOCKET in \
-             cookie_v4_check)",
+             cookie_{v}_check)",
             thousands(cookie)
         ));
     }
