@@ -368,6 +368,10 @@ pub struct BenchLinkArgs {
     #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
     pub seconds: f64,
 
+    /// The address family of the lab's hosts and packets: ipv4 or ipv6.
+    #[arg(long, default_value = "ipv4", value_parser = parse_family)]
+    pub family: crate::family::Family,
+
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -379,6 +383,15 @@ fn parse_rtt(s: &str) -> Result<std::time::Duration, String> {
         return Err("an RTT above 0 and at most 2s".into());
     }
     Ok(d)
+}
+
+fn parse_family(s: &str) -> Result<crate::family::Family, String> {
+    crate::family::Family::parse(s).ok_or_else(|| {
+        format!(
+            "the lab speaks {}",
+            crate::family::FAMILY_NAMES.join(" or ")
+        )
+    })
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {

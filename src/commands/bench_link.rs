@@ -35,6 +35,8 @@ pub struct BenchArgs {
     pub seconds: f64,
     /// Measure packet rates too.
     pub throughput: bool,
+    /// The family of the lab's hosts and of the packets measured.
+    pub family: Family,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +75,7 @@ struct Throughput {
 #[derive(Debug, Serialize)]
 struct Report {
     kernel: String,
+    family: &'static str,
     accuracy: Vec<Accuracy>,
     throughput: Vec<Throughput>,
 }
@@ -89,6 +92,7 @@ pub fn command(args: &BenchLinkArgs, out: &mut impl Write) -> anyhow::Result<u8>
         rates: args.rates.clone(),
         seconds: args.seconds,
         throughput: !args.accuracy_only,
+        family: args.family,
     };
     run(&bench_args, args.json, out)
 }
@@ -98,17 +102,22 @@ pub fn run(args: &BenchArgs, json: bool, out: &mut impl Write) -> anyhow::Result
         kernel: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_default(),
+        family: args.family.name(),
         accuracy: Vec::new(),
         throughput: Vec::new(),
     };
     let ideal = LinkPlan::default();
-    report.accuracy.push(accuracy(&ideal, args.handshakes)?);
+    report
+        .accuracy
+        .push(accuracy(&ideal, args.handshakes, args.family)?);
     for rtt in &args.rtts {
         let plan = LinkPlan {
             rtt: *rtt,
             ..LinkPlan::default()
         };
-        report.accuracy.push(accuracy(&plan, args.handshakes)?);
+        report
+            .accuracy
+            .push(accuracy(&plan, args.handshakes, args.family)?);
     }
     let emulated = LinkPlan {
         rtt: Duration::from_millis(20),
@@ -118,7 +127,7 @@ pub fn run(args: &BenchArgs, json: bool, out: &mut impl Write) -> anyhow::Result
         for rate in args.rates.iter().map(|r| Some(*r)).chain([None]) {
             report
                 .throughput
-                .push(throughput(plan, rate, args.seconds)?);
+                .push(throughput(plan, rate, args.seconds, args.family)?);
         }
     }
     if json {
@@ -137,18 +146,12 @@ fn name(plan: &LinkPlan) -> String {
     }
 }
 
-fn lab(plan: &LinkPlan) -> Result<Topology, Failure> {
-    Topology::build(
-        &Default::default(),
-        &Default::default(),
-        plan,
-        Family::default(),
-        None,
-    )
+fn lab(plan: &LinkPlan, family: Family) -> Result<Topology, Failure> {
+    Topology::build(&Default::default(), &Default::default(), plan, family, None)
 }
 
-fn accuracy(plan: &LinkPlan, n: usize) -> anyhow::Result<Accuracy> {
-    let mut topo = lab(plan)?;
+fn accuracy(plan: &LinkPlan, n: usize, family: Family) -> anyhow::Result<Accuracy> {
+    let mut topo = lab(plan, family)?;
     let target = topo.addrs.server_at(9000);
     let domain = topo.addrs.family.domain();
     let listener = topo.server.run(|| -> std::io::Result<Socket> {
@@ -204,25 +207,33 @@ fn accuracy(plan: &LinkPlan, n: usize) -> anyhow::Result<Accuracy> {
     })
 }
 
-/// Reads UDP `RcvbufErrors` of the calling thread's namespace.
-fn udp_rcvbuf_errors() -> i64 {
-    let text = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap_or_default();
-    crate::counters::Snapshot::parse(&text)
-        .ok()
-        .and_then(|s| s.get("Udp.RcvbufErrors"))
-        .unwrap_or(0)
+/// Reads UDP `RcvbufErrors` of the calling thread's namespace (`Udp6.RcvbufErrors` from
+/// `/proc/net/snmp6` on IPv6).
+fn udp_rcvbuf_errors(family: Family) -> i64 {
+    let read = |f: &str| std::fs::read_to_string(format!("/proc/thread-self/net/{f}"));
+    let text = read("snmp").unwrap_or_default();
+    let mut snapshot = crate::counters::Snapshot::parse(&text).unwrap_or_default();
+    let key = match family {
+        Family::Ipv4 => "Udp.RcvbufErrors",
+        Family::Ipv6 => {
+            let _ = snapshot.add_snmp6(&read("snmp6").unwrap_or_default());
+            "Udp6.RcvbufErrors"
+        }
+    };
+    snapshot.get(key).unwrap_or(0)
 }
 
 fn throughput(
     plan: &LinkPlan,
     target_pps: Option<u64>,
     seconds: f64,
+    family: Family,
 ) -> anyhow::Result<Throughput> {
-    let mut topo = lab(plan)?;
+    let mut topo = lab(plan, family)?;
     let port = 9001;
     let addrs = topo.addrs;
     let drops_before = topo.ring_drops();
-    let rcvbuf_before = topo.server.run(udp_rcvbuf_errors)?;
+    let rcvbuf_before = topo.server.run(|| udp_rcvbuf_errors(family))?;
     let reader = topo.server.run(|| -> std::io::Result<UdpSocket> {
         let s = Socket::new(addrs.family.domain(), Type::DGRAM.cloexec(), None)?;
         s.set_recv_buffer_size(32 << 20)?;
@@ -273,7 +284,7 @@ fn throughput(
         done.store(true, Ordering::Relaxed);
         (sent, span)
     });
-    let socket_drops = topo.server.run(udp_rcvbuf_errors)? - rcvbuf_before;
+    let socket_drops = topo.server.run(|| udp_rcvbuf_errors(family))? - rcvbuf_before;
     let stats = topo.stop_link(drops_before);
     let received = received.load(Ordering::Relaxed);
     let secs = span.as_secs_f64();
@@ -296,7 +307,11 @@ fn throughput(
 }
 
 fn print(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(out, "delay line benchmark on Linux {}\n", r.kernel)?;
+    writeln!(
+        out,
+        "delay line benchmark on Linux {}, {}\n",
+        r.kernel, r.family
+    )?;
     writeln!(
         out,
         "handshake time (blocking connect(), ms)\n  {:<22} {:>8} {:>8} {:>8} {:>8} {:>9}  target (5 % or 0.2 ms)",
