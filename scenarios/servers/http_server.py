@@ -7,6 +7,7 @@ Usage: python3 http_server.py PORT HOST
 
 import http.server
 import os
+import socket
 import sys
 
 
@@ -28,4 +29,7 @@ class Ok(http.server.BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     port, host = int(sys.argv[1]), sys.argv[2]
+    # As `python3 -m http.server --bind` does: an IPv6 address needs an AF_INET6 socket.
+    if ":" in host:
+        Server.address_family = socket.AF_INET6
     Server((host, port), Ok).serve_forever()
