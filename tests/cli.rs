@@ -436,7 +436,11 @@ fn bad_link_flood_and_comparison_settings_are_refused() {
         "",
         &["server.backlog=4,lots"],
         &["backlog=lots", "server.backlog"],
-    );
+    ); // The family names the allowed values, in the file, in a --set and in an axis.
+    refused("family = \"ipv5\"\n", &[], &["family", "ipv4 or ipv6"]);
+    refused("", &["family=ipv5"], &["family", "ipv4 or ipv6"]);
+    refused("", &["family=ipv4,ipv5"], &["family=ipv5", "ipv4 or ipv6"]);
+    refused("family = 6\n", &[], &["family"]);
 }
 
 #[test]

@@ -7,15 +7,25 @@ use crate::util::{self, host_state, out_dir, run};
 
 /// Also with the emulated link (TUN devices, created inside the namespaces) and a SYN flood from
 /// spoofed addresses (routed back and blackholed inside the lab).
+/// On IPv6 too: the flood's raw IPv6 SYNs, the lab's addresses and its IPv6 settings stay in its
+/// namespaces.
 #[test]
 fn a_run_leaves_host_sysctls_and_links_unchanged() {
+    for family in ["ipv4", "ipv6"] {
+        a_run_leaves_the_host_unchanged(family);
+    }
+}
+
+fn a_run_leaves_the_host_unchanged(family: &str) {
     let _lab = util::lab();
     let before = host_state();
     let (_tmp, out) = out_dir();
+    let family_set = format!("family={family}");
     let o = run(
         "envoy-somaxconn-128",
         &out,
         &[
+            &family_set,
             "client.connections=500",
             "client.duration=500ms",
             "server.sysctl.net.ipv4.tcp_max_syn_backlog=64",
@@ -33,6 +43,7 @@ fn a_run_leaves_host_sysctls_and_links_unchanged() {
         util::stderr(&o)
     );
     let s = util::summary(&out);
+    assert_eq!(s["family"], family);
     // The namespaces really had the values (read back by the lab)...
     assert_eq!(s["sysctl"]["server"]["net.core.somaxconn"], "128");
     assert_eq!(s["sysctl"]["server"]["net.ipv4.tcp_syncookies"], "0");
@@ -47,7 +58,7 @@ fn a_run_leaves_host_sysctls_and_links_unchanged() {
     assert_eq!(s["drops"]["recorded"], true, "{}", s["drops"]);
     assert!(s["drops"]["synack_retransmits"].as_u64().unwrap() > 0);
     // ...and the host never did, nor its mount table or its tracing setup.
-    assert_eq!(host_state(), before);
+    assert_eq!(host_state(), before, "{family}");
 }
 
 /// SIGKILL in the middle of a storm, on veth and on the delay line: the run cannot clean up, and
@@ -57,12 +68,18 @@ fn a_run_leaves_host_sysctls_and_links_unchanged() {
 #[test]
 fn sigkill_mid_run_leaves_nothing_behind() {
     let _lab = util::lab();
-    for link in ["link.rtt=0ms", "link.rtt=20ms"] {
+    for (rtt, family) in [
+        ("link.rtt=0ms", "family=ipv4"),
+        ("link.rtt=20ms", "family=ipv4"),
+        ("link.rtt=0ms", "family=ipv6"),
+        ("link.rtt=20ms", "family=ipv6"),
+    ] {
+        let link = &format!("{rtt} {family}");
         let before = host_state();
         let orphans = util::nswatch::tcp_orphans();
         let (_tmp, out) = out_dir();
         let mut child = crate::util::long_storm(&out)
-            .args(["--set", link])
+            .args(["--set", rtt, "--set", family])
             .spawn()
             .unwrap();
         let watch = util::nswatch::NsWatch::new();

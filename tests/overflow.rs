@@ -1,10 +1,11 @@
 //! The accept queue, as the kernel really sizes and fills it. See ../shared/docs/kernel-notes.md.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use backlog_lab::counters::{CounterFiles, ListenDiag};
+use backlog_lab::family::Family;
 use backlog_lab::server::listener;
 use backlog_lab::topo::{sysctl, Netns};
 
@@ -16,12 +17,25 @@ use crate::util::{self, connections, counter, out_dir, outcome, run, summary};
 /// SYN (zero RTT), which keeps syncookies out of the picture.
 #[test]
 fn never_accepting_backlog_4_completes_exactly_5_handshakes() {
+    backlog_4_completes_exactly_5_handshakes("ipv4");
+}
+
+/// The same numbers on IPv6: the accept queue and the SYN retransmissions do not depend on the
+/// family (`tcp_v6_syn_recv_sock` checks the same `sk_acceptq_is_full`).
+#[test]
+fn never_accepting_backlog_4_completes_exactly_5_handshakes_on_ipv6() {
+    backlog_4_completes_exactly_5_handshakes("ipv6");
+}
+
+fn backlog_4_completes_exactly_5_handshakes(family: &str) {
     let _lab = util::lab();
     let (_tmp, out) = out_dir();
+    let family_set = format!("family={family}");
     let o = run(
         "envoy-somaxconn-128",
         &out,
         &[
+            &family_set,
             "server.backlog=4",
             "server.accept=never",
             "server.accept_rate=",
@@ -39,6 +53,7 @@ fn never_accepting_backlog_4_completes_exactly_5_handshakes() {
         util::stderr(&o)
     );
     let s = summary(&out);
+    assert_eq!(s["family"], family);
     let rows = connections(&out);
     assert_eq!(rows.len(), 20);
 
@@ -105,23 +120,28 @@ fn somaxconn_clamps_the_backlog_and_minus_one_means_somaxconn() {
         &[("net.core.somaxconn".to_string(), "128".to_string())].into(),
     )
     .unwrap();
-    for (i, (backlog, limit)) in [(1000, 128), (-1, 128), (64, 64), (0, 0), (128, 128)]
-        .into_iter()
+    let cases = [(1000, 128), (-1, 128), (64, 64), (0, 0), (128, 128)];
+    let families = [Family::Ipv4, Family::Ipv6];
+    for (i, (family, (backlog, limit))) in families
+        .iter()
+        .flat_map(|f| cases.iter().map(move |c| (*f, *c)))
         .enumerate()
     {
         let port = 9000 + i as u16;
-        let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
-        let l = ns.run(|| {
-            // lo is down in a fresh namespace; 127.0.0.1 can still be bound.
-            listener::bind(addr.into(), backlog)
-        });
+        // lo is down in a fresh namespace; 127.0.0.1 can still be bound, and on IPv6 (where
+        // ::1 appears only once lo is up) the unspecified address.
+        let ip = match family {
+            Family::Ipv4 => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Family::Ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let l = ns.run(|| listener::bind(SocketAddr::new(ip, port), backlog));
         let l = l.unwrap().unwrap();
-        let mut diag = ListenDiag::open(&ns, port, backlog_lab::family::Family::Ipv4).unwrap();
+        let mut diag = ListenDiag::open(&ns, port, family).unwrap();
         let q = diag.sample().unwrap();
         assert_eq!(
             q.accept_queue_limit,
             Some(limit),
-            "listen({backlog}) under somaxconn 128"
+            "listen({backlog}) under somaxconn 128, {family}"
         );
         assert_eq!(
             ss_send_q(&ns, port),

@@ -20,10 +20,23 @@ const BUSY: &[&str] = &[
 /// comparison (`--set KEY=0,1`), so this also checks the comparison's folder layout.
 #[test]
 fn abort_on_overflow_resets_after_connect_exactly_as_counted() {
+    abort_on_overflow_resets_exactly_as_counted("ipv4");
+}
+
+/// The same on IPv6: the RST comes from `tcp_v6_send_reset`, the count from the same
+/// EmbryonicRsts.
+#[test]
+fn abort_on_overflow_resets_after_connect_exactly_as_counted_on_ipv6() {
+    abort_on_overflow_resets_exactly_as_counted("ipv6");
+}
+
+fn abort_on_overflow_resets_exactly_as_counted(family: &str) {
     let _lab = util::lab();
     let (_tmp, out) = out_dir();
+    let family_set = format!("family={family}");
     let mut sets = BUSY.to_vec();
     sets.extend([
+        family_set.as_str(),
         "server.sysctl.net.ipv4.tcp_syncookies=0",
         "server.sysctl.net.ipv4.tcp_abort_on_overflow=0,1",
     ]);
@@ -41,6 +54,10 @@ fn abort_on_overflow_resets_after_connect_exactly_as_counted() {
 
     let abort0 = summary(&out.join(runs[0]["dir"].as_str().unwrap()));
     let abort1 = summary(&out.join(runs[1]["dir"].as_str().unwrap()));
+    assert_eq!(
+        (&abort0["family"], &abort1["family"]),
+        (&family.into(), &family.into())
+    );
     assert_eq!(
         abort0["sysctl"]["server"]["net.ipv4.tcp_abort_on_overflow"],
         "0"
@@ -76,12 +93,24 @@ fn abort_on_overflow_resets_after_connect_exactly_as_counted() {
 /// the full accept queue are validated and dropped silently, whatever abort_on_overflow says.
 #[test]
 fn syncookies_2_never_resets_even_with_abort_on_overflow() {
+    syncookies_2_never_resets("ipv4");
+}
+
+/// The same on IPv6, where the cookies are `cookie_v6_check`'s.
+#[test]
+fn syncookies_2_never_resets_even_with_abort_on_overflow_on_ipv6() {
+    syncookies_2_never_resets("ipv6");
+}
+
+fn syncookies_2_never_resets(family: &str) {
     let _lab = util::lab();
     let (_tmp, out) = out_dir();
+    let family_set = format!("family={family}");
     let o = util::run(
         "envoy-somaxconn-128",
         &out,
         &[
+            &family_set,
             "link.rtt=20ms",
             "server.backlog=64",
             "server.accept_rate=200",
@@ -99,6 +128,7 @@ fn syncookies_2_never_resets_even_with_abort_on_overflow() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
     let s = summary(&out);
+    assert_eq!(s["family"], family);
     assert!(
         counter(&s, "server", "TcpExt.ListenOverflows") > 0,
         "no overflow: {}",

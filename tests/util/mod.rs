@@ -121,11 +121,25 @@ pub struct HostState {
     pub mounts: Vec<String>,
     /// tracefs as others see it: the top-level settings and every instance.
     pub tracing: String,
+    /// The host's IPv6 addresses and routes (the lab's exist only in its namespaces), without
+    /// the routes' use counters.
+    pub ipv6: Vec<String>,
 }
+
+/// Host IPv6 settings the lab writes in its own namespaces, never in the host's.
+const IPV6_SYSCTLS: &[&str] = &[
+    "net.ipv6.conf.all.accept_dad",
+    "net.ipv6.conf.default.accept_dad",
+    "net.ipv6.conf.all.accept_ra",
+    "net.ipv6.conf.default.accept_ra",
+    "net.ipv6.conf.all.router_solicitations",
+    "net.ipv6.conf.default.router_solicitations",
+];
 
 pub fn host_state() -> HostState {
     let sysctls = backlog_lab::topo::sysctl::REPORTED
         .iter()
+        .chain(IPV6_SYSCTLS)
         .map(|k| {
             let p = format!("/proc/sys/{}", k.replace('.', "/"));
             (
@@ -155,12 +169,29 @@ pub fn host_state() -> HostState {
         .map(str::to_string)
         .collect();
     mounts.sort();
+    let mut ipv6: Vec<String> = std::fs::read_to_string("/proc/self/net/if_inet6")
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for route in std::fs::read_to_string("/proc/self/net/ipv6_route")
+        .unwrap_or_default()
+        .lines()
+    {
+        // dest len src len next_hop metric refcnt use flags dev: refcnt and use move with traffic.
+        let f: Vec<&str> = route.split_whitespace().collect();
+        if f.len() == 10 {
+            ipv6.push([&f[..6], &f[8..]].concat().join(" "));
+        }
+    }
+    ipv6.sort();
     HostState {
         sysctls,
         links,
         named_netns,
         mounts,
         tracing: tracing_state(),
+        ipv6,
     }
 }
 
