@@ -2,21 +2,25 @@
 # Runs every bundled scenario (those with real servers included; or the NAMEs given) N times
 # (default 3) and prints one line per run (one per combination for a comparison): exit code,
 # expectations passed, and the numbers that tell the story. Needs root; uses the release build.
-#   usage: scripts/repeat-bundled.sh [N [NAME...]]
+# Arguments after `--` go to every run, e.g. `-- --set family=ipv6` for the IPv6 sweep.
+#   usage: scripts/repeat-bundled.sh [N [NAME...]] [-- RUN-ARG...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3}
 shift || true
+names=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do names+=("$1"); shift; done
+[ $# -gt 0 ] && shift
+extra=("$@")
 cargo build --release --quiet
 bin=target/release/backlog-lab
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '%-44s %3s %4s %6s %6s %7s %7s %7s %9s %8s %9s %9s\n' scenario run exit pass ok conn_to resp_to reset overflows embryon p50_ms p99_ms
-names=("$@")
 [ ${#names[@]} -gt 0 ] || mapfile -t names < <("$bin" list | awk 'NF && $1 != "With" {print $1}')
 for s in "${names[@]}"; do
   for i in $(seq 1 "$n"); do
-    set +e; "$bin" run "$s" --quiet --out "$tmp/$s-$i"; code=$?; set -e
+    set +e; "$bin" run "$s" --quiet --out "$tmp/$s-$i" "${extra[@]}"; code=$?; set -e
     python3 - "$tmp/$s-$i" "$s" "$i" "$code" <<'PY'
 import json, os, sys
 out, name, run, code = sys.argv[1:]

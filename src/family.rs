@@ -150,7 +150,7 @@ impl Family {
     }
 
     /// The ethertype `skb:kfree_skb` reports as its `protocol` for this family's packets.
-    pub fn ethertype(self) -> u16 {
+    pub const fn ethertype(self) -> u16 {
         match self {
             Family::Ipv4 => 0x0800,
             Family::Ipv6 => 0x86dd,
@@ -174,11 +174,12 @@ impl Family {
     }
 
     /// Whether this machine's kernel speaks the family: IPv6 can be compiled out, or disabled
-    /// at boot with `ipv6.disable=1`, and then `/proc/sys/net/ipv6` is absent.
+    /// at boot with `ipv6.disable=1`, and then its sysctls (`/proc/sys/net/ipv6/conf`, which
+    /// the lab writes to quiet its interfaces) are absent.
     pub fn available(self) -> bool {
         match self {
             Family::Ipv4 => true,
-            Family::Ipv6 => std::path::Path::new("/proc/sys/net/ipv6").exists(),
+            Family::Ipv6 => std::path::Path::new("/proc/sys/net/ipv6/conf").exists(),
         }
     }
 }

@@ -903,3 +903,27 @@ fn a_doubly_interrupted_run_keeps_a_row_for_every_started_connection() {
     }
     assert!(table.contains("PARTIAL (interrupted)"), "{table}");
 }
+
+/// A kernel without IPv6 (built without it, or booted with `ipv6.disable=1`) has no
+/// `/proc/sys/net/ipv6/conf`. This one has IPv6, so the test hides those sysctls in a private
+/// mount table (`unshare -m`, tmpfs over them) for one `run`: it exits 3 saying what is missing
+/// and what to run instead, before it waits for any other storm, and leaves no folder.
+#[test]
+fn a_kernel_without_ipv6_is_told_so_with_exit_3() {
+    util::require_root();
+    let (_tmp, out) = out_dir();
+    let o = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs none /proc/sys/net/ipv6 && exec "$0" run --set family=ipv6 --quiet --out "$1""#)
+        .arg(env!("CARGO_BIN_EXE_backlog-lab"))
+        .arg(&out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("this kernel has no IPv6"), "{err}");
+    assert!(err.contains("family = \"ipv4\""), "{err}");
+    assert!(!err.contains("waiting for another"), "{err}");
+    assert!(std::fs::read_dir(&out).map_or(true, |mut d| d.next().is_none()));
+}

@@ -4,9 +4,15 @@ use crate::util::{self, out_dir, summary};
 
 #[track_caller]
 fn passes(name: &str) {
+    passes_with(name, &[]);
+}
+
+/// Runs `name` with `sets` and returns each run's summary once every expectation held.
+#[track_caller]
+fn passes_with(name: &str, sets: &[&str]) -> Vec<serde_json::Value> {
     let _lab = util::lab();
     let (_tmp, out) = out_dir();
-    let o = util::run(name, &out, &[]);
+    let o = util::run(name, &out, sets);
     // Exit 1 means an expectation failed (listed below); anything else is a broken run.
     assert!(
         matches!(o.status.code(), Some(0) | Some(1)),
@@ -24,6 +30,7 @@ fn passes(name: &str) {
             .collect(),
         None => vec![out.clone()],
     };
+    let mut summaries = Vec::new();
     for dir in &runs {
         let s = summary(dir);
         let failed: Vec<_> = s["expectations"]
@@ -39,8 +46,10 @@ fn passes(name: &str) {
             dir.display()
         );
         assert!(!s["expectations"].as_array().unwrap().is_empty());
+        summaries.push(s);
     }
     assert_eq!(o.status.code(), Some(0), "{name}: {}", util::stderr(&o));
+    summaries
 }
 
 // See: ../shared/seeds/000 (Envoy, somaxconn 128)
@@ -74,9 +83,12 @@ fn reset_by_peer() {
 }
 
 // See: ../shared/seeds/004 (abort_on_overflow 0 vs 1, then the tuned kernel): a comparison
+// ... on both families side by side (issue #11): the same cases, the same verdicts.
 #[test]
 fn abort_on_overflow() {
-    passes("scenarios/abort-on-overflow.toml");
+    let runs = passes_with("scenarios/abort-on-overflow.toml", &["family=ipv4,ipv6"]);
+    let families: Vec<_> = runs.iter().map(|s| s["family"].as_str().unwrap()).collect();
+    assert_eq!(families, ["ipv4", "ipv4", "ipv4", "ipv6", "ipv6", "ipv6"]);
 }
 
 // See: ../shared/seeds/002 and 004 (syncookies 0/1/2, client-first vs server-first)

@@ -86,6 +86,7 @@ pub fn run(plan: &RunPlan, opts: Options, display: &Shown) -> anyhow::Result<Run
     let nofile = lab::raise_nofile_limit();
     // The folder first, so a bad --out is bad input before anything is built.
     let folder = RunWriter::create(opts.out, &plan.name, opts.force)?;
+    crate::topo::require(plan.family).inspect_err(|_| folder.discard_if_unused())?;
     // One storm at a time on the machine (the lab's own calibration included), unless asked.
     // A stop signal while waiting leaves the lock untaken: the storm then ends at once.
     let _storm = match opts.concurrent {

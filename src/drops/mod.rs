@@ -52,6 +52,20 @@ pub struct Watched {
     pub any_peer: bool,
 }
 
+impl Watched {
+    /// The `kfree_skb` protocols (ethertypes) that are the watched listener's: the lab's family,
+    /// or both IP families for a listener the lab did not start, which may be either or dual-stack.
+    pub fn ethertypes(&self) -> &'static [u16] {
+        use crate::family::Family::{Ipv4, Ipv6};
+        const BOTH: &[u16] = &[Ipv4.ethertype(), Ipv6.ethertype()];
+        match (self.any_peer, self.lab.family) {
+            (true, _) => BOTH,
+            (false, Ipv4) => &BOTH[..1],
+            (false, Ipv6) => &BOTH[1..],
+        }
+    }
+}
+
 /// What the run records; the caller asks for drops only if the scenario wants them.
 pub enum Recording {
     Tracing(Tracer),

@@ -110,7 +110,12 @@ fn read_events(
 /// filters and opens its `trace_pipe`; the trace it returns already names the missing events
 /// and the known drop reasons.
 fn set_up(watched: Watched) -> Result<(tracefs::Instance, std::fs::File, Trace), String> {
-    let ethertype = watched.lab.family.ethertype();
+    let protocols = watched
+        .ethertypes()
+        .iter()
+        .map(|t| format!("protocol == {t}"))
+        .collect::<Vec<_>>()
+        .join(" || ");
     let root = tracefs::mount_privately()?;
     let instance = tracefs::Instance::create(&root)?;
     let mut trace = Trace::default();
@@ -123,8 +128,8 @@ fn set_up(watched: Watched) -> Result<(tracefs::Instance, std::fs::File, Trace),
     // in any storm), not a packet lost on its way: left out in the kernel, before it costs
     // the reader anything. Reason numbers differ between kernels; the names do not.
     let kfree_filter = match reasons.get("QUEUE_PURGE") {
-        Some(n) => format!("protocol == {ethertype} && reason != {n}"),
-        None => format!("protocol == {ethertype}"),
+        Some(n) => format!("({protocols}) && reason != {n}"),
+        None => protocols,
     };
     for kind in Kind::ALL {
         if !instance.has(kind) {
@@ -202,7 +207,7 @@ impl Trace {
         };
         let ours = match e.kind {
             // The kernel filter says the same, unless this kernel refused it.
-            Kind::KfreeSkb => e.protocol == w.lab.family.ethertype() && e.reason != "QUEUE_PURGE",
+            Kind::KfreeSkb => w.ethertypes().contains(&e.protocol) && e.reason != "QUEUE_PURGE",
             _ if w.any_peer => to_or_from(&e, w.server),
             _ => between_lab_hosts(&e, w.server, &w.lab),
         };

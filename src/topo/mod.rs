@@ -83,6 +83,18 @@ fn quiet_ipv6() -> BTreeMap<String, String> {
     quiet
 }
 
+/// An environment error (exit 3) if this kernel does not speak `family`: said before a run
+/// waits for its turn to storm, and again before the hosts are built.
+pub fn require(family: Family) -> Result<(), Failure> {
+    if family.available() {
+        return Ok(());
+    }
+    Err(Failure::environment(format!(
+        "family = {family}: this kernel has no IPv6 (/proc/sys/net/ipv6/conf is missing: \
+         built without it, or booted with ipv6.disable=1); run with family = \"ipv4\""
+    )))
+}
+
 impl Topology {
     /// Creates both namespaces (TCP hashes sized for `sockets` connections), applies the sysctls, links them, and reads the values back. An
     /// emulated link is calibrated and armed before this returns.
@@ -93,12 +105,7 @@ impl Topology {
         family: Family,
         sockets: Option<u64>,
     ) -> Result<Topology, Failure> {
-        if !family.available() {
-            return Err(Failure::environment(format!(
-                "family = {family}: this kernel has no IPv6 (/proc/sys/net/ipv6 is missing: \
-                 built without it, or booted with ipv6.disable=1); run with family = \"ipv4\""
-            )));
-        }
+        require(family)?;
         let subnet = claim::Subnet::claim()?;
         let addrs = family.addrs_in(subnet.index);
         let server = Netns::create_for("server", sockets)?;
