@@ -5,8 +5,9 @@
 //! Both veth ends are created from inside the server namespace, the peer placed directly into the
 //! client namespace by file descriptor, so no interface ever appears in the host namespace, not
 //! even for a moment. Equivalent shell, run inside the server namespace:
-//! `ip link add bl-srv type veth peer name bl-cli netns CLIENT`, then in each namespace
-//! `ip link set lo up; ip link set DEV txqueuelen 10000 up; ip addr add ADDR/24 dev DEV`.
+//! `ip link add bl-srv address 02:b1::1 type veth peer name bl-cli address 02:b1::2 netns
+//! CLIENT`, then in each namespace `ip link set lo up; ip link set DEV txqueuelen 10000 up; ip
+//! addr add ADDR/24 dev DEV; ip neigh add PEER lladdr PEER_MAC dev DEV nud permanent`.
 //!
 //! The addresses are [`LabAddrs`]' (RFC 2544's benchmarking range), and exist only inside the
 //! lab's namespaces. Its `flood_net` is where a SYN flood's spoofed sources come from: the server
@@ -27,6 +28,11 @@ use crate::family::{LabAddrs, Net};
 
 const SERVER_DEV: &str = "bl-srv";
 const CLIENT_DEV: &str = "bl-cli";
+/// The veth ends' MAC addresses, locally administered. Fixed, so each side's neighbour entry
+/// for the other is written at once: every lab's pair is a link of its own, so two labs with
+/// the same MACs never meet.
+const SERVER_MAC: [u8; 6] = [0x02, 0xb1, 0, 0, 0, 0x01];
+const CLIENT_MAC: [u8; 6] = [0x02, 0xb1, 0, 0, 0, 0x02];
 
 /// Creates the veth pair between `server` and `client`, brings both ends and both loopbacks up,
 /// and assigns the server's and the client's addresses.
@@ -36,13 +42,16 @@ pub fn connect_veth(server: &Netns, client: &Netns, addrs: &LabAddrs) -> Result<
     in_namespace(server, |handle| async move {
         let peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(CLIENT_DEV.to_string())
+            .address(CLIENT_MAC.to_vec())
             .setns_by_fd(client_fd)
             .build();
         let veth = LinkVeth::new(SERVER_DEV, CLIENT_DEV)
+            .address(SERVER_MAC.to_vec())
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         handle.link().add(veth).execute().await?;
         configure(&handle, SERVER_DEV, &a, &[a.server]).await?;
+        neighbour(&handle, SERVER_DEV, a.client, CLIENT_MAC).await?;
         route_flood(
             &handle,
             a.flood_net,
@@ -55,6 +64,7 @@ pub fn connect_veth(server: &Netns, client: &Netns, addrs: &LabAddrs) -> Result<
     })?;
     in_namespace(client, |handle| async move {
         configure(&handle, CLIENT_DEV, &a, &[a.client]).await?;
+        neighbour(&handle, CLIENT_DEV, a.server, SERVER_MAC).await?;
         route_flood(&handle, a.flood_net, FloodRoute::Blackhole).await
     })
 }
@@ -136,6 +146,24 @@ async fn configure(
         add.execute().await?;
     }
     Ok(())
+}
+
+/// `ip neigh add IP lladdr MAC dev DEV nud permanent`: the host knows its peer's MAC from the
+/// start, so no ARP or neighbour discovery (ICMPv6, counted in `Icmp6.*` and `Ip6.*`) crosses
+/// the link during a run, and the storm's first SYN does not wait for one.
+async fn neighbour(
+    handle: &Handle,
+    dev: &str,
+    ip: IpAddr,
+    mac: [u8; 6],
+) -> Result<(), rtnetlink::Error> {
+    let index = index_of(handle, dev).await?;
+    handle
+        .neighbours()
+        .add(index, ip)
+        .link_layer_address(&mac)
+        .execute()
+        .await
 }
 
 /// The route each namespace has for the flood's network.

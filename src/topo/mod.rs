@@ -65,10 +65,13 @@ pub struct Topology {
 
 /// IPv6 settings of both namespaces, written before their interfaces exist (a new interface
 /// takes `default`'s values): no duplicate address detection, which would hold the lab's
-/// addresses tentative for a second and drop the first packets, and no router solicitations or
-/// advertisements, so the only ICMPv6 on the link is the neighbour discovery veth needs (TUN has
-/// none: it is `IFF_NOARP`). Duplicate address detection is off only if both `all` and the
-/// interface say so.
+/// addresses tentative for a second and drop the first packets; no router solicitations or
+/// advertisements; and the MLD report an interface repeats for each multicast group it joins
+/// sent 20 ms after the first instead of up to 1 s (a whole number of ticks at any HZ), so both
+/// are sent while the lab is being built, not during the run, where the receiver's
+/// `ip6_mc_input` would free them as drops. With veth's neighbours written in advance
+/// ([`link`]), no ICMPv6 crosses the link in a run (TUN has none: it is `IFF_NOARP`).
+/// Duplicate address detection is off only if both `all` and the interface say so.
 fn quiet_ipv6() -> BTreeMap<String, String> {
     let mut quiet = BTreeMap::new();
     for conf in ["all", "default"] {
@@ -76,6 +79,7 @@ fn quiet_ipv6() -> BTreeMap<String, String> {
             ("accept_dad", "0"),
             ("accept_ra", "0"),
             ("router_solicitations", "0"),
+            ("mldv2_unsolicited_report_interval", "20"),
         ] {
             quiet.insert(format!("net.ipv6.conf.{conf}.{key}"), value.to_string());
         }
