@@ -13,7 +13,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
 use netlink_packet_sock_diag::inet::{
-    ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags,
+    nlas::Nla, ExtensionFlags, InetRequest, InetResponse, InetResponseHeader, SocketId, StateFlags,
 };
 use netlink_packet_sock_diag::{SockDiagDestroy, SockDiagMessage};
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
@@ -43,7 +43,7 @@ impl Diag {
         af: u8,
         states: StateFlags,
         sport: u16,
-        mut each: impl FnMut(&InetResponseHeader),
+        mut each: impl FnMut(&InetResponse),
     ) -> io::Result<()> {
         let mut socket_id = if af == AF_INET6 {
             SocketId::new_v6()
@@ -63,7 +63,7 @@ impl Diag {
             if let SockDiagMessage::InetResponse(r) = r {
                 // Only the sockets asked for: the kernel filters by state, not by port.
                 if sport == 0 || r.header.socket_id.source_port == sport {
-                    each(&r.header);
+                    each(&r);
                 }
             }
         })
@@ -163,8 +163,8 @@ pub fn end_all_tcp() -> io::Result<usize> {
         for af in [AF_INET, AF_INET6] {
             // Not CLOSE: such a socket is already ended, and waits only for its descriptor.
             let states = StateFlags::all() - StateFlags::CLOSE;
-            let dumped = diag.dump(af, states, 0, |h| {
-                found.push((af, h.socket_id.clone()));
+            let dumped = diag.dump(af, states, 0, |r| {
+                found.push((af, r.header.socket_id.clone()));
             });
             // A kernel without IPv6 answers AF_INET6 with an error: nothing to end there.
             if af == AF_INET {
@@ -182,4 +182,10 @@ pub fn end_all_tcp() -> io::Result<usize> {
         }
     }
     Ok(ended)
+}
+
+/// Whether an IPv6 listener is `IPV6_V6ONLY` (`INET_DIAG_SKV6ONLY`, which the kernel sends for
+/// every AF_INET6 listener): such a socket never takes an IPv4 connection.
+pub fn v6only(r: &InetResponse) -> bool {
+    r.nlas.iter().any(|n| matches!(n, Nla::SkV6Only(true)))
 }

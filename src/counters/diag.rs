@@ -103,8 +103,10 @@ impl ListenDiag {
             families.push(libc::AF_INET6 as u8);
         }
         for af in families {
-            self.diag.dump(af, StateFlags::LISTEN, self.port, |h| {
-                out.push(h.send_queue)
+            self.diag.dump(af, StateFlags::LISTEN, self.port, |r| {
+                if self.family.af() == af || !crate::sockdiag::v6only(r) {
+                    out.push(r.header.send_queue)
+                }
             })?;
         }
         Ok(out)
@@ -174,11 +176,17 @@ impl ListenDiag {
         // The listeners' ids, only where one is to be remembered.
         let learn = self.sole.is_some();
         let mut seen = Vec::new();
+        // On an IPv4 run, an IPv6 listener counts only if it takes IPv4 connections (dual-stack
+        // Java does); nginx's `listen [::]:8080 ipv6only=on` beside its IPv4 socket does not.
+        let own = self.family.af();
         for &af in families {
-            self.diag.dump(af, StateFlags::LISTEN, self.port, |h| {
-                add(out, h);
+            self.diag.dump(af, StateFlags::LISTEN, self.port, |r| {
+                if af != own && crate::sockdiag::v6only(r) {
+                    return;
+                }
+                add(out, &r.header);
                 if learn {
-                    seen.push((af, h.socket_id.clone()));
+                    seen.push((af, r.header.socket_id.clone()));
                 }
             })?;
         }
