@@ -33,7 +33,7 @@ pub fn command(args: &WatchArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     let alerts = alerts(&args.alert)?;
     let (ns, namespace) = namespace(args)?;
     let family = Family::default();
-    let mut diag = ListenDiag::open(&ns, args.port, family)?.with_mapped(true);
+    let mut diag = ListenDiag::open(&ns, args.port, family)?.any_family();
     let first = diag
         .sample()
         .map_err(|e| Failure::environment(format!("sock_diag: {e}")))?;

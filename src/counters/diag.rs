@@ -6,7 +6,7 @@
 //! is visible only as the number of request sockets in SYN-RECV for the port.
 //! The netlink socket is opened inside the server namespace, so it only ever sees lab sockets.
 
-use netlink_packet_sock_diag::inet::{InetResponseHeader, SocketId, StateFlags};
+use netlink_packet_sock_diag::inet::{InetResponse, InetResponseHeader, SocketId, StateFlags};
 
 use crate::error::Failure;
 use crate::family::Family;
@@ -37,6 +37,9 @@ pub struct ListenDiag {
     /// Also read IPv6 sockets: a program of the user's own may listen dual-stack (Java does by
     /// default), and its IPv4 connections are then IPv6 sockets with mapped addresses.
     mapped: bool,
+    /// Count every listener on the port, of either family, v6-only ones too (`watch`: a live
+    /// host's clients may come in on either).
+    any_family: bool,
     /// The port's one listener, once a dump found it, when the port is known to have exactly
     /// one ([`ListenDiag::sole_listener`]).
     sole: Option<Option<(u8, SocketId)>>,
@@ -73,6 +76,7 @@ impl ListenDiag {
             port,
             family,
             mapped: false,
+            any_family: false,
             sole: None,
             syn_recv: super::budget::Budget::new(SYN_RECV_IDLE_SHARE),
         })
@@ -82,6 +86,22 @@ impl ListenDiag {
     pub fn with_mapped(mut self, mapped: bool) -> ListenDiag {
         self.mapped = mapped && self.family == Family::Ipv4;
         self
+    }
+
+    /// Reads the listeners of both families, whatever they take (`watch`, which knows no
+    /// family: an IPv4 one and a v6-only one on the same port both have clients).
+    pub fn any_family(mut self) -> ListenDiag {
+        self.mapped = self.family == Family::Ipv4;
+        self.any_family = true;
+        self
+    }
+
+    /// Whether a listener of address family `af` found by a dump is one the run's clients can
+    /// reach: on an IPv4 run, an IPv6 listener counts only if it takes IPv4 connections (dual-
+    /// stack Java does); nginx's `listen [::]:8080 ipv6only=on` beside its IPv4 socket does not.
+    fn serves(&self) -> impl Fn(u8, &InetResponse) -> bool {
+        let (any_family, own) = (self.any_family, self.family.af());
+        move |af, r| any_family || af == own || !crate::sockdiag::v6only(r)
     }
 
     /// The port has exactly one listener for as long as this watches it (the lab's own server):
@@ -103,8 +123,9 @@ impl ListenDiag {
             families.push(libc::AF_INET6 as u8);
         }
         for af in families {
+            let serves = self.serves();
             self.diag.dump(af, StateFlags::LISTEN, self.port, |r| {
-                if self.family.af() == af || !crate::sockdiag::v6only(r) {
+                if serves(af, r) {
                     out.push(r.header.send_queue)
                 }
             })?;
@@ -176,12 +197,10 @@ impl ListenDiag {
         // The listeners' ids, only where one is to be remembered.
         let learn = self.sole.is_some();
         let mut seen = Vec::new();
-        // On an IPv4 run, an IPv6 listener counts only if it takes IPv4 connections (dual-stack
-        // Java does); nginx's `listen [::]:8080 ipv6only=on` beside its IPv4 socket does not.
-        let own = self.family.af();
+        let serves = self.serves();
         for &af in families {
             self.diag.dump(af, StateFlags::LISTEN, self.port, |r| {
-                if af != own && crate::sockdiag::v6only(r) {
+                if !serves(af, r) {
                     return;
                 }
                 add(out, &r.header);
