@@ -250,14 +250,16 @@ impl Sampler {
     }
 }
 
-/// User + system CPU time of the calling thread, ms (the sampler's and the tracer's cost).
+/// User + system CPU time of the calling thread, ms (the sampler's and the tracer's cost, and
+/// what their budgets measure).
+///
+/// `CLOCK_THREAD_CPUTIME_ID`, not `getrusage(RUSAGE_THREAD)`: getrusage reads the scheduler's
+/// `sum_exec_runtime`, which advances only at ticks and context switches, so a reading made
+/// within one time slice (the sampler wakes, reads, sleeps) cost "nothing" and the counters'
+/// 0.5 % budget let them be read in 428 of 605 samples, 1.3 % of a core. The clock adds the
+/// running slice (`task_sched_runtime`).
 pub(crate) fn thread_cpu_ms() -> f64 {
-    use nix::sys::resource::{getrusage, UsageWho};
-    getrusage(UsageWho::RUSAGE_THREAD)
-        .map(|u| {
-            let t =
-                |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 * 1e3 + tv.tv_usec() as f64 / 1e3;
-            t(u.user_time()) + t(u.system_time())
-        })
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| Duration::from(t).as_secs_f64() * 1e3)
         .unwrap_or(0.0)
 }
