@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::attribute::{between_lab_hosts, to_or_from};
-use super::event::{self, Kind};
+use super::event::{self, Event, Kind};
 use super::stats::Trace;
 use super::tracefs;
 use super::Watched;
@@ -124,13 +124,29 @@ fn set_up(watched: Watched) -> Result<(tracefs::Instance, std::fs::File, Trace),
         .format(Kind::KfreeSkb)
         .map(|f| drop_reasons(&f))
         .unwrap_or_default();
-    // QUEUE_PURGE is a socket's own buffers freed when it closes (one or more per connection
-    // in any storm), not a packet lost on its way: left out in the kernel, before it costs
-    // the reader anything. Reason numbers differ between kernels; the names do not.
-    let kfree_filter = match reasons.get("QUEUE_PURGE") {
-        Some(n) => format!("({protocols}) && reason != {n}"),
-        None => protocols,
-    };
+    // Left out in the kernel, before they cost the reader anything (each line it formats costs
+    // ~17 µs of the reader's CPU), and again by the reader: QUEUE_PURGE, a socket's own
+    // buffers freed when it closes (one or more per connection in any storm), and the
+    // time-wait discards (see [`time_wait_discard`]). Neither is a packet lost on its way.
+    // Reason numbers differ between kernels; the names do not. A kernel that refuses a
+    // function filter (`.function`, 6.2 and later) gets the filter without it.
+    let mut protocols = format!("({protocols})");
+    if let Some(n) = reasons.get("QUEUE_PURGE") {
+        protocols.push_str(&format!(" && reason != {n}"));
+    }
+    let mut kfree_filters = vec![protocols.clone()];
+    if let Some(n) = reasons.get("NOT_SPECIFIED") {
+        // The spaces before `)` matter: the parser takes `name)` as the function's name.
+        let functions = TIME_WAIT_DISCARD_IN
+            .iter()
+            .map(|f| format!("location.function != {f} "))
+            .collect::<Vec<_>>()
+            .join("&& ");
+        kfree_filters.insert(
+            0,
+            format!("{protocols} && (reason != {n} || ({functions}) )"),
+        );
+    }
     for kind in Kind::ALL {
         if !instance.has(kind) {
             trace.missing.push(kind.name());
@@ -138,12 +154,12 @@ fn set_up(watched: Watched) -> Result<(tracefs::Instance, std::fs::File, Trace),
         }
         // Filters in the kernel keep the reader's work small; fields differ between kernel
         // versions, so a refused filter falls back to none (the reader filters anyway).
-        let filter = match kind {
-            Kind::KfreeSkb => kfree_filter.clone(),
-            Kind::SendReset => String::new(), // no port fields to filter on
-            _ => format!("sport == {port} || dport == {port}"),
+        let filters = match kind {
+            Kind::KfreeSkb => kfree_filters.clone(),
+            Kind::SendReset => vec![], // no port fields to filter on
+            _ => vec![format!("sport == {port} || dport == {port}")],
         };
-        if instance.enable(kind, &filter).is_err() {
+        if !filters.iter().any(|f| instance.enable(kind, f).is_ok()) {
             instance.enable(kind, "0")?; // "0" clears a filter
         }
     }
@@ -207,7 +223,11 @@ impl Trace {
         };
         let ours = match e.kind {
             // The kernel filter says the same, unless this kernel refused it.
-            Kind::KfreeSkb => w.ethertypes().contains(&e.protocol) && e.reason != "QUEUE_PURGE",
+            Kind::KfreeSkb => {
+                w.ethertypes().contains(&e.protocol)
+                    && e.reason != "QUEUE_PURGE"
+                    && !time_wait_discard(&e)
+            }
             _ if w.any_peer => to_or_from(&e, w.server),
             _ => between_lab_hosts(&e, w.server, &w.lab),
         };
@@ -265,6 +285,24 @@ impl LineReader {
     }
 }
 
+/// Where the kernel frees a segment that a time-wait socket has handled (answered with its
+/// ACK, or found a duplicate) with `kfree_skb` and no reason: `tcp_v4_rcv`'s and
+/// `tcp_v6_rcv`'s `TCP_TW_ACK` and `TCP_TW_SUCCESS` cases end in `goto discard_it` (6.18).
+/// The server closes first in every storm, so the client's FIN meets a time-wait socket in
+/// about a quarter of the connections: 25,263 of 26,928 traced events of a fast 100,000
+/// connection storm, all `NOT_SPECIFIED` in `tcp_v4_rcv`, and 7 % of a core for the reader.
+const TIME_WAIT_DISCARD_IN: [&str; 2] = ["tcp_v4_rcv", "tcp_v6_rcv"];
+
+/// Whether `e` is such a discard: `NOT_SPECIFIED` in one of [`TIME_WAIT_DISCARD_IN`]. A rare
+/// unlabelled drop there (a packet not addressed to this host) goes with them.
+fn time_wait_discard(e: &Event) -> bool {
+    e.reason == "NOT_SPECIFIED"
+        && e.location
+            .split('+')
+            .next()
+            .is_some_and(|f| TIME_WAIT_DISCARD_IN.contains(&f))
+}
+
 /// The drop reasons and their numbers in `kfree_skb`'s format:
 /// `__print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" }, ...)`.
 fn drop_reasons(format: &str) -> BTreeMap<String, u32> {
@@ -310,5 +348,19 @@ mod tests {
         assert_eq!(names.get("TCP_LISTEN_OVERFLOW"), Some(&40));
         assert_eq!(names.get("NOT_SPECIFIED"), Some(&2));
         assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn a_time_wait_discard_is_no_loss_and_other_unlabelled_frees_are() {
+        let line = |location: &str, reason: &str| {
+            format!("  <idle>-0  [000] ..s1. 16209.000123: kfree_skb: skbaddr=0 rx_sk=0 protocol=2048 location={location} reason: {reason}")
+        };
+        let is = |l: String| time_wait_discard(&event::parse(&l).unwrap());
+        assert!(is(line("tcp_v4_rcv+0x99/0x1400", "NOT_SPECIFIED")));
+        assert!(is(line("tcp_v6_rcv+0x4a/0x1300", "NOT_SPECIFIED")));
+        assert!(!is(line("tcp_v4_rcv+0x99/0x1400", "TCP_LISTEN_OVERFLOW")));
+        // IPv6's blackhole route: a SYN-ACK to a spoofed source, really lost.
+        assert!(!is(line("dst_discard_out+0x1c/0x30", "NOT_SPECIFIED")));
+        assert!(!is(line("tcp_v4_rcv_other+0x1/0x2", "NOT_SPECIFIED")));
     }
 }
