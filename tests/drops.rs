@@ -47,7 +47,10 @@ fn trace_events_match_the_counters_and_each_connection() {
     assert!(n(&d["syn_retransmits"]) > 0);
 
     let reset = each_connection_agrees(&out, &s);
-    assert_eq!(reset, outcome(&s, "reset_after_connect"));
+    assert_eq!(
+        reset,
+        outcome(&s, "reset_after_connect") + outcome(&s, "connect_reset")
+    );
     assert!(std::fs::read_to_string(out.join("report.md"))
         .unwrap()
         .contains("TCP_LISTEN_OVERFLOW"));
@@ -123,9 +126,14 @@ fn each_connection_agrees(out: &std::path::Path, s: &serde_json::Value) -> u64 {
             c["outcome"]
         );
         retransmitted += u32::from(traced > 0);
+        // The RST usually comes after connect() returned; on a busy machine it can come
+        // before the storm's connect() returned (`connect_reset`): the same RST either way.
         assert_eq!(
             reset.contains(&c["id"]),
-            c["outcome"] == "reset_after_connect",
+            matches!(
+                c["outcome"].as_str(),
+                "reset_after_connect" | "connect_reset"
+            ),
             "connection {} ({}): a traced RST iff the client saw one",
             c["id"],
             c["outcome"]
