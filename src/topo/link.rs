@@ -14,7 +14,7 @@
 //! routes it back over the link, and the client namespace blackholes it, so SYN-ACKs to spoofed
 //! addresses die inside the lab.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, CacheInfo};
@@ -180,32 +180,18 @@ async fn route_flood(
     net: Net,
     how: FloodRoute<'_>,
 ) -> Result<(), rtnetlink::Error> {
-    // The builder is typed by family, so each family builds its own message.
-    let message = match net.addr {
-        IpAddr::V4(dest) => {
-            let route = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dest, net.len);
-            match how {
-                FloodRoute::Blackhole => route.kind(RouteType::BlackHole).build(),
-                FloodRoute::Back { dev, via } => {
-                    let route = route.output_interface(index_of(handle, dev).await?);
-                    match via {
-                        Some(IpAddr::V4(gw)) => route.gateway(gw).build(),
-                        _ => route.build(),
-                    }
-                }
-            }
-        }
-        IpAddr::V6(dest) => {
-            let route = RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(dest, net.len);
-            match how {
-                FloodRoute::Blackhole => route.kind(RouteType::BlackHole).build(),
-                FloodRoute::Back { dev, via } => {
-                    let route = route.output_interface(index_of(handle, dev).await?);
-                    match via {
-                        Some(IpAddr::V6(gw)) => route.gateway(gw).build(),
-                        _ => route.build(),
-                    }
-                }
+    // The builder over `IpAddr` checks that destination and gateway are of one family.
+    let invalid = |_| rtnetlink::Error::RequestFailed;
+    let route = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(net.addr, net.len)
+        .map_err(invalid)?;
+    let message = match how {
+        FloodRoute::Blackhole => route.kind(RouteType::BlackHole).build(),
+        FloodRoute::Back { dev, via } => {
+            let route = route.output_interface(index_of(handle, dev).await?);
+            match via {
+                Some(gw) => route.gateway(gw).map_err(invalid)?.build(),
+                None => route.build(),
             }
         }
     };
