@@ -183,8 +183,6 @@ impl Summary {
         }
     }
 
-    /// A counter's change over the run in namespace `ns` (`server`, `client`); 0 when it did not
-    /// move (the summary keeps only those that did).
     /// Whether the run spoke IPv6, so sentences name the kernel's IPv6 functions and files.
     pub fn is_ipv6(&self) -> bool {
         self.family == "ipv6"
@@ -229,6 +227,8 @@ impl Summary {
         self.client_program.is_none() && self.watched.is_none()
     }
 
+    /// A counter's change over the run in namespace `ns` (`server`, `client`); 0 when it did not
+    /// move (the summary keeps only those that did).
     pub fn counter(&self, ns: &str, name: &str) -> i64 {
         self.counters
             .get(ns)
