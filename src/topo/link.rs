@@ -14,7 +14,10 @@
 //! routes it back over the link, and the client namespace blackholes it, so SYN-ACKs to spoofed
 //! addresses die inside the lab.
 
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, CacheInfo};
@@ -66,7 +69,98 @@ pub fn connect_veth(server: &Netns, client: &Netns, addrs: &LabAddrs) -> Result<
         configure(&handle, CLIENT_DEV, &a, &[a.client]).await?;
         neighbour(&handle, CLIENT_DEV, a.server, SERVER_MAC).await?;
         route_flood(&handle, a.flood_net, FloodRoute::Blackhole).await
+    })?;
+    if a.server.is_ipv6() && !await_quiet_ipv6(&[(server, SERVER_DEV), (client, CLIENT_DEV)])? {
+        eprintln!(
+            "warning: the IPv6 link was not ready and quiet within {} s; MLD reports may be \
+             counted in this run's Ip6.*Mcast* and drops",
+            QUIET_BOUND.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// How long [`await_quiet_ipv6`] waits at most.
+const QUIET_BOUND: Duration = Duration::from_secs(3);
+/// Multicast counters unchanged for this long: the MLD reports, repeated 20 ms apart, are sent.
+const QUIET_FOR: Duration = Duration::from_millis(100);
+
+/// Waits until each veth end's IPv6 is ready (its link-local address exists and is no longer
+/// tentative) and no multicast packet has left or reached either host for [`QUIET_FOR`]; false
+/// if that took longer than [`QUIET_BOUND`].
+///
+/// Why: veth reports carrier through linkwatch, which the kernel may defer by up to a second.
+/// Only then does IPv6 configure the interface: it adds the link-local address and joins its
+/// solicited-node group, and MLD reports the join twice. On a busy machine that came after
+/// the run had begun, and the server counted the client's report in `Ip6.InMcastPkts` (CI saw
+/// it once in about a hundred IPv6 runs).
+fn await_quiet_ipv6(ends: &[(&Netns, &str)]) -> Result<bool, Failure> {
+    // A /proc/net file reads the namespace it was opened in, whoever reads it later.
+    let mut files = Vec::new();
+    for (ns, dev) in ends {
+        let open = |f: &str| File::open(format!("/proc/thread-self/net/{f}"));
+        let (snmp6, if_inet6) = ns
+            .run(|| Ok::<_, std::io::Error>((open("snmp6")?, open("if_inet6")?)))?
+            .map_err(|e| {
+                Failure::environment(format!(
+                    "cannot read IPv6 state in the {} namespace: {e}",
+                    ns.label()
+                ))
+            })?;
+        files.push((snmp6, if_inet6, *dev));
+    }
+    let start = Instant::now();
+    let mut last = None;
+    let mut since = start;
+    while start.elapsed() < QUIET_BOUND {
+        let mut ready = true;
+        let mut mcast = 0;
+        for (snmp6, if_inet6, dev) in &mut files {
+            ready &= link_local_ready(&reread(if_inet6), dev);
+            mcast += mcast_packets(&reread(snmp6));
+        }
+        if !ready || last != Some(mcast) {
+            last = Some(mcast);
+            since = Instant::now();
+        } else if since.elapsed() >= QUIET_FOR {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(false)
+}
+
+/// The whole of a /proc file, read again from its start ("" if that fails, which reads as
+/// not ready).
+fn reread(f: &mut File) -> String {
+    let mut text = String::new();
+    if f.seek(SeekFrom::Start(0)).is_err() || f.read_to_string(&mut text).is_err() {
+        text.clear();
+    }
+    text
+}
+
+/// True if `/proc/net/if_inet6` lists a link-local address on `dev` that is not tentative.
+/// Its lines: address, ifindex, prefix length, scope, flags (hex), device.
+fn link_local_ready(if_inet6: &str, dev: &str) -> bool {
+    const IFA_F_TENTATIVE: u32 = 0x40;
+    if_inet6.lines().any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.len() == 6
+            && f[5] == dev
+            && f[0].starts_with("fe80")
+            && u32::from_str_radix(f[4], 16).is_ok_and(|flags| flags & IFA_F_TENTATIVE == 0)
     })
+}
+
+/// `Ip6InMcastPkts + Ip6OutMcastPkts` from `/proc/net/snmp6`.
+fn mcast_packets(snmp6: &str) -> u64 {
+    snmp6
+        .lines()
+        .filter_map(|l| l.split_once(char::is_whitespace))
+        .filter(|(k, _)| *k == "Ip6InMcastPkts" || *k == "Ip6OutMcastPkts")
+        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+        .sum()
 }
 
 /// Configures the TUN device [`super::delay::DEVICE`] already created in each namespace: up,
@@ -231,4 +325,35 @@ where
              and a kernel with veth and tun support: modprobe veth tun)"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tentative_or_foreign_link_local_is_not_ready() {
+        let line = |flags: &str, dev: &str| {
+            format!("fe8000000000000000b100fffe000001 02 40 20 {flags} {dev}\n")
+        };
+        assert!(link_local_ready(&line("80", "bl-srv"), "bl-srv"));
+        assert!(
+            !link_local_ready(&line("c0", "bl-srv"), "bl-srv"),
+            "tentative"
+        );
+        assert!(
+            !link_local_ready(&line("80", "bl-cli"), "bl-srv"),
+            "other device"
+        );
+        let global = "20010002000000090000000000000001 02 40 00 80 bl-srv\n";
+        assert!(!link_local_ready(global, "bl-srv"), "not link-local");
+        assert!(!link_local_ready("", "bl-srv"));
+    }
+
+    #[test]
+    fn multicast_packets_sum_both_directions() {
+        let snmp6 = "Ip6InReceives                   \t12\nIp6InMcastPkts                  \t4\n\
+                     Ip6OutMcastPkts                 \t3\nIcmp6InMsgs                     \t7\n";
+        assert_eq!(mcast_packets(snmp6), 7);
+    }
 }

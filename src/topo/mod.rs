@@ -69,8 +69,9 @@ pub struct Topology {
 /// advertisements; and the MLD report an interface repeats for each multicast group it joins
 /// sent 20 ms after the first instead of up to 1 s (a whole number of ticks at any HZ), so both
 /// are sent while the lab is being built, not during the run, where the receiver's
-/// `ip6_mc_input` would free them as drops. With veth's neighbours written in advance
-/// ([`link`]), no ICMPv6 crosses the link in a run (TUN has none: it is `IFF_NOARP`).
+/// `ip6_mc_input` would free them as drops ([`link`] waits until they have been). With veth's
+/// neighbours written in advance ([`link`]), no ICMPv6 crosses the link in a run (TUN has none:
+/// it is `IFF_NOARP`).
 /// Duplicate address detection is off only if both `all` and the interface say so.
 fn quiet_ipv6() -> BTreeMap<String, String> {
     let mut quiet = BTreeMap::new();
@@ -80,6 +81,9 @@ fn quiet_ipv6() -> BTreeMap<String, String> {
             ("accept_ra", "0"),
             ("router_solicitations", "0"),
             ("mldv2_unsolicited_report_interval", "20"),
+            // A link-local address (EUI-64 of the fixed MAC): `link` waits for it, as the sign
+            // that IPv6 has configured the interface.
+            ("addr_gen_mode", "0"),
         ] {
             quiet.insert(format!("net.ipv6.conf.{conf}.{key}"), value.to_string());
         }
