@@ -26,8 +26,9 @@ use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::netns::Netns;
+use crate::counters::{CounterFiles, Snapshot};
 use crate::error::Failure;
-use crate::family::{LabAddrs, Net};
+use crate::family::{Family, LabAddrs, Net};
 
 const SERVER_DEV: &str = "bl-srv";
 const CLIENT_DEV: &str = "bl-cli";
@@ -98,16 +99,16 @@ fn await_quiet_ipv6(ends: &[(&Netns, &str)]) -> Result<bool, Failure> {
     // A /proc/net file reads the namespace it was opened in, whoever reads it later.
     let mut files = Vec::new();
     for (ns, dev) in ends {
-        let open = |f: &str| File::open(format!("/proc/thread-self/net/{f}"));
-        let (snmp6, if_inet6) = ns
-            .run(|| Ok::<_, std::io::Error>((open("snmp6")?, open("if_inet6")?)))?
+        let counters = CounterFiles::open(ns, Family::Ipv6)?;
+        let if_inet6 = ns
+            .run(|| File::open("/proc/thread-self/net/if_inet6"))?
             .map_err(|e| {
                 Failure::environment(format!(
-                    "cannot read IPv6 state in the {} namespace: {e}",
+                    "cannot read the IPv6 addresses of the {} namespace: {e}",
                     ns.label()
                 ))
             })?;
-        files.push((snmp6, if_inet6, *dev));
+        files.push((counters, if_inet6, *dev));
     }
     let start = Instant::now();
     let mut last = None;
@@ -115,9 +116,9 @@ fn await_quiet_ipv6(ends: &[(&Netns, &str)]) -> Result<bool, Failure> {
     while start.elapsed() < QUIET_BOUND {
         let mut ready = true;
         let mut mcast = 0;
-        for (snmp6, if_inet6, dev) in &mut files {
+        for (counters, if_inet6, dev) in &mut files {
             ready &= link_local_ready(&reread(if_inet6), dev);
-            mcast += mcast_packets(&reread(snmp6));
+            mcast += mcast_packets(&counters.read()?);
         }
         if !ready || last != Some(mcast) {
             last = Some(mcast);
@@ -153,13 +154,11 @@ fn link_local_ready(if_inet6: &str, dev: &str) -> bool {
     })
 }
 
-/// `Ip6InMcastPkts + Ip6OutMcastPkts` from `/proc/net/snmp6`.
-fn mcast_packets(snmp6: &str) -> u64 {
-    snmp6
-        .lines()
-        .filter_map(|l| l.split_once(char::is_whitespace))
-        .filter(|(k, _)| *k == "Ip6InMcastPkts" || *k == "Ip6OutMcastPkts")
-        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+/// IPv6 multicast packets received and sent.
+fn mcast_packets(counters: &Snapshot) -> i64 {
+    ["Ip6.InMcastPkts", "Ip6.OutMcastPkts"]
+        .iter()
+        .filter_map(|k| counters.get(k))
         .sum()
 }
 
@@ -352,8 +351,10 @@ mod tests {
 
     #[test]
     fn multicast_packets_sum_both_directions() {
+        let mut counters = Snapshot::default();
         let snmp6 = "Ip6InReceives                   \t12\nIp6InMcastPkts                  \t4\n\
                      Ip6OutMcastPkts                 \t3\nIcmp6InMsgs                     \t7\n";
-        assert_eq!(mcast_packets(snmp6), 7);
+        counters.add_snmp6(snmp6).unwrap();
+        assert_eq!(mcast_packets(&counters), 7);
     }
 }
