@@ -40,6 +40,7 @@ pub mod error;
 pub mod family;
 pub mod interrupt;
 pub mod lab;
+pub mod netns;
 pub mod plan;
 pub mod plots;
 pub mod program;

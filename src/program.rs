@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::Failure;
+use crate::netns::Netns;
 use crate::plan::ProgramPlan;
-use crate::topo::Netns;
 
 /// How long a program has after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);

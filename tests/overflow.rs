@@ -6,8 +6,9 @@ use std::process::Command;
 
 use backlog_lab::counters::{CounterFiles, ListenDiag};
 use backlog_lab::family::Family;
+use backlog_lab::netns::Netns;
 use backlog_lab::server::listener;
-use backlog_lab::topo::{sysctl, Netns};
+use backlog_lab::topo::sysctl;
 
 use crate::util::{self, connections, counter, out_dir, outcome, run, summary};
 
@@ -330,7 +331,7 @@ fn a_lab_namespace_has_a_private_hash_and_the_hosts_defaults() {
     for (sockets, size) in [(Some(300), 1024), (Some(5000), 8192), (None, host)] {
         let ns = Netns::create_for("server", sockets).unwrap();
         assert_eq!(
-            backlog_lab::topo::netns::private_ehash(&ns),
+            backlog_lab::netns::private_ehash(&ns),
             Some((size, true)),
             "{sockets:?}"
         );

@@ -24,9 +24,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::error::Failure;
 use crate::family::Net;
+use crate::netns::Netns;
 use crate::plan::FloodPlan;
 pub use crate::record::stats::FloodStats;
-use crate::topo::Netns;
 
 /// A flood running on its own thread in the client namespace.
 /// Dropping it stops the flood too (and waits for its thread), so an error elsewhere in a run

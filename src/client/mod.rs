@@ -25,9 +25,9 @@ use tokio::task::JoinSet;
 pub use attempt::AttemptSpec;
 
 use crate::error::Failure;
+use crate::netns::Netns;
 use crate::plan::ClientPlan;
 use crate::record::{ConnRecord, Outcome};
-use crate::topo::Netns;
 
 /// Live counts the terminal progress line reads while the storm runs.
 #[derive(Debug)]

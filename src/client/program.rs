@@ -9,10 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::Failure;
+use crate::netns::Netns;
 use crate::plan::ProgramPlan;
 use crate::program::Program;
 use crate::record::stats::ProgramStats;
-use crate::topo::Netns;
 
 /// The client program, running.
 pub struct ClientProgram {

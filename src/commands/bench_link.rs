@@ -83,7 +83,7 @@ struct Report {
 /// Runs the benchmark, prints a table (or JSON) and returns the exit code.
 /// `backlog-lab bench-link`.
 pub fn command(args: &BenchLinkArgs, out: &mut impl Write) -> anyhow::Result<u8> {
-    crate::topo::netns::become_root_in_user_namespace_if_needed()?;
+    crate::netns::become_root_in_user_namespace_if_needed()?;
     crate::topo::require(args.family)?;
     // A measurement of timing: never beside a storm.
     let _storm = crate::topo::claim::StormLock::acquire()?;

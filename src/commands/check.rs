@@ -61,7 +61,7 @@ pub fn command(args: &CheckArgs, out: &mut impl Write) -> anyhow::Result<u8> {
 /// sysctls are set in a scratch namespace, as the run will: what `run` refuses, `check`
 /// refuses too. Elsewhere the keys are only checked for shape: `Some(why)`.
 fn try_sysctls(plans: &[(Combination, RunPlan)]) -> anyhow::Result<Option<String>> {
-    let tried = crate::topo::netns::become_root_in_user_namespace_if_needed().and_then(|()| {
+    let tried = crate::netns::become_root_in_user_namespace_if_needed().and_then(|()| {
         let mut seen = BTreeSet::new();
         for (combo, plan) in plans {
             for (side, values) in [

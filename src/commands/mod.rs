@@ -34,7 +34,7 @@ pub fn warden(args: &[std::ffi::OsString]) -> Option<u8> {
         ("trace-janitor", Some(dir), 3) => {
             crate::drops::tracefs::janitor(std::path::Path::new(dir))
         }
-        ("netns-warden", Some(n), 3) => crate::topo::netns::warden(n.to_str()?.parse().ok()?),
+        ("netns-warden", Some(n), 3) => crate::netns::warden(n.to_str()?.parse().ok()?),
         _ => return None,
     }
     Some(0)
@@ -83,7 +83,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 fn run_or_compare(args: &RunArgs) -> anyhow::Result<u8> {
     let mut plans = load_plans(&args.scenario)?;
     preflight(&plans);
-    crate::topo::netns::become_root_in_user_namespace_if_needed()?;
+    crate::netns::become_root_in_user_namespace_if_needed()?;
     let display = run::Shown {
         progress: !args.quiet && !args.json,
         print: if args.json {

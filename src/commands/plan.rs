@@ -49,7 +49,7 @@ pub fn command(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<u8> {
         return Ok(if r.model_backlog.is_some() { 0 } else { 1 });
     }
     super::preflight(&[(combo, base.clone())]);
-    crate::topo::netns::become_root_in_user_namespace_if_needed()?;
+    crate::netns::become_root_in_user_namespace_if_needed()?;
     let (dir, _) = write::create_dir(
         args.out.as_deref(),
         &format!("{}-plan", base.name),

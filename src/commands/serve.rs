@@ -26,7 +26,7 @@ pub fn command(args: &ServeArgs, out: &mut impl Write) -> anyhow::Result<u8> {
         )
         .into());
     }
-    crate::topo::netns::become_root_in_user_namespace_if_needed()?;
+    crate::netns::become_root_in_user_namespace_if_needed()?;
     // The folder first, so a bad --out is bad input before anything is built.
     let folder = RunWriter::create(args.out.as_deref(), "serve", args.force)?;
     serve(&plan, args.duration, &folder, out)

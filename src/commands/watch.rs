@@ -19,13 +19,14 @@ use crate::counters::{
 use crate::drops;
 use crate::error::Failure;
 use crate::family::Family;
+use crate::netns::Netns;
 use crate::record::stats::WatchStats;
 use crate::record::summary::{Listen, Summary};
 use crate::record::Environment;
 use crate::results::analysis::full_threshold;
 use crate::results::write::{CounterPair, RunWriter};
 use crate::scenario::expect::Expectation;
-use crate::topo::{sysctl, Netns};
+use crate::topo::sysctl;
 use crate::units::thousands;
 
 /// `backlog-lab watch`.

@@ -10,8 +10,8 @@ use netlink_packet_sock_diag::inet::{InetResponse, InetResponseHeader, SocketId,
 
 use crate::error::Failure;
 use crate::family::Family;
+use crate::netns::Netns;
 use crate::sockdiag::Diag;
-use crate::topo::netns::Netns;
 
 /// The listen queue of one port at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::io::{Read, Seek, SeekFrom};
 use super::netstat::Snapshot;
 use crate::error::Failure;
 use crate::family::Family;
-use crate::topo::netns::Netns;
+use crate::netns::Netns;
 
 /// Open counter files of one namespace.
 pub struct CounterFiles {

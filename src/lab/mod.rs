@@ -40,7 +40,7 @@ impl Lab {
     /// Programs of the user's own write their output to `dir/server.log` and `dir/client.log`.
     ///
     /// `sockets` bounds the connections the hosts will see, which sizes their TCP hashes
-    /// ([`crate::topo::Netns::create_for`]); `None` when the lab cannot know (`serve`, a
+    /// ([`crate::netns::Netns::create_for`]); `None` when the lab cannot know (`serve`, a
     /// client program): they are then as large as the host's.
     pub fn stand_up(
         plan: &RunPlan,

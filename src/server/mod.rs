@@ -25,9 +25,9 @@ use tokio::sync::oneshot;
 use self::accept::{accept_loop, Served};
 use self::conn::Reply;
 use crate::error::Failure;
+use crate::netns::Netns;
 use crate::plan::ServerPlan;
 pub use crate::record::stats::ServerStats;
-use crate::topo::Netns;
 use crate::wire::response;
 
 #[derive(Default)]

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use crate::counters::ListenDiag;
 use crate::error::Failure;
 use crate::family::Family;
+use crate::netns::Netns;
 use crate::plan::ProgramPlan;
 use crate::program::{describe, Program};
-use crate::topo::Netns;
 
 /// Starts `plan`'s program in `ns`, its output into `log`, and waits until it listens on
 /// `addr`'s port (or exits, or the startup timeout passes: each an error quoting its last

@@ -25,10 +25,10 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use super::netns::Netns;
 use crate::counters::{CounterFiles, Snapshot};
 use crate::error::Failure;
 use crate::family::{Family, LabAddrs, Net};
+use crate::netns::Netns;
 
 const SERVER_DEV: &str = "bl-srv";
 const CLIENT_DEV: &str = "bl-cli";

@@ -6,17 +6,16 @@
 pub mod claim;
 pub mod delay;
 pub mod link;
-pub mod netns;
 pub mod sysctl;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use delay::{DelayLine, LinkStats};
-pub use netns::Netns;
 
 use crate::error::Failure;
 use crate::family::{Family, LabAddrs};
+use crate::netns::Netns;
 
 /// The wire between the hosts, as the plan resolved it. All zero: a plain veth pair. Anything
 /// else: the delay line.
@@ -118,7 +117,7 @@ impl Topology {
         let addrs = family.addrs_in(subnet.index);
         let server = Netns::create_for("server", sockets)?;
         let client = Netns::create_for("client", sockets)?;
-        let warden = netns::guard(&[&server, &client]);
+        let warden = crate::netns::guard(&[&server, &client]);
         if family == Family::Ipv6 {
             sysctl::apply(&server, &quiet_ipv6())?;
             sysctl::apply(&client, &quiet_ipv6())?;
@@ -211,7 +210,7 @@ impl Drop for Topology {
     /// namespace outlives the lab and nothing of this run reaches the next one.
     fn drop(&mut self) {
         for ns in [&self.server, &self.client] {
-            if let Err(e) = netns::end_sockets(ns) {
+            if let Err(e) = crate::netns::end_sockets(ns) {
                 eprintln!(
                     "warning: could not end the sockets left in the {} namespace ({e}); it may \
                      linger until they time out",

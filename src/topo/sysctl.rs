@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::netns::{host_inode, inode_of, Netns};
 use crate::error::Failure;
+use crate::netns::{host_inode, inode_of, Netns};
 
 /// Keys recorded for every namespace, whether a scenario set them or not, so that a result
 /// always says which values the kernel really used.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Failure;
 use crate::family::LabAddrs;
-use crate::topo::netns::Netns;
+use crate::netns::Netns;
 
 /// Handshakes timed to measure the pump's overhead.
 const CALIBRATION_HANDSHAKES: usize = 120;

@@ -5,7 +5,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::error::Failure;
-use crate::topo::netns::Netns;
+use crate::netns::Netns;
 
 /// Name of the TUN device in each namespace.
 pub const DEVICE: &str = "bl-dl";
