@@ -9,7 +9,8 @@ use super::{
     builder, font, frame, mesh, ms_label, outcome_color, thousands, Chart, DrawResult, LegendEntry,
     Swatch, PALETTE,
 };
-use crate::record::summary::{Percentiles, Summary};
+use crate::record::percentiles::Percentiles;
+use crate::record::summary::Summary;
 use crate::record::Outcome;
 use crate::results::ComparisonFolder;
 

@@ -5,6 +5,7 @@ pub mod drops;
 pub mod environment;
 pub mod glossary;
 pub mod outcome;
+pub mod percentiles;
 pub mod sizing;
 pub mod stats;
 pub mod summary;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::outcome::OutcomeCounts;
+use super::percentiles::Percentiles;
 use super::{Verdict, Warning};
 
 /// Counters shown in the table when they moved (all of them are in `counters.csv`).
@@ -29,26 +30,6 @@ pub const KEY_COUNTERS: &[&str] = &[
     "Tcp.OutRsts",
     "Tcp.RetransSegs",
 ];
-
-/// Latency percentiles in milliseconds; all null when nothing was measured.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Percentiles {
-    pub count: u64,
-    pub p50: Option<f64>,
-    pub p90: Option<f64>,
-    pub p99: Option<f64>,
-    pub max: Option<f64>,
-}
-
-impl Percentiles {
-    /// From microsecond samples.
-    pub fn of(samples: impl Iterator<Item = u64>) -> Percentiles {
-        let mut s = super::tally::Samples::default();
-        samples.for_each(|us| s.add(us));
-        s.percentiles()
-    }
-}
 
 /// How well the storm kept to its schedule.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

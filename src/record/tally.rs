@@ -6,40 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
-
 use super::outcome::OutcomeCounts;
-use super::summary::{OutcomeTiming, Percentiles, Retransmits, Schedule};
+use super::percentiles::{Percentiles, Samples};
+use super::summary::{OutcomeTiming, Retransmits, Schedule};
 use super::{ConnRecord, Outcome};
-
-/// Microsecond samples for [`Percentiles`]; the histogram is made on the first sample (most
-/// outcomes never occur).
-#[derive(Debug, Default)]
-pub struct Samples(Option<Box<Histogram<u64>>>);
-
-impl Samples {
-    pub fn add(&mut self, us: u64) {
-        self.0
-            .get_or_insert_with(|| {
-                Box::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"))
-            })
-            .saturating_record(us.max(1));
-    }
-
-    pub fn percentiles(&self) -> Percentiles {
-        let Some(h) = self.0.as_deref().filter(|h| !h.is_empty()) else {
-            return Percentiles::default();
-        };
-        let ms = |us: u64| Some(us as f64 / 1000.0);
-        Percentiles {
-            count: h.len(),
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
-        }
-    }
-}
 
 /// The first and last of some times, and how many there were.
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::document::{Block, Document};
 use super::explain::explain;
-use crate::record::summary::{Percentiles, Summary, KEY_COUNTERS};
+use crate::record::percentiles::Percentiles;
+use crate::record::summary::{Summary, KEY_COUNTERS};
 use crate::record::Outcome;
 use crate::results::rows::{comparison_rows, drop_table};
 use crate::results::{ComparisonFolder, RunFolder};

@@ -15,7 +15,8 @@ pub mod workload;
 use std::collections::BTreeMap;
 
 use crate::record::outcome::OutcomeCounts;
-use crate::record::summary::{Listen, Percentiles, Summary};
+use crate::record::percentiles::Percentiles;
+use crate::record::summary::{Listen, Summary};
 use crate::scenario::expect::Expectation;
 use model::Prediction;
 use workload::Workload;

@@ -10,7 +10,8 @@ use std::path::Path;
 
 use crate::plan::RunPlan;
 use crate::record::glossary;
-use crate::record::summary::{Percentiles, Summary, KEY_COUNTERS};
+use crate::record::percentiles::Percentiles;
+use crate::record::summary::{Summary, KEY_COUNTERS};
 use crate::results::rows::{comparison_rows, drop_table};
 use crate::units::cell_ms as ms;
 
