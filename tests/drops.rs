@@ -83,6 +83,46 @@ fn trace_ties_retransmissions_to_connections_that_never_connected() {
     each_connection_agrees(&out, &s);
 }
 
+/// With `client.close = "rst"` the trace leaves out only the client's own RST closes: the
+/// server's resets of tcp_abort_on_overflow are all still there (every one it counted in
+/// Tcp.OutRsts), and so is each RST a client socket received, one per connection the client saw
+/// reset. The client's Tcp.EstabResets cannot be the check here: its own aborts count there too.
+#[test]
+fn an_rst_close_leaves_out_only_its_own_resets() {
+    let _lab = util::lab();
+    let (_tmp, out) = out_dir();
+    let o = util::run(
+        "reset-by-peer",
+        &out,
+        &[
+            "client.connections=1500",
+            "client.duration=750ms",
+            "client.close=rst",
+            "expect=",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", util::stderr(&o));
+    let s = summary(&out);
+    let d = &s["drops"];
+    let why = format!("outcomes {}, drops {d}", s["outcomes"]);
+    assert_eq!(d["rst_closes_left_out"], true, "{why}");
+    assert_eq!(d["lost_events"], 0, "{why}");
+    let sent: i64 = d["resets_sent"]["server"]
+        .as_object()
+        .map_or(0, |m| m.values().map(n).sum());
+    assert!(sent > 100, "only {sent} server RSTs: no overflow? {why}");
+    assert_eq!(sent, counter(&s, "server", "Tcp.OutRsts"), "{why}");
+    assert!(d["resets_sent"]["client"]
+        .as_object()
+        .is_none_or(|m| !m.contains_key("TCP_STATE")));
+    assert_eq!(n(&d["resets_received"]["server"]), 0, "{why}");
+    let reset = outcome(&s, "reset_after_connect") + outcome(&s, "connect_reset");
+    assert_eq!(n(&d["resets_received"]["client"]), reset as i64, "{why}");
+    assert!(outcome(&s, "ok") > 0, "{why}");
+    assert!(counter(&s, "client", "TcpExt.TCPAbortOnData") >= outcome(&s, "ok") as i64);
+    retransmissions_match_the_counters(&s);
+}
+
 /// Checks drops.csv against connections.csv: every client event belongs to a connection, each
 /// connection's retransmissions while it was open (SYN_SENT, ESTABLISHED) are exactly its own
 /// `tcpi_total_retrans`, and it has a traced RST before it ended iff the client saw one after

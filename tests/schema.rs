@@ -45,7 +45,8 @@ const ADDED: &[&str] = &[
     "sampling.counter_share",
     "link.to_server.packets_armed", // the loss's share counts only packets after calibration
     "link.to_client.packets_armed",
-    "family", // issue #11: ipv4 or ipv6
+    "family",                    // issue #11: ipv4 or ipv6
+    "drops.rst_closes_left_out", // issue #10: client.close = rst's own RSTs are not traced
 ];
 
 /// Lines a report has gained on purpose since the fixture was written.

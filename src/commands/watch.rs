@@ -159,6 +159,7 @@ fn observe(
         server: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), args.port),
         lab,
         any_peer: true,
+        rst_close: false,
     };
     let tracing = drops::Recording::start(watched, !args.no_trace);
     let t0 = Instant::now();

@@ -10,7 +10,8 @@
 //! - `tcp:tcp_retransmit_synack`, `tcp:tcp_retransmit_skb`, `tcp:tcp_send_reset` and
 //!   `tcp:tcp_receive_reset`, which carry the 4-tuple: only those between the lab's server and its
 //!   client (or flood sources) are kept, and each is tied to the connection that used that client
-//!   port at the time (`drops.csv`, column `connection`).
+//!   port at the time (`drops.csv`, column `connection`). With `client.close = "rst"`, the
+//!   client's own RST closes, and the server's sockets they reset, are left out ([`Watched`]).
 //!
 //! A surprise worth knowing (Linux 6.18): a SYN dropped because the accept queue is full is not a
 //! `kfree_skb` at all. `tcp_rcv_state_process` *consumes* it after `conn_request` declined it, so
@@ -50,6 +51,11 @@ pub struct Watched {
     /// A listener the lab did not start (`watch`): its peers are anyone, and an unspecified
     /// `server` address (0.0.0.0) matches on the port alone.
     pub any_peer: bool,
+    /// The lab's client ends every connection with an RST (`client.close = "rst"`). Those RSTs,
+    /// and the server's sockets they reset, are the run's design, two events per connection
+    /// that would cost the reader a fifth of a core in a fast storm: they are left out, in the
+    /// kernel and by the reader (see `reader::rst_close`).
+    pub rst_close: bool,
 }
 
 impl Watched {

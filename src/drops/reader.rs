@@ -122,7 +122,7 @@ fn set_up(watched: Watched) -> Result<(tracefs::Instance, std::fs::File, Trace),
     let port = watched.server.port();
     let reasons = instance
         .format(Kind::KfreeSkb)
-        .map(|f| drop_reasons(&f))
+        .map(|f| reason_numbers(&f))
         .unwrap_or_default();
     // Left out in the kernel, before they cost the reader anything (each line it formats costs
     // ~17 µs of the reader's CPU), and again by the reader: QUEUE_PURGE, a socket's own
@@ -147,6 +147,23 @@ fn set_up(watched: Watched) -> Result<(tracefs::Instance, std::fs::File, Trace),
             format!("{protocols} && (reason != {n} || ({functions}) )"),
         );
     }
+    // The lab's own RST closes (see [`rst_close`]): a socket closed with SO_LINGER 0 sends its
+    // RST from `tcp_disconnect`, in TCP_CLOSE for TCP_STATE; the sockets they reset are the
+    // server's (`sport` is the server's port). A kernel before 6.10 names no reason: its RSTs stay.
+    let resets = instance
+        .format(Kind::SendReset)
+        .map(|f| reason_numbers(&f))
+        .unwrap_or_default();
+    let send_reset = match (watched.rst_close, resets.get("TCP_STATE")) {
+        (true, Some(n)) => vec![format!("state != {TCP_CLOSE} || reason != {n}")],
+        _ => vec![], // no port fields to filter on
+    };
+    let receive_reset = if watched.rst_close {
+        format!("dport == {port}")
+    } else {
+        format!("sport == {port} || dport == {port}")
+    };
+    trace.rst_closes_left_out = watched.rst_close;
     for kind in Kind::ALL {
         if !instance.has(kind) {
             trace.missing.push(kind.name());
@@ -156,7 +173,8 @@ fn set_up(watched: Watched) -> Result<(tracefs::Instance, std::fs::File, Trace),
         // versions, so a refused filter falls back to none (the reader filters anyway).
         let filters = match kind {
             Kind::KfreeSkb => kfree_filters.clone(),
-            Kind::SendReset => vec![], // no port fields to filter on
+            Kind::SendReset => send_reset.clone(),
+            Kind::ReceiveReset => vec![receive_reset.clone()],
             _ => vec![format!("sport == {port} || dport == {port}")],
         };
         if !filters.iter().any(|f| instance.enable(kind, f).is_ok()) {
@@ -228,6 +246,7 @@ impl Trace {
                     && e.reason != "QUEUE_PURGE"
                     && !time_wait_discard(&e)
             }
+            _ if rst_close(&e, w) => false,
             _ if w.any_peer => to_or_from(&e, w.server),
             _ => between_lab_hosts(&e, w.server, &w.lab),
         };
@@ -303,9 +322,28 @@ fn time_wait_discard(e: &Event) -> bool {
             .is_some_and(|f| TIME_WAIT_DISCARD_IN.contains(&f))
 }
 
-/// The drop reasons and their numbers in `kfree_skb`'s format:
+/// `TCP_CLOSE` in `include/net/tcp_states.h` (a number fixed by the ABI: `ss` and sock_diag
+/// use it too). Event formats print states by name only.
+const TCP_CLOSE: u32 = 7;
+
+/// Whether `e` is the lab's own RST close (`client.close = "rst"`, see [`Watched::rst_close`]):
+/// the RST of a socket closed with SO_LINGER 0 (`tcp_disconnect` sends it in TCP_CLOSE, for
+/// TCP_STATE), or a server socket reset by one. The kernel filter cannot tell whose socket sent
+/// a RST, so a server program's own SO_LINGER 0 closes go too; the server's RSTs of the listen
+/// queue (INVALID_SYN, NO_SOCKET, ...) stay, as do the client's resets.
+fn rst_close(e: &Event, w: Watched) -> bool {
+    w.rst_close
+        && match e.kind {
+            Kind::SendReset => e.state == "TCP_CLOSE" && e.reason == "TCP_STATE",
+            Kind::ReceiveReset => e.local == Some(w.server),
+            _ => false,
+        }
+}
+
+/// The reasons and their numbers in an event's format (`kfree_skb`'s drop reasons,
+/// `tcp_send_reset`'s RST reasons):
 /// `__print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" }, ...)`.
-fn drop_reasons(format: &str) -> BTreeMap<String, u32> {
+fn reason_numbers(format: &str) -> BTreeMap<String, u32> {
     let Some(list) = format.split("__print_symbolic(REC->reason").nth(1) else {
         return BTreeMap::new();
     };
@@ -344,10 +382,37 @@ mod tests {
     #[test]
     fn reads_the_reason_names_of_a_format() {
         let f = r#"print fmt: "reason: %s", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 40, "TCP_LISTEN_OVERFLOW" })"#;
-        let names = drop_reasons(f);
+        let names = reason_numbers(f);
         assert_eq!(names.get("TCP_LISTEN_OVERFLOW"), Some(&40));
         assert_eq!(names.get("NOT_SPECIFIED"), Some(&2));
         assert_eq!(names.len(), 2);
+    }
+
+    /// Lines as this kernel (6.18) wrote them in a `client.close = "rst"` storm and a
+    /// reset-by-peer run.
+    #[test]
+    fn an_rst_close_is_the_labs_own_and_a_listen_queue_reset_is_not() {
+        let client_close = "python3-2033 [001] ..... 127.603482: tcp_send_reset: skbaddr=0000000000000000 skaddr=00000000608ec79d src=198.18.0.2:49336 dest=198.18.0.1:8080 state=TCP_CLOSE reason=TCP_STATE";
+        let server_reset = "tokio-rt-1 [000] b.... 16208.458890: tcp_send_reset: skbaddr=00000000c8bb1a76 skaddr=0000000000000000 src=198.18.0.1:8080 dest=198.18.0.2:36111 state=UNKNOWN reason=NO_SOCKET";
+        let receive = |sport: u16, dport: u16, s: &str, d: &str| {
+            format!("python3-2033 [001] ..s2. 127.603883: tcp_receive_reset: family=AF_INET sport={sport} dport={dport} saddr={s} daddr={d} saddrv6=::ffff:{s} daddrv6=::ffff:{d} sock_cookie=1")
+        };
+        let w = |rst_close| Watched {
+            server: "198.18.0.1:8080".parse().unwrap(),
+            lab: crate::family::Family::Ipv4.addrs(),
+            any_peer: false,
+            rst_close,
+        };
+        let is = |l: &str, rst| rst_close(&event::parse(l).unwrap(), w(rst));
+        assert!(is(client_close, true));
+        assert!(!is(client_close, false));
+        assert!(!is(server_reset, true));
+        assert!(is(&receive(8080, 49336, "198.18.0.1", "198.18.0.2"), true));
+        assert!(!is(&receive(49336, 8080, "198.18.0.2", "198.18.0.1"), true));
+        assert!(!is(
+            &receive(8080, 49336, "198.18.0.1", "198.18.0.2"),
+            false
+        ));
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Trace {
     pub reasons_known: BTreeSet<String>,
     /// CPU time of the reading thread.
     pub cpu_ms: f64,
+    /// The client's own RST closes were left out ([`Watched::rst_close`](super::Watched)).
+    pub rst_closes_left_out: bool,
 }
 
 impl Counts {
@@ -119,6 +121,7 @@ impl DropStats {
                 .collect::<BTreeSet<_>>()
                 .len() as u64,
             cpu_ms: trace.cpu_ms,
+            rst_closes_left_out: trace.rst_closes_left_out,
             other_labs: Vec::new(),
         }
     }

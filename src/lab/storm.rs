@@ -72,6 +72,7 @@ pub fn run(
         server: target,
         lab: lab_addrs,
         any_peer: false,
+        rst_close: plan.client.close == crate::wire::Close::Rst,
     };
     let tracing = drops::Recording::start(watched, plan.trace_drops);
     // Which other labs hold a subnet now (and, below, at the end): read before time zero.

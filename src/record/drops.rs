@@ -40,6 +40,11 @@ pub struct DropStats {
     pub connections_with_events: u64,
     /// CPU time the tracing thread used.
     pub cpu_ms: f64,
+    /// With `client.close = "rst"`, the client's own RST closes are left out: RSTs sent in
+    /// TCP_CLOSE for TCP_STATE (a socket closed with SO_LINGER 0, on either side, since the
+    /// kernel's filter cannot tell whose) and the server's sockets reset by them. The client's
+    /// `TcpExt.TCPAbortOnData` counts those closes.
+    pub rst_closes_left_out: bool,
 }
 
 /// Counts of the lab's events (all of them, stored or not).

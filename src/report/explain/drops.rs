@@ -71,6 +71,14 @@ pub fn sentences(s: &Summary, overflows: u64, gave_up: u64, out: &mut Vec<String
         t.push('.');
         out.push(t);
     }
+    if d.rst_closes_left_out {
+        out.push(format!(
+            "The client closed with RSTs (client.close = rst; {} aborts in its \
+             TcpExt.TCPAbortOnData): the trace leaves those RSTs out, and the server's sockets they \
+             reset, as the run's own design.",
+            thousands(s.counter("client", "TcpExt.TCPAbortOnData").max(0) as u64)
+        ));
+    }
     if d.lost_events > 0 {
         out.push(format!(
             "{} trace events were lost in the kernel's buffer: the counts above are short.",
