@@ -356,7 +356,7 @@ pub struct BenchLinkArgs {
     pub handshakes: u32,
 
     /// Paced packet rates to try, packets per second (comma-separated); an unpaced run follows.
-    #[arg(long = "rate", value_name = "PPS", value_delimiter = ',', default_value = "50000,100000",
+    #[arg(long = "rate", value_name = "PPS", value_delimiter = ',', default_value = "50000,100000,200000",
           value_parser = clap::value_parser!(u64).range(1000..=2_000_000))]
     pub rates: Vec<u64>,
 
