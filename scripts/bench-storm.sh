@@ -3,7 +3,8 @@
 # ceiling, all on the lab's fast server in two fresh namespaces, alternated, REPS repetitions
 # (default 3) of SECONDS each (default 5). Prints every figure, the medians and the ratios:
 #   goal 1  new connections/s: wrk, h2load, the ceiling (64 blocking loops; FIN and RST close), the lab with every
-#           observer at its defaults and lean (sampling 100 ms, no tracing)
+#           observer at its defaults, lean (sampling 100 ms, no tracing), and at the peers' concurrency
+#           (client.max_in_flight=128, as h2load's -c128; observers at their defaults)
 #   goal 2  the sampler's and the tracer's CPU, as a share of one core, in the default storm
 #   goal 3  the lab's schedule at 0.8 x the best peer: start lag p99, achieved / planned
 #   goal 5  the lab with client.close=rst against the RST ceiling
@@ -78,6 +79,7 @@ for i in $(seq "$reps"); do
   lab default "$rate"
   lab lean "$rate" --set sample_interval=100ms --set trace_drops=false
   lab rst "$rate" --set client.close=rst
+  lab c128 "$rate" --set client.max_in_flight=128
   best=$(python3 -c "print(int(max($(median wrk), $(median h2load)) * 0.8))")
   lab on_schedule "$best"
 done
@@ -93,12 +95,19 @@ def med(k):
     return statistics.median(vals) if vals else float("nan")
 best = max(med("wrk"), med("h2load"))
 print("\nmedians (new connections/s unless said)")
-for k in ["wrk", "h2load", "ceiling_fin", "ceiling_rst", "lab_default", "lab_lean", "lab_rst"]:
+for k in ["wrk", "h2load", "ceiling_fin", "ceiling_rst", "lab_default", "lab_lean", "lab_rst", "lab_c128"]:
     print(f"  {k:<28} {med(k):>9,.0f}")
 print("goal 1: storm rate with every observer on, against the better peer (>= 1.0)")
 print(f"  lab default / best peer     {med('lab_default') / best:.2f}")
 print(f"  lab lean / best peer        {med('lab_lean') / best:.2f}")
+print(f"  lab at 128 in flight / best  {med('lab_c128') / best:.2f}")
 print(f"  lab default / ceiling fin   {med('lab_default') / med('ceiling_fin'):.2f}")
+# The machine's speed drifts between repetitions (steal): the ratio within each, then its median.
+def per_rep(k):
+    peers = [max(float(w), float(h)) for w, h in zip(figs.get("wrk", []), figs.get("h2load", []))]
+    return statistics.median([float(v) / p for v, p in zip(figs.get(k, []), peers)] or [float("nan")])
+print(f"  per repetition, median: default {per_rep('lab_default'):.2f}, lean {per_rep('lab_lean'):.2f},"
+      f" 128 in flight {per_rep('lab_c128'):.2f}")
 print("goal 2: observers in the default storm, share of one core (sampler <= 0.02, tracer <= 0.05)")
 print(f"  sampler                     {med('lab_default_sampler_core_share'):.3f}"
       f"  (SYN-RECV counted in {figs.get('lab_default_syn_recv_counted', ['?'])[-1]} samples,"
