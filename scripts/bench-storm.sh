@@ -112,7 +112,8 @@ print("goal 2: observers in the default storm, share of one core (sampler <= 0.0
 print(f"  sampler                     {med('lab_default_sampler_core_share'):.3f}"
       f"  (SYN-RECV counted in {figs.get('lab_default_syn_recv_counted', ['?'])[-1]} samples,"
       f" counters read in {figs.get('lab_default_counters_read', ['?'])[-1]})")
-print(f"  tracer                      {med('lab_default_tracer_core_share'):.3f}")
+print(f"  tracer                      {med('lab_default_tracer_core_share'):.3f}"
+      f"  (in the RST-close storm {med('lab_rst_tracer_core_share'):.3f})")
 print(f"goal 3: schedule at 0.8 x best peer (lag p99 <= 2 ms, achieved >= 0.995 of plan)")
 print(f"  lag p99                     {med('lab_on_schedule_lag_p99_ms')} ms")
 print(f"  achieved / planned          {med('lab_on_schedule_achieved_over_planned'):.4f}")

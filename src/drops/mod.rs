@@ -11,7 +11,8 @@
 //!   `tcp:tcp_receive_reset`, which carry the 4-tuple: only those between the lab's server and its
 //!   client (or flood sources) are kept, and each is tied to the connection that used that client
 //!   port at the time (`drops.csv`, column `connection`). With `client.close = "rst"`, the
-//!   client's own RST closes, and the server's sockets they reset, are left out ([`Watched`]).
+//!   client's own RST closes, and the resets of the server's sockets, are left out
+//!   ([`Watched`]).
 //!
 //! A surprise worth knowing (Linux 6.18): a SYN dropped because the accept queue is full is not a
 //! `kfree_skb` at all. `tcp_rcv_state_process` *consumes* it after `conn_request` declined it, so
@@ -52,9 +53,10 @@ pub struct Watched {
     /// `server` address (0.0.0.0) matches on the port alone.
     pub any_peer: bool,
     /// The lab's client ends every connection with an RST (`client.close = "rst"`). Those RSTs,
-    /// and the server's sockets they reset, are the run's design, two events per connection
-    /// that would cost the reader a fifth of a core in a fast storm: they are left out, in the
-    /// kernel and by the reader (see `reader::rst_close`).
+    /// and the resets of the server's sockets (each one the client's doing in such a run), are
+    /// the run's design, two events per connection that cost the reader more than a quarter of
+    /// a core in a fast storm: they are left out, in the kernel and by the reader, where the
+    /// kernel names RST reasons (6.10 and later; see `reader::rst_close`).
     pub rst_close: bool,
 }
 

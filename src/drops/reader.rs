@@ -148,22 +148,26 @@ fn set_up(watched: Watched) -> Result<(tracefs::Instance, std::fs::File, Trace),
         );
     }
     // The lab's own RST closes (see [`rst_close`]): a socket closed with SO_LINGER 0 sends its
-    // RST from `tcp_disconnect`, in TCP_CLOSE for TCP_STATE; the sockets they reset are the
-    // server's (`sport` is the server's port). A kernel before 6.10 names no reason: its RSTs stay.
+    // RST from `tcp_disconnect`, in TCP_CLOSE for TCP_STATE; the sockets reset are the server's
+    // (`sport` is the server's port). A kernel before 6.10 names no RST reason, so nothing can
+    // tell those RSTs from others: there, nothing is left out.
     let resets = instance
         .format(Kind::SendReset)
         .map(|f| reason_numbers(&f))
         .unwrap_or_default();
-    let send_reset = match (watched.rst_close, resets.get("TCP_STATE")) {
-        (true, Some(n)) => vec![format!("state != {TCP_CLOSE} || reason != {n}")],
-        _ => vec![], // no port fields to filter on
+    let either_port = format!("sport == {port} || dport == {port}");
+    let (send_reset, receive_reset) = match (watched.rst_close, resets.get("TCP_STATE")) {
+        (true, Some(n)) => {
+            trace.rst_closes_left_out = true;
+            (
+                vec![format!("state != {TCP_CLOSE} || reason != {n}")],
+                format!("dport == {port}"),
+            )
+        }
+        // No filter otherwise: since 6.8 the event's addresses are a field the filter language
+        // cannot compare, and before it not every RST had a socket's ports.
+        _ => (vec![], either_port.clone()),
     };
-    let receive_reset = if watched.rst_close {
-        format!("dport == {port}")
-    } else {
-        format!("sport == {port} || dport == {port}")
-    };
-    trace.rst_closes_left_out = watched.rst_close;
     for kind in Kind::ALL {
         if !instance.has(kind) {
             trace.missing.push(kind.name());
@@ -175,7 +179,7 @@ fn set_up(watched: Watched) -> Result<(tracefs::Instance, std::fs::File, Trace),
             Kind::KfreeSkb => kfree_filters.clone(),
             Kind::SendReset => send_reset.clone(),
             Kind::ReceiveReset => vec![receive_reset.clone()],
-            _ => vec![format!("sport == {port} || dport == {port}")],
+            _ => vec![either_port.clone()],
         };
         if !filters.iter().any(|f| instance.enable(kind, f).is_ok()) {
             instance.enable(kind, "0")?; // "0" clears a filter
@@ -246,7 +250,7 @@ impl Trace {
                     && e.reason != "QUEUE_PURGE"
                     && !time_wait_discard(&e)
             }
-            _ if rst_close(&e, w) => false,
+            _ if self.rst_closes_left_out && rst_close(&e, w.server) => false,
             _ if w.any_peer => to_or_from(&e, w.server),
             _ => between_lab_hosts(&e, w.server, &w.lab),
         };
@@ -326,18 +330,20 @@ fn time_wait_discard(e: &Event) -> bool {
 /// use it too). Event formats print states by name only.
 const TCP_CLOSE: u32 = 7;
 
-/// Whether `e` is the lab's own RST close (`client.close = "rst"`, see [`Watched::rst_close`]):
-/// the RST of a socket closed with SO_LINGER 0 (`tcp_disconnect` sends it in TCP_CLOSE, for
-/// TCP_STATE), or a server socket reset by one. The kernel filter cannot tell whose socket sent
-/// a RST, so a server program's own SO_LINGER 0 closes go too; the server's RSTs of the listen
-/// queue (INVALID_SYN, NO_SOCKET, ...) stay, as do the client's resets.
-fn rst_close(e: &Event, w: Watched) -> bool {
-    w.rst_close
-        && match e.kind {
-            Kind::SendReset => e.state == "TCP_CLOSE" && e.reason == "TCP_STATE",
-            Kind::ReceiveReset => e.local == Some(w.server),
-            _ => false,
-        }
+/// Whether `e` is left out of a run whose client closes with RSTs (`client.close = "rst"`, see
+/// [`Watched::rst_close`]): the RST of a socket closed with SO_LINGER 0 (`tcp_disconnect` sends
+/// it in TCP_CLOSE, for TCP_STATE), on either side, since the kernel filter cannot tell whose
+/// socket sent it (a server program's own SO_LINGER 0 closes go too); and every reset of a
+/// server socket, which in such a run is the client's doing (its RST closes, or its kernel's
+/// NO_SOCKET answer to a socket it aborted). The kernel's filter matches the server's sockets by
+/// port (`sport`), this rule by address and port; an event both keep is counted. The server's
+/// RSTs of the listen queue (INVALID_SYN, NO_SOCKET, ...) stay, as do the client's resets.
+fn rst_close(e: &Event, server: std::net::SocketAddr) -> bool {
+    match e.kind {
+        Kind::SendReset => e.state == "TCP_CLOSE" && e.reason == "TCP_STATE",
+        Kind::ReceiveReset => e.local == Some(server),
+        _ => false,
+    }
 }
 
 /// The reasons and their numbers in an event's format (`kfree_skb`'s drop reasons,
@@ -397,22 +403,12 @@ mod tests {
         let receive = |sport: u16, dport: u16, s: &str, d: &str| {
             format!("python3-2033 [001] ..s2. 127.603883: tcp_receive_reset: family=AF_INET sport={sport} dport={dport} saddr={s} daddr={d} saddrv6=::ffff:{s} daddrv6=::ffff:{d} sock_cookie=1")
         };
-        let w = |rst_close| Watched {
-            server: "198.18.0.1:8080".parse().unwrap(),
-            lab: crate::family::Family::Ipv4.addrs(),
-            any_peer: false,
-            rst_close,
-        };
-        let is = |l: &str, rst| rst_close(&event::parse(l).unwrap(), w(rst));
-        assert!(is(client_close, true));
-        assert!(!is(client_close, false));
-        assert!(!is(server_reset, true));
-        assert!(is(&receive(8080, 49336, "198.18.0.1", "198.18.0.2"), true));
-        assert!(!is(&receive(49336, 8080, "198.18.0.2", "198.18.0.1"), true));
-        assert!(!is(
-            &receive(8080, 49336, "198.18.0.1", "198.18.0.2"),
-            false
-        ));
+        let server = "198.18.0.1:8080".parse().unwrap();
+        let is = |l: &str| rst_close(&event::parse(l).unwrap(), server);
+        assert!(is(client_close));
+        assert!(!is(server_reset));
+        assert!(is(&receive(8080, 49336, "198.18.0.1", "198.18.0.2")));
+        assert!(!is(&receive(49336, 8080, "198.18.0.2", "198.18.0.1")));
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub struct Trace {
     pub reasons_known: BTreeSet<String>,
     /// CPU time of the reading thread.
     pub cpu_ms: f64,
-    /// The client's own RST closes were left out ([`Watched::rst_close`](super::Watched)).
+    /// The client's own RST closes were left out ([`Watched::rst_close`](super::Watched)):
+    /// asked for, and this kernel names RST reasons.
     pub rst_closes_left_out: bool,
 }
 

@@ -40,11 +40,22 @@ pub struct DropStats {
     pub connections_with_events: u64,
     /// CPU time the tracing thread used.
     pub cpu_ms: f64,
-    /// With `client.close = "rst"`, the client's own RST closes are left out: RSTs sent in
-    /// TCP_CLOSE for TCP_STATE (a socket closed with SO_LINGER 0, on either side, since the
-    /// kernel's filter cannot tell whose) and the server's sockets reset by them. The client's
+    /// With `client.close = "rst"` (on kernels that name RST reasons, 6.10 and later), the
+    /// client's own RST closes are left out: RSTs sent in TCP_CLOSE for TCP_STATE (a socket
+    /// closed with SO_LINGER 0, on either side, since the kernel's filter cannot tell whose) and
+    /// every reset of a server socket (in such a run each is the client's doing). The client's
     /// `TcpExt.TCPAbortOnData` counts those closes.
     pub rst_closes_left_out: bool,
+}
+
+impl DropStats {
+    /// What the trace left out by design, said beside its table; `None` if nothing was.
+    pub fn left_out(&self) -> Option<&'static str> {
+        self.rst_closes_left_out.then_some(
+            "not traced: the client's RST closes (client.close = rst) and the resets of the \
+             server's sockets, which in such a run are the client's doing",
+        )
+    }
 }
 
 /// Counts of the lab's events (all of them, stored or not).

@@ -40,7 +40,7 @@ pub fn gloss(name: &str) -> Option<&'static str> {
         "TcpExt.TCPSynRetrans" => "SYNs (client) or SYN-ACKs (server) retransmitted",
         "TcpExt.TCPTimeouts" => "retransmission timer expiries",
         "TcpExt.TCPBacklogDrop" => "a busy socket's backlog full (not the accept queue)",
-        "TcpExt.TCPAbortOnData" => "sockets closed with unread data: RST sent",
+        "TcpExt.TCPAbortOnData" => "aborts with an RST: an SO_LINGER 0 close, or data after close",
         _ => return None,
     })
 }

@@ -204,14 +204,6 @@ pub fn drop_table(d: &DropStats) -> Result<Vec<Vec<String>>, String> {
     row("tcp_receive_reset", "server", "", c.resets_received.server);
     row("tcp_receive_reset", "client", "", c.resets_received.client);
     row("(lost in the trace buffer)", "", "", d.lost_events);
-    if d.rst_closes_left_out {
-        rows.push(vec![
-            "(not traced: RST closes)".into(),
-            "client".into(),
-            "client.close = rst".into(),
-            "left out".into(),
-        ]);
-    }
     Ok(rows)
 }
 

@@ -220,9 +220,16 @@ fn trace_events(out: &mut String, s: &Summary) {
                 let gloss = glossary::gloss(&r[2]).map_or(String::new(), |g| format!("  {g}"));
                 out.push_str(&format!("    {what:<50} {:>10}{gloss}\n", r[3]));
             }
+            if let Some(note) = s.drops.left_out() {
+                out.push_str(&format!("    ({note})\n"));
+            }
         }
         Err(why) => out.push_str(&format!("\n  drop reasons: not recorded ({why})\n")),
-        _ => {}
+        _ => {
+            if let Some(note) = s.drops.left_out() {
+                out.push_str(&format!("\n  kernel trace events: none ({note})\n"));
+            }
+        }
     }
 }
 

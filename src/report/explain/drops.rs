@@ -74,8 +74,8 @@ pub fn sentences(s: &Summary, overflows: u64, gave_up: u64, out: &mut Vec<String
     if d.rst_closes_left_out {
         out.push(format!(
             "The client closed with RSTs (client.close = rst; {} aborts in its \
-             TcpExt.TCPAbortOnData): the trace leaves those RSTs out, and the server's sockets they \
-             reset, as the run's own design.",
+             TcpExt.TCPAbortOnData): the trace leaves those RSTs out, and the resets of the \
+             server's sockets, as the run's own design.",
             thousands(s.counter("client", "TcpExt.TCPAbortOnData").max(0) as u64)
         ));
     }
