@@ -52,7 +52,7 @@ impl DropStats {
     /// What the trace left out by design, said beside its table; `None` if nothing was.
     pub fn left_out(&self) -> Option<&'static str> {
         self.rst_closes_left_out.then_some(
-            "not traced: the client's RST closes (client.close = rst) and the resets of the \
+            "Not traced: the client's RST closes (client.close = rst) and the resets of the \
              server's sockets, which in such a run are the client's doing",
         )
     }

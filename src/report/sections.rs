@@ -330,7 +330,7 @@ fn trace_events(doc: &mut Document, s: &Summary) {
         Err(why) => doc.para(format!("Not recorded: {why}.")),
     }
     if let (true, Some(note)) = (s.drops.recorded, s.drops.left_out()) {
-        doc.para(format!("{}{}.", note[..1].to_uppercase(), &note[1..]));
+        doc.para(format!("{note}."));
     }
 }
 

@@ -209,19 +209,21 @@ impl Direction {
     fn pop_due(&mut self, now: Instant) -> Option<Held> {
         let from_heap = match (self.fifo.front(), self.heap.peek()) {
             (Some(f), Some(Reverse(h))) => h < f,
-            (None, Some(_)) => true,
-            (_, None) => false,
+            (f, h) => f.is_none() && h.is_some(),
         };
-        if from_heap {
-            if self.heap.peek()?.0.due > now {
-                return None;
-            }
-            return self.heap.pop().map(|Reverse(h)| h);
-        }
-        if self.fifo.front()?.due > now {
+        let due = if from_heap {
+            self.heap.peek()?.0.due
+        } else {
+            self.fifo.front()?.due
+        };
+        if due > now {
             return None;
         }
-        self.fifo.pop_front()
+        if from_heap {
+            self.heap.pop().map(|Reverse(h)| h)
+        } else {
+            self.fifo.pop_front()
+        }
     }
 
     /// The earliest due time held, if any.
