@@ -1,26 +1,23 @@
 //! The storm: an open-loop generator of short connections, bounded in count and time.
 //!
 //! Attempts start at the absolute times of an arrival schedule ([`arrivals`]) whatever happens
-//! to earlier attempts, each on its own task, so a stalled server piles up connections the way
-//! real clients do. The storm runs on its own OS threads inside the client namespace, a Tokio
-//! runtime with one worker per core (sockets belong to the namespace of the thread that creates
-//! them, so every worker enters the namespace when it starts).
+//! to earlier attempts, so a stalled server piles up connections the way real clients do. The
+//! storm runs on its own OS threads inside the client namespace, one event loop
+//! ([`engine`]) per core, each with every n-th attempt of the schedule (sockets belong to the
+//! namespace of the thread that creates them, so every worker enters the namespace first).
 //!
 //! Ctrl-C stops scheduling; the attempts in flight finish within their own timeouts and are
 //! recorded. A second Ctrl-C abandons them.
 
 pub mod arrivals;
 pub mod attempt;
+mod engine;
 pub mod flood;
 pub mod program;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
-
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 pub use attempt::AttemptSpec;
 
@@ -110,24 +107,51 @@ impl Storm {
         let thread = std::thread::Builder::new()
             .name("bl-storm".into())
             .spawn(move || {
-                ns.enter()?;
-                // One worker per core, each moved into the client namespace before it runs a
-                // task: on veth the kernel work of both ends runs inside the client's syscalls,
-                // so a single thread saturates near 10,000 connections/s.
+                // One worker per core: on veth the kernel work of both ends runs inside the
+                // client's syscalls, so a single thread saturates near 10,000 connections/s.
                 let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(workers)
-                    .thread_name("bl-storm-worker")
-                    .on_thread_start(move || {
-                        ns.enter()
-                            .expect("a storm worker could not enter the client namespace")
-                    })
-                    .enable_all()
-                    .build()
-                    .map_err(|e| {
-                        Failure::environment(format!("cannot build the storm runtime: {e}"))
-                    })?;
-                Ok(rt.block_on(storm(offsets, spec, budget, p, tx)))
+                let in_flight = AtomicU64::new(0);
+                let shared = engine::Shared {
+                    spec: &spec,
+                    budget,
+                    in_flight: &in_flight,
+                    progress: &p,
+                };
+                let (offsets, shared, ns) = (&offsets, &shared, &ns);
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..workers)
+                        .map(|w| {
+                            let tx = tx.clone();
+                            std::thread::Builder::new()
+                                .name("bl-storm-worker".into())
+                                .spawn_scoped(s, move || {
+                                    ns.enter()?;
+                                    let due = offsets.iter().enumerate().skip(w).step_by(workers);
+                                    let due =
+                                        due.map(|(id, off)| (id as u64, shared.spec.t0 + *off));
+                                    engine::run(due, shared, tx).map_err(|e| {
+                                        Failure::environment(format!("a storm worker failed: {e}"))
+                                    })
+                                })
+                                .map_err(|e| {
+                                    Failure::environment(format!(
+                                        "cannot start a storm worker: {e}"
+                                    ))
+                                })
+                        })
+                        .collect();
+                    drop(tx);
+                    for h in handles {
+                        h?.join().expect("storm worker panicked")?;
+                    }
+                    Ok::<_, Failure>(())
+                })?;
+                Ok(StormResult {
+                    planned: offsets.len() as u64,
+                    interrupted: p.interrupted.load(Ordering::Relaxed),
+                    abandoned: p.outcome(Outcome::Abandoned),
+                    budget,
+                })
             })
             .map_err(|e| Failure::environment(format!("cannot start the storm thread: {e}")))?;
         Ok(Storm {
@@ -149,104 +173,5 @@ impl Storm {
 
     pub fn join(self) -> Result<StormResult, Failure> {
         self.thread.join().expect("storm thread panicked")
-    }
-}
-
-async fn storm(
-    offsets: Vec<std::time::Duration>,
-    spec: AttemptSpec,
-    budget: u64,
-    progress: Arc<Progress>,
-    rows: std::sync::mpsc::Sender<ConnRecord>,
-) -> StormResult {
-    let in_flight = Arc::new(AtomicU64::new(0));
-    // Each record goes out as its connection ends; the storm keeps none (1M of them were about
-    // 100 MB). The receiver outlives the storm, so a send cannot fail.
-    let hand_in = |rec: ConnRecord| {
-        let _ = rows.send(rec);
-    };
-    let spec = Arc::new(spec);
-    let abandon = Arc::new(Notify::new());
-    // Every attempt watches this: a second stop signal ends each where it stands, with its row.
-    let (abandon_all, abandoned_rx) = tokio::sync::watch::channel(false);
-    let interrupt = Arc::new(Notify::new());
-    {
-        let (progress, abandon, interrupt) = (progress.clone(), abandon.clone(), interrupt.clone());
-        // The stop signals are recorded by `crate::interrupt` (installed before anything was
-        // created); polling every 10 ms costs nothing next to the storm.
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(10));
-            loop {
-                tick.tick().await;
-                let signals = crate::interrupt::count();
-                if signals >= 1 && !progress.interrupted.swap(true, Ordering::Relaxed) {
-                    interrupt.notify_one();
-                    let by =
-                        crate::interrupt::requested().map_or("a signal", crate::interrupt::name);
-                    eprintln!("\ninterrupted ({by}): no new connections; waiting for those in flight (Ctrl-C again to abandon them)");
-                }
-                if signals >= 2 {
-                    abandon.notify_one();
-                    return;
-                }
-            }
-        });
-    }
-    let mut tasks = JoinSet::new();
-    for (id, off) in offsets.iter().enumerate() {
-        let at = spec.t0 + *off;
-        if Instant::now() < at {
-            tokio::select! {
-                _ = tokio::time::sleep_until(at.into()) => {}
-                _ = interrupt.notified() => {}
-            }
-        }
-        if progress.interrupted.load(Ordering::Relaxed) {
-            break;
-        }
-        // The budget is spent: this attempt never starts, and says so with its own outcome
-        // instead of failing its socket() with EMFILE.
-        if in_flight.load(Ordering::Relaxed) >= budget {
-            hand_in(attempt::not_started(id as u64, at, &spec));
-            progress.outcomes[Outcome::NotStarted.index()].fetch_add(1, Ordering::Relaxed);
-            progress.finished.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        progress.started.fetch_add(1, Ordering::Relaxed);
-        let (spec, progress, abandon) = (spec.clone(), progress.clone(), abandoned_rx.clone());
-        let in_flight = in_flight.clone();
-        tasks.spawn(async move {
-            let rec = attempt::run(id as u64, at, &spec, abandon).await;
-            in_flight.fetch_sub(1, Ordering::Relaxed);
-            progress.outcomes[rec.outcome.index()].fetch_add(1, Ordering::Relaxed);
-            progress.finished.fetch_add(1, Ordering::Relaxed);
-            rec
-        });
-        // Collect what has finished as the storm goes: a finished task's memory (its future,
-        // about 5 KB with the read buffer) is freed only when it is joined, and joining them
-        // all at the end held 5 KB per connection (252 MB for 50,000).
-        while let Some(done) = tasks.try_join_next() {
-            hand_in(done.unwrap_or_else(|e| panic!("connection task failed: {e}")));
-        }
-    }
-    loop {
-        tokio::select! {
-            next = tasks.join_next() => match next {
-                Some(Ok(rec)) => hand_in(rec),
-                Some(Err(e)) => panic!("connection task failed: {e}"),
-                None => break,
-            },
-            _ = abandon.notified() => {
-                // The tasks end at once and still hand in their rows.
-                let _ = abandon_all.send(true);
-            }
-        }
-    }
-    StormResult {
-        planned: offsets.len() as u64,
-        interrupted: progress.interrupted.load(Ordering::Relaxed),
-        abandoned: progress.outcome(Outcome::Abandoned),
-        budget,
     }
 }
