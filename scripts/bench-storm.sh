@@ -62,6 +62,9 @@ print(f"lab_{name} {len(ok) / span:.0f}")
 print(f"lab_{name}_achieved_over_planned {sc['achieved_rate'] / sc['planned_rate']:.4f}")
 print(f"lab_{name}_lag_p99_ms {sc['lag_ms']['p99']}")
 print(f"lab_{name}_not_started {s['outcomes']['not_started']}")
+c = s["counters"]
+print(f"lab_{name}_listen_overflows {c['server'].get('TcpExt', {}).get('ListenOverflows', 0)}")
+print(f"lab_{name}_client_syn_retrans {c['client'].get('TcpExt', {}).get('TCPSynRetrans', 0)}")
 storm_s = max(span, 1e-9)
 print(f"lab_{name}_sampler_core_share {s['sampling']['cpu_share']:.4f}")
 print(f"lab_{name}_syn_recv_counted {s['sampling'].get('syn_recv_counted', 0)}/{s['sampling']['samples']}")
@@ -102,6 +105,11 @@ print(f"  lab default / best peer     {med('lab_default') / best:.2f}")
 print(f"  lab lean / best peer        {med('lab_lean') / best:.2f}")
 print(f"  lab at 128 in flight / best  {med('lab_c128') / best:.2f}")
 print(f"  lab default / ceiling fin   {med('lab_default') / med('ceiling_fin'):.2f}")
+# Unbounded, the open-loop storm can outrun the server: then the accept queue overflows and
+# SYNs wait for their 1 s retransmission, which wrk's 64 connections never see.
+print(f"  lab default: server ListenOverflows {med('lab_default_listen_overflows'):.0f},"
+      f" client SYN retransmissions {med('lab_default_client_syn_retrans'):.0f}"
+      f" (128 in flight: {med('lab_c128_listen_overflows'):.0f}, {med('lab_c128_client_syn_retrans'):.0f})")
 # The machine's speed drifts between repetitions (steal): the ratio within each, then its median.
 def per_rep(k):
     peers = [max(float(w), float(h)) for w, h in zip(figs.get("wrk", []), figs.get("h2load", []))]
