@@ -72,7 +72,7 @@ pub fn run(
             }
         }
         if signals >= 2 {
-            w.abandon_all();
+            w.end_all((Outcome::Abandoned, None));
             return Ok(());
         }
         let now = Instant::now();
@@ -80,7 +80,7 @@ pub fn run(
         if scheduling {
             for _ in 0..STARTS_PER_TURN {
                 match due.next_if(|&(_, at)| at <= now) {
-                    Some((id, at)) => w.start(id, at, now),
+                    Some((id, at)) => w.start(id, at),
                     None => break,
                 }
             }
@@ -96,16 +96,27 @@ pub fn run(
             return Ok(());
         }
         let wake = if more_due {
-            now
+            None
         } else {
-            [next_start, w.next_deadline()]
-                .into_iter()
-                .flatten()
-                .fold(now + SIGNAL_POLL, Instant::min)
+            Some(
+                [next_start, w.next_deadline()]
+                    .into_iter()
+                    .flatten()
+                    .fold(now + SIGNAL_POLL, Instant::min),
+            )
         };
-        let n = w
-            .poll
-            .wait(&mut events, wake.saturating_duration_since(now))?;
+        // Measured again: the turn's starts took time of their own.
+        let timeout = wake.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        let n = match w.poll.wait(&mut events, timeout) {
+            Ok(n) => n,
+            Err(e) => {
+                // Every connection in flight keeps its row, with the error that stopped it.
+                w.end_all((Outcome::Other, e.raw_os_error()));
+                return Err(e);
+            }
+        };
         for ev in &events[..n] {
             // Copied out: the kernel's struct is packed.
             let (token, mask) = (ev.u64, ev.events);
@@ -127,25 +138,30 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
-    fn start(&mut self, id: u64, at: Instant, now: Instant) {
+    fn start(&mut self, id: u64, at: Instant) {
         let Shared {
             spec,
             budget,
             in_flight,
             progress,
         } = self.shared;
-        // The budget is spent: this attempt never starts, and says so with its own outcome
-        // instead of failing its socket() with EMFILE.
-        if in_flight.load(Ordering::Relaxed) >= *budget {
+        let now = Instant::now();
+        // A place in the budget is taken before the socket, so that the workers together never
+        // hold more than the budget. Spent: this attempt never starts, and says so with its own
+        // outcome instead of failing its socket() with EMFILE.
+        if in_flight.fetch_add(1, Ordering::Relaxed) >= *budget {
+            in_flight.fetch_sub(1, Ordering::Relaxed);
             self.hand_in(attempt::not_started(id, at, spec, now));
             return;
         }
         progress.started.fetch_add(1, Ordering::Relaxed);
         let conn = match Conn::start(id, at, spec, now) {
             Ok(c) => c,
-            Err(rec) => return self.hand_in(rec),
+            Err(rec) => {
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                return self.hand_in(rec);
+            }
         };
-        in_flight.fetch_add(1, Ordering::Relaxed);
         let fd = conn.socket().as_raw_fd();
         let token = self.conns.insert(conn);
         // Edge-triggered, registered once: the connect's end, then each arrival of response
@@ -210,9 +226,10 @@ impl Worker<'_> {
         c.into_iter().chain(r).min()
     }
 
-    fn abandon_all(&mut self) {
+    /// Ends every connection in flight the same way (a second stop signal, a failed wait).
+    fn end_all(&mut self, end: End) {
         for conn in self.conns.drain() {
-            self.end(conn, (Outcome::Abandoned, None));
+            self.end(conn, end);
         }
     }
 

@@ -68,7 +68,7 @@ pub struct StormResult {
 }
 
 /// Descriptors kept for everything that is not a connection (counter files, sock_diag, the
-/// trace, the runtime, the result files).
+/// trace, the storm workers' epoll sets, the result files).
 const RESERVED_FDS: u64 = 256;
 
 /// How many connections the client may have open at once: `asked` (`client.max_in_flight`), at
