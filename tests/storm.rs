@@ -185,6 +185,12 @@ fn the_in_flight_budget_holds_across_workers_while_connections_churn() {
         most <= 16,
         "at most 16 open at once, all workers together: {most}"
     );
+    // Those that started are exactly those the client's kernel saw connect() for.
+    assert_eq!(
+        util::counter(&s, "client", "Tcp.ActiveOpens") as u64,
+        20000 - outcome(&s, "not_started"),
+        "client ActiveOpens vs started rows"
+    );
 }
 
 /// Honest overload (issue #10, goal 4): a storm scheduled far beyond what the client may hold

@@ -64,19 +64,7 @@ impl Conn {
         spec: &AttemptSpec,
         now: Instant,
     ) -> Result<Conn, ConnRecord> {
-        let mut rec = ConnRecord {
-            id,
-            scheduled_us: us(spec.t0, scheduled),
-            started_us: us(spec.t0, now),
-            connected_us: None,
-            first_byte_us: None,
-            finished_us: 0,
-            outcome: Outcome::Other,
-            errno: None,
-            retransmits: 0,
-            local_port: None,
-            bytes: 0,
-        };
+        let mut rec = fresh(id, scheduled, spec, now);
         let fail = |mut rec: ConnRecord, outcome, e: io::Error| {
             rec.outcome = outcome;
             rec.errno = e.raw_os_error();
@@ -221,15 +209,22 @@ impl Conn {
 /// The row of attempt `id`, due at `scheduled`, that never started because the client's
 /// in-flight budget was spent: no socket, no times but its own.
 pub fn not_started(id: u64, scheduled: Instant, spec: &AttemptSpec, now: Instant) -> ConnRecord {
-    let now = us(spec.t0, now);
+    let mut rec = fresh(id, scheduled, spec, now);
+    rec.outcome = Outcome::NotStarted;
+    rec.finished_us = rec.started_us;
+    rec
+}
+
+/// The record of attempt `id` as it starts at `now`: nothing known yet but its times.
+fn fresh(id: u64, scheduled: Instant, spec: &AttemptSpec, now: Instant) -> ConnRecord {
     ConnRecord {
         id,
         scheduled_us: us(spec.t0, scheduled),
-        started_us: now,
+        started_us: us(spec.t0, now),
         connected_us: None,
         first_byte_us: None,
-        finished_us: now,
-        outcome: Outcome::NotStarted,
+        finished_us: 0,
+        outcome: Outcome::Other,
         errno: None,
         retransmits: 0,
         local_port: None,

@@ -240,16 +240,14 @@ impl Worker<'_> {
         self.hand_in(rec);
     }
 
+    /// Counts a record (once: every record passes here) and sends it on.
     fn hand_in(&mut self, rec: ConnRecord) {
-        count(self.shared.progress, rec.outcome);
+        let progress = self.shared.progress;
+        progress.outcomes[rec.outcome.index()].fetch_add(1, Ordering::Relaxed);
+        progress.finished.fetch_add(1, Ordering::Relaxed);
         // The receiver outlives the storm, so a send cannot fail.
         let _ = self.rows.send(rec);
     }
-}
-
-fn count(progress: &Progress, outcome: Outcome) {
-    progress.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
-    progress.finished.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The connections in flight, each under a token: its slot's index in the low 32 bits, and the
@@ -300,8 +298,7 @@ impl Slots {
     fn drain(&mut self) -> Vec<Conn> {
         self.live = 0;
         self.free.clear();
-        let all = self.slots.drain(..).filter_map(|(_, c)| c).collect();
-        all
+        self.slots.drain(..).filter_map(|(_, c)| c).collect()
     }
 }
 
@@ -335,6 +332,9 @@ impl Epoll {
     /// Waits at most `timeout` (to the microsecond: `epoll_wait`'s milliseconds would start
     /// attempts up to 1 ms late) and returns how many events it filled in.
     fn wait(&self, events: &mut [libc::epoll_event], timeout: Duration) -> std::io::Result<usize> {
+        if NO_PWAIT2.load(Ordering::Relaxed) {
+            return self.wait_ms(events, timeout);
+        }
         let ts = libc::timespec {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -355,30 +355,44 @@ impl Epoll {
         let e = std::io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::EINTR) => Ok(0),
-            // Before Linux 5.11: milliseconds, rounded up so no deadline is missed.
+            // Before Linux 5.11: milliseconds from here on.
             Some(libc::ENOSYS) => {
-                let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-                // SAFETY: as above.
-                let n = unsafe {
-                    libc::epoll_wait(
-                        self.0.as_raw_fd(),
-                        events.as_mut_ptr(),
-                        events.len() as libc::c_int,
-                        ms,
-                    )
-                };
-                match n {
-                    n if n >= 0 => Ok(n as usize),
-                    _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {
-                        Ok(0)
-                    }
-                    _ => Err(std::io::Error::last_os_error()),
-                }
+                NO_PWAIT2.store(true, Ordering::Relaxed);
+                self.wait_ms(events, timeout)
             }
             _ => Err(e),
         }
     }
+
+    /// `epoll_wait`, its timeout rounded up to milliseconds so that no deadline is missed.
+    fn wait_ms(
+        &self,
+        events: &mut [libc::epoll_event],
+        timeout: Duration,
+    ) -> std::io::Result<usize> {
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: a valid epoll fd, a buffer of the length given.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.0.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as libc::c_int,
+                ms,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        match std::io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EINTR) => Ok(0),
+            e => Err(e),
+        }
+    }
 }
+
+/// Set once `epoll_pwait2` turned out missing (a kernel before 5.11), so that no worker asks
+/// for it again on every turn.
+static NO_PWAIT2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[cfg(test)]
 mod tests {
