@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use super::attempt::{self, AttemptSpec, Conn, End, Phase};
+use super::attempt::{self, AttemptSpec, Conn, End, Phase, Readiness};
 use super::Progress;
 use crate::record::{ConnRecord, Outcome};
 
@@ -120,8 +120,7 @@ pub fn run(
         for ev in &events[..n] {
             // Copied out: the kernel's struct is packed.
             let (token, mask) = (ev.u64, ev.events);
-            let writable = mask & (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
-            w.ready(token, writable, &mut scratch);
+            w.ready(token, Readiness::of(mask), &mut scratch);
         }
     }
 }
@@ -174,12 +173,12 @@ impl Worker<'_> {
             .push_back((now + spec.connect_timeout, token));
     }
 
-    fn ready(&mut self, token: u64, writable: bool, scratch: &mut [u8]) {
+    fn ready(&mut self, token: u64, ready: Readiness, scratch: &mut [u8]) {
         let spec = self.shared.spec;
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        match conn.advance(writable, spec, scratch) {
+        match conn.advance(ready, spec, scratch) {
             Ok(false) => {}
             Ok(true) => self
                 .response_deadlines
