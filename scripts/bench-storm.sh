@@ -10,6 +10,8 @@
 #   goal 2  the sampler's and the tracer's CPU, as a share of one core, in the default storm
 #   goal 3  the lab's schedule at 0.8 x the best peer: start lag p99, achieved / planned
 #   goal 5  the lab with client.close=rst, 128 in flight, against the RST ceiling
+#   goal 6  (after the repetitions; SCALE=0 skips it) the two hosts' setup and teardown, and a
+#           1,000,000-connection storm at 10,000/s: its peak RSS (/usr/bin/time) and outcomes
 # The lab's rate is its ok connections over the span from the first start to the last finish;
 # its schedule is RATE (default 60,000/s), above what this machine can do, so what it achieves is
 # its capacity (attempts beyond its in-flight budget end as not_started and are not counted).
@@ -22,9 +24,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}; secs=${2:-5}; rate=${RATE:-60000}
-command -v wrk >/dev/null && command -v h2load >/dev/null ||
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client; }
-cargo build --release --quiet --bin backlog-lab --example connect_ceiling
+command -v wrk >/dev/null && command -v h2load >/dev/null && [ -x /usr/bin/time ] ||
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client time; }
+cargo build --release --quiet --bin backlog-lab --example connect_ceiling --example hosts_setup
 bin=target/release/backlog-lab; ceiling=target/release/examples/connect_ceiling
 tmp=$(mktemp -d); trap '[ -z "${serve:-}" ] || kill "$serve" 2>/dev/null; rm -rf "$tmp"' EXIT
 fast=(--set server.accept=fast --set server.accept_rate= --set server.backlog=4096
@@ -94,7 +96,7 @@ for i in $(seq "$reps"); do
   lab on_schedule "$best"
 done
 
-python3 - "$tmp/figures" <<'PY'
+[ "$reps" -gt 0 ] && python3 - "$tmp/figures" <<'PY'
 import sys, statistics
 figs = {}
 for line in open(sys.argv[1]):
@@ -139,3 +141,19 @@ print(f"  achieved / planned          {med('lab_on_schedule_achieved_over_planne
 print("goal 5: RST close, 128 in flight, against the RST ceiling (>= 0.90)")
 print(f"  lab rst / ceiling rst       {med('lab_rst') / med('ceiling_rst'):.2f}")
 PY
+
+if [ "${SCALE:-1}" != 0 ]; then
+  echo "goal 6: scale (setup + teardown <= 50 ms; 1,000,000 connections with RSS <= 150 MB)"
+  target/release/examples/hosts_setup 20 | sed 's/^/  hosts /'
+  /usr/bin/time -f '%M' -o "$tmp/rss" "$bin" run envoy-somaxconn-128 "${fast[@]}" --quiet --force \
+    --out "$tmp/million" --set client.rate=10000 --set client.connections=1000000 \
+    --set client.duration=100s > /dev/null 2>&1 || true
+  python3 - "$tmp/million" "$(tail -1 "$tmp/rss")" <<'PY'
+import json, sys
+s = json.load(open(f"{sys.argv[1]}/summary.json"))
+outcomes = {k: v for k, v in s["outcomes"].items() if v}
+print(f"  1,000,000 connections: peak RSS {int(sys.argv[2]) / 1024:.0f} MB (/usr/bin/time, plots and"
+      f" report included; {s['schedule']['peak_rss_bytes'] / 2**20:.0f} MB up to the summary),"
+      f" outcomes {outcomes}, achieved {s['schedule']['achieved_rate']:,.0f}/s")
+PY
+fi
