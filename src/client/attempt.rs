@@ -32,7 +32,8 @@ fn us(t0: Instant, t: Instant) -> u64 {
     t.saturating_duration_since(t0).as_micros() as u64
 }
 
-/// The request sizes that fit one segment at any MSS (RFC 1122's default of 536).
+/// Requests up to this size (RFC 1122's default MSS) go out in one `send()` on a connection
+/// with nothing in flight, which Nagle (Linux's Minshall variant) never holds back.
 const ONE_SEGMENT: usize = 536;
 
 /// What one readiness event says of a socket.
@@ -158,9 +159,10 @@ impl Conn {
             if !ready.writable && !ready.error {
                 return Ok(false);
             }
-            // The handshake's end, or its failure. A failed connect always raises EPOLLERR or
-            // EPOLLHUP (the socket is closed, so it is never writable), so SO_ERROR is asked
-            // for only then.
+            // The handshake's end, or its failure. Every failed connect ends in `tcp_done`
+            // (TCP_CLOSE, its error set first), for which `tcp_poll` always raises EPOLLHUP, so
+            // SO_ERROR is asked for only then. (TCP_FASTOPEN_CONNECT's deferred connect would
+            // report EPOLLOUT before the handshake; the storm does not use it.)
             if ready.error {
                 match self.socket.take_error() {
                     Ok(None) => {}

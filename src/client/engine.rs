@@ -144,15 +144,18 @@ impl Worker<'_> {
             in_flight,
             progress,
         } = self.shared;
-        let now = Instant::now();
         // A place in the budget is taken before the socket, so that the workers together never
         // hold more than the budget. Spent: this attempt never starts, and says so with its own
         // outcome instead of failing its socket() with EMFILE.
         if in_flight.fetch_add(1, Ordering::Relaxed) >= *budget {
             in_flight.fetch_sub(1, Ordering::Relaxed);
-            self.hand_in(attempt::not_started(id, at, spec, now));
+            self.hand_in(attempt::not_started(id, at, spec, Instant::now()));
             return;
         }
+        // Read after the place is taken, so that the start is never earlier than the finish of
+        // the connection whose place it took: the rows' in-flight sweep then never counts more
+        // than the budget (a worker preempted between the two read 17 of 16 once).
+        let now = Instant::now();
         progress.started.fetch_add(1, Ordering::Relaxed);
         let conn = match Conn::start(id, at, spec, now) {
             Ok(c) => c,

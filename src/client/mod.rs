@@ -84,26 +84,40 @@ pub fn in_flight_budget(asked: Option<u64>, nofile: u64) -> (u64, bool) {
     }
 }
 
-/// Grows the process's descriptor table, once and before the schedule starts, to hold `fds`
-/// descriptors (at most the open-files limit allows).
+/// Grows the process's descriptor table, once and before time zero, to hold what a storm of
+/// `connections` with the in-flight limit `asked` can need: its connections, as many again for
+/// the server's side of them (the lab's own server shares this process), and
+/// [`RESERVED_FDS`]; at most the open-files limit and [`MOST_RESERVED`].
 ///
 /// Why: the kernel grows the table as descriptor numbers climb, and in a multi-threaded process
 /// each growth waits for an RCU grace period while every other `socket()` and `accept()` of the
-/// process waits on the resize. Mid-storm that stalled both storm workers and the lab's server
-/// together for tens of milliseconds, each time the connections in flight first reached a new
-/// power of two: start-lag episodes of 20-80 ms at a schedule the machine otherwise kept to
-/// within 2 ms. The table never shrinks, so growing it once up front costs 8 bytes a slot of
-/// kernel memory and nothing later.
-pub fn reserve_descriptors(fds: u64) {
+/// process that needs a higher descriptor waits on the resize. Mid-storm that stalled both
+/// storm workers and the lab's server together (11 ms in `perf sched`), each time the
+/// connections in flight first reached a new power of two: start-lag episodes of 15-43 ms at a
+/// schedule the machine otherwise kept to within 2 ms. The table never shrinks, so growing it
+/// once up front costs 8 bytes a slot of kernel memory and nothing later.
+pub fn reserve_descriptors(connections: u64, asked: Option<u64>) {
     let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
-    let highest = fds.min(nofile).saturating_sub(1).min(i32::MAX as u64) as libc::c_int;
-    // SAFETY: plain descriptor syscalls on a descriptor of our own (standard error, or whatever
-    // holds 2), whose duplicate is closed at once.
-    unsafe {
-        let dup = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, highest);
+    let (budget, _) = in_flight_budget(asked, nofile);
+    let fds = (2 * budget.min(connections) + RESERVED_FDS).min(MOST_RESERVED);
+    reserve_fd_table(fds.min(nofile));
+}
+
+/// The largest table grown up front (8 MiB of kernel memory): a limit raised to a billion must
+/// not turn into a table of a billion slots. Above it, growth happens as it comes.
+const MOST_RESERVED: u64 = 1 << 20;
+
+/// Grows the descriptor table to at least `fds` slots: a duplicate at descriptor `fds - 1`,
+/// closed at once. Best effort: without any open standard descriptor to copy, nothing happens.
+fn reserve_fd_table(fds: u64) {
+    let highest = fds.saturating_sub(1).min(i32::MAX as u64) as libc::c_int;
+    for fd in [2, 1, 0] {
+        // SAFETY: plain descriptor syscalls; the duplicate is ours and closed at once.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, highest) };
         if dup >= 0 {
-            libc::close(dup);
+            unsafe { libc::close(dup) };
+            return;
         }
     }
 }
@@ -124,9 +138,6 @@ impl Storm {
         budget: u64,
     ) -> Result<Storm, Failure> {
         let offsets = arrivals::schedule(&plan.arrival, plan.connections, plan.duration, plan.seed);
-        // The client's connections, as many again for the server's side of them (the lab's own
-        // server shares this process) and the descriptors that are not connections.
-        reserve_descriptors(2 * budget.min(offsets.len() as u64) + RESERVED_FDS);
         let progress = Arc::new(Progress::new(offsets.len() as u64));
         let ns = ns.try_clone()?;
         let p = progress.clone();
@@ -218,6 +229,11 @@ mod tests {
             .unwrap()
             .0;
         let want = nofile.min(5000);
+        if want <= 64 {
+            // FDSize starts at 64: a limit this low leaves nothing to grow.
+            eprintln!("open-files limit {nofile}: nothing to grow");
+            return;
+        }
         assert!(
             fd_table_size() < want,
             "nothing to grow: FDSize {}",
@@ -225,7 +241,8 @@ mod tests {
         );
         let open = || std::fs::read_dir("/proc/self/fd").unwrap().count();
         let before = open();
-        super::reserve_descriptors(want);
+        // (want - 256) / 2 connections, none of them limited: want descriptors in all.
+        super::reserve_descriptors((want - super::RESERVED_FDS) / 2, None);
         assert!(fd_table_size() >= want, "FDSize {}", fd_table_size());
         // Other tests of this binary open and close descriptors meanwhile; none is ours.
         assert!(open() <= before + 8, "{} open, {before} before", open());

@@ -78,7 +78,8 @@ pub fn run(
     // Which other labs hold a subnet now (and, below, at the end): read before time zero.
     let own = topo.subnet();
     let others_before = claim::other_labs(own);
-    // Time zero comes after every setup step, so the first arrivals are not a catch-up burst.
+    crate::client::reserve_descriptors(plan.client.connections, plan.client.max_in_flight);
+    // Time zero comes after every setup step, the table's growth too: no catch-up burst.
     let t0 = Instant::now() + Duration::from_millis(20);
     let t0_mono_ns = drops::monotonic_ns(t0);
     tracing.open_window();
