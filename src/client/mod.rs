@@ -85,9 +85,9 @@ pub fn in_flight_budget(asked: Option<u64>, nofile: u64) -> (u64, bool) {
 }
 
 /// Grows the process's descriptor table, once and before time zero, to hold what a storm of
-/// `connections` with the in-flight limit `asked` can need: its connections, as many again for
-/// the server's side of them (the lab's own server shares this process), and
-/// [`RESERVED_FDS`]; at most the open-files limit and [`MOST_RESERVED`].
+/// `connections` with the in-flight budget `budget` (see [`in_flight_budget`]) can need: its
+/// connections, as many again for the server's side of them (the lab's own server shares this
+/// process), and [`RESERVED_FDS`]; at most the open-files limit `nofile` and [`MOST_RESERVED`].
 ///
 /// Why: the kernel grows the table as descriptor numbers climb, and in a multi-threaded process
 /// each growth waits for an RCU grace period while every other `socket()` and `accept()` of the
@@ -96,12 +96,9 @@ pub fn in_flight_budget(asked: Option<u64>, nofile: u64) -> (u64, bool) {
 /// connections in flight first reached a new power of two: start-lag episodes of 15-43 ms at a
 /// schedule the machine otherwise kept to within 2 ms. The table never shrinks, so growing it
 /// once up front costs 8 bytes a slot of kernel memory and nothing later.
-pub fn reserve_descriptors(connections: u64, asked: Option<u64>) {
-    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map_or(1024, |(soft, _)| soft);
-    let (budget, _) = in_flight_budget(asked, nofile);
-    let fds = (2 * budget.min(connections) + RESERVED_FDS).min(MOST_RESERVED);
-    reserve_fd_table(fds.min(nofile));
+pub fn reserve_descriptors(budget: u64, connections: u64, nofile: u64) {
+    let fds = 2 * budget.min(connections) + RESERVED_FDS;
+    reserve_fd_table(fds.min(MOST_RESERVED).min(nofile));
 }
 
 /// The largest table grown up front (8 MiB of kernel memory): a limit raised to a billion must
@@ -241,8 +238,9 @@ mod tests {
         );
         let open = || std::fs::read_dir("/proc/self/fd").unwrap().count();
         let before = open();
-        // (want - 256) / 2 connections, none of them limited: want descriptors in all.
-        super::reserve_descriptors((want - super::RESERVED_FDS) / 2, None);
+        // (want - 256) / 2 connections, the budget no limit: want descriptors in all.
+        let (budget, _) = super::in_flight_budget(None, nofile);
+        super::reserve_descriptors(budget, (want - super::RESERVED_FDS) / 2, nofile);
         assert!(fd_table_size() >= want, "FDSize {}", fd_table_size());
         // Other tests of this binary open and close descriptors meanwhile; none is ours.
         assert!(open() <= before + 8, "{} open, {before} before", open());

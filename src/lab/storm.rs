@@ -78,7 +78,7 @@ pub fn run(
     // Which other labs hold a subnet now (and, below, at the end): read before time zero.
     let own = topo.subnet();
     let others_before = claim::other_labs(own);
-    crate::client::reserve_descriptors(plan.client.connections, plan.client.max_in_flight);
+    let budget = in_flight_budget(plan);
     // Time zero comes after every setup step, the table's growth too: no catch-up burst.
     let t0 = Instant::now() + Duration::from_millis(20);
     let t0_mono_ns = drops::monotonic_ns(t0);
@@ -103,7 +103,7 @@ pub fn run(
             Flood::start(&topo.client, f, target, sources, t0, plan.client.seed)
         })
         .transpose()?;
-    let traffic = traffic(&topo, plan, spec, &client_log, t0, tick, rows)?;
+    let traffic = traffic(&topo, plan, spec, budget, &client_log, tick, rows)?;
     let flood = flood.map(Flood::stop);
     // What the storm's last packets cause in the kernel (drops, cookies, SYN-ACK retries, RSTs)
     // happens after its last connection ended: wait for it before the last reading.
@@ -165,15 +165,15 @@ fn traffic(
     topo: &crate::topo::Topology,
     plan: &RunPlan,
     spec: AttemptSpec,
+    budget: u64,
     client_log: &std::path::Path,
-    t0: Instant,
     tick: &mut dyn FnMut(&Progress),
     rows: &mut dyn RowSink,
 ) -> anyhow::Result<Traffic> {
     Ok(match &plan.client.program {
-        None => storm(topo, plan, spec, tick, rows)?,
+        None => storm(topo, plan, spec, budget, tick, rows)?,
         Some(p) => {
-            let (stats, ran) = client_program(topo, plan, p, client_log, t0, tick)?;
+            let (stats, ran) = client_program(topo, plan, p, client_log, spec.t0, tick)?;
             let storm = StormResult {
                 interrupted: crate::interrupt::count() > 0,
                 ..Default::default()
@@ -186,6 +186,24 @@ fn traffic(
         }
     })
 }
+/// The storm's in-flight budget (`client.max_in_flight`, at most what the open-files limit
+/// allows; said when lowered), with the descriptor table grown for it before time zero
+/// ([`crate::client::reserve_descriptors`]).
+fn in_flight_budget(plan: &RunPlan) -> u64 {
+    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    let (budget, lowered) = crate::client::in_flight_budget(plan.client.max_in_flight, nofile);
+    // A client program of the user's own opens its connections itself.
+    if lowered && plan.client.program.is_none() {
+        eprintln!(
+            "note: client.max_in_flight = {} is more than the open-files limit ({nofile}) allows; \
+             the storm keeps at most {budget} connections open",
+            plan.client.max_in_flight.unwrap_or(0)
+        );
+    }
+    crate::client::reserve_descriptors(budget, plan.client.connections, nofile);
+    budget
+}
 
 /// The lab's own storm, from time zero to its last connection. Every 100 ms, the records of the
 /// connections that finished go to `rows` and into the tally. A sink that fails (a full disk)
@@ -194,19 +212,10 @@ fn storm(
     topo: &crate::topo::Topology,
     plan: &RunPlan,
     spec: AttemptSpec,
+    budget: u64,
     tick: &mut dyn FnMut(&Progress),
     rows: &mut dyn RowSink,
 ) -> anyhow::Result<Traffic> {
-    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map_or(1024, |(soft, _)| soft);
-    let (budget, lowered) = crate::client::in_flight_budget(plan.client.max_in_flight, nofile);
-    if lowered {
-        eprintln!(
-            "note: client.max_in_flight = {} is more than the open-files limit ({nofile}) allows; \
-             the storm keeps at most {budget} connections open",
-            plan.client.max_in_flight.unwrap_or(0)
-        );
-    }
     let storm = Storm::start(&topo.client, &plan.client, spec, budget)?;
     let mut tally = Tally::with_capacity(plan.client.connections);
     let mut ports = PortStarts::default();
